@@ -1,0 +1,1 @@
+"""The agent loop, its model layer and the offline policy."""

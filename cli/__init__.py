@@ -1,0 +1,1 @@
+"""Front doors for people: the typer CLI."""

@@ -1,0 +1,1 @@
+"""The context map: PEEK's orientation cache and the policy that maintains it."""

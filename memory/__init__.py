@@ -1,0 +1,1 @@
+"""Episodic memory: the GSW workspace and EpiCache episodes."""

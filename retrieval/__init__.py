@@ -1,0 +1,1 @@
+"""Finding evidence: corpus walking, chunking, the lexical index and the symbol graph."""

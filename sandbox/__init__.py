@@ -1,0 +1,1 @@
+"""Read-only file tools confined to a corpus root; depends on nothing else in peek."""
