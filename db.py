@@ -5,17 +5,17 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from peek.errors import StoreError
 
 # Every revision this peek knows, oldest first; tests check it against migrations/versions.
-REVISIONS = ("0001",)
+REVISIONS = ("0001", "0002")
 HEAD_REVISION = REVISIONS[-1]
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
@@ -50,12 +50,11 @@ class Database:
 def open_database(path: Path) -> Database:
     """Open (creating if needed) and migrate a store; refuse corrupt, foreign or newer files."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _check_header(path)
+    revision = _inspect(path)
     db = Database(path)
     try:
-        revision = _current_revision(db)
         if revision != HEAD_REVISION:
-            _migrate(db, revision)
+            _migrate(db)
     except BaseException:
         db.close()
         raise
@@ -92,27 +91,37 @@ def _check_header(path: Path) -> None:
         raise StoreError(f"{path} is not a SQLite database (corrupt or foreign file)", _MOVE_ASIDE)
 
 
-def _current_revision(db: Database) -> str | None:
-    with db.read() as conn:
-        tables = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master")}
-        if "alembic_version" not in tables:
-            if tables - {"sqlite_sequence"}:
-                raise StoreError(f"{db.path} is a SQLite database but not a peek store", _MOVE_ASIDE)
-            return None
-        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-    revision = row[0] if row else None
+def _inspect(path: Path) -> str | None:
+    """The schema revision of an existing file, read without writing a byte to it."""
+    _check_header(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if "alembic_version" not in tables:
+                if tables - {"sqlite_sequence"}:
+                    raise StoreError(f"{path} is a SQLite database but not a peek store", _MOVE_ASIDE)
+                return None
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} cannot be read: {exc}", _MOVE_ASIDE) from exc
+    return _known_revision(path, row[0] if row else None)
+
+
+def _known_revision(path: Path, revision: str | None) -> str | None:
     if revision is not None and revision not in REVISIONS:
         raise StoreError(
-            f"{db.path} has schema revision {revision}, unknown to this peek (newer?)",
+            f"{path} has schema revision {revision}, unknown to this peek (newer?)",
             "upgrade peek, or set PEEK_HOME to another folder",
         )
     return revision
 
 
-def _migrate(db: Database, revision: str | None) -> None:
+def _migrate(db: Database) -> None:
     """Upgrade to head under an exclusive file lock, so concurrent openers migrate once."""
     with _file_lock(db.path.with_suffix(".lock")):
-        if _current_revision(db) == HEAD_REVISION:
+        if _inspect(db.path) == HEAD_REVISION:
             return
         with db.engine.connect() as conn:
             _run_alembic(conn)

@@ -72,7 +72,7 @@ def upgrade() -> None:
     # Token text is expanded in Python (code-aware splitting); '_' stays inside identifiers.
     op.execute(
         "CREATE VIRTUAL TABLE chunks_fts USING fts5("
-        "path, symbol, body, tokenize = \"unicode61 tokenchars '_'\")"
+        "path, symbol, body, tokenize = \"porter unicode61 tokenchars '_'\")"
     )
     op.execute(
         "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks "

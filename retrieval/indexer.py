@@ -1,0 +1,276 @@
+"""Incremental, blob-keyed indexing of a corpus into the store, in one write transaction."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Connection, delete, insert, select, text, update
+
+from peek.db import Database
+from peek.errors import CorpusError
+from peek.retrieval.chunking import ParsedFile, language_for, parse_file
+from peek.retrieval.lexical import expand_for_index, path_field
+from peek.retrieval.walk import (
+    FileEntry,
+    GitState,
+    git_blob_sha,
+    git_state,
+    is_binary,
+    walk_corpus,
+)
+from peek.schema import Chunk, Corpus, File, Symbol
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the store holds about a file, enough to decide whether to read it again."""
+
+    id: int
+    blob_sha: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(slots=True)
+class ReadFile:
+    """A file read and parsed, ready to be written."""
+
+    entry: FileEntry
+    blob_sha: str
+    parsed: ParsedFile
+    line_count: int
+    decode_errors: int
+
+
+@dataclass(slots=True)
+class IndexStats:
+    """The outcome of one index run (the `peek index --json` contract plus what was skipped)."""
+
+    corpus: str
+    files: int = 0
+    chunks: int = 0
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+    skipped_binary: int = 0
+    skipped_large: int = 0
+    decode_errors: int = 0
+    first_index: bool = False
+    unreadable: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON contract of `peek index --json`, then the extra counters."""
+        return {
+            "corpus": self.corpus, "files": self.files, "chunks": self.chunks,
+            "added": self.added, "changed": self.changed, "removed": self.removed,
+            "seconds": round(self.seconds, 3), "skipped_binary": self.skipped_binary,
+            "skipped_large": self.skipped_large, "decode_errors": self.decode_errors,
+        }
+
+
+def index_corpus(
+    db: Database, root: Path, max_file_bytes: int, progress: Progress | None = None
+) -> IndexStats:
+    """Bring the store in line with the files under `root`, re-reading only what changed."""
+    started = time.perf_counter()
+    stats = IndexStats(corpus=str(root))
+    report = walk_corpus(root, max_file_bytes)
+    stats.skipped_large, stats.skipped_binary = len(report.too_large), report.binary_suffix
+    stats.unreadable = report.unreadable
+    if not report.files:
+        raise CorpusError(f"no indexable files in {root}", "add text files or check .peekignore")
+    corpus_id, known = _load_known(db, root)
+    stats.first_index = not known
+    todo = [e for e in report.files if not _unchanged(e, known.get(e.path))]
+    reads, touched, binary = _read_all(todo, known, stats, progress)
+    present = {e.path for e in report.files} - binary
+    git = git_state(root)
+    with db.write() as conn:
+        corpus_id = _ensure_corpus(conn, root, corpus_id)
+        _apply(conn, corpus_id, known, present, reads, touched, stats)
+        stats.files, stats.chunks = _totals(conn, corpus_id)
+        stats.seconds = time.perf_counter() - started
+        _stamp(conn, corpus_id, git, stats.seconds)
+    return stats
+
+
+def _unchanged(entry: FileEntry, known: Known | None) -> bool:
+    """Same size and mtime as when it was indexed: trust it without reading (as git does)."""
+    return known is not None and known.size == entry.size and known.mtime_ns == entry.mtime_ns
+
+
+def _load_known(db: Database, root: Path) -> tuple[int | None, dict[str, Known]]:
+    with db.read() as conn:
+        corpus_id = conn.scalar(select(Corpus.id).where(Corpus.root == str(root)))
+        if corpus_id is None:
+            return None, {}
+        rows = conn.execute(
+            select(File.path, File.id, File.blob_sha, File.size, File.mtime_ns).where(
+                File.corpus_id == corpus_id
+            )
+        )
+        return corpus_id, {r[0]: Known(r[1], r[2], r[3], r[4]) for r in rows}
+
+
+def _read_all(
+    todo: list[FileEntry], known: dict[str, Known], stats: IndexStats, progress: Progress | None
+) -> tuple[list[ReadFile], list[tuple[int, FileEntry]], set[str]]:
+    """Read and parse new or changed files; a same-blob file only gets its stat refreshed."""
+    reads: list[ReadFile] = []
+    touched: list[tuple[int, FileEntry]] = []
+    binary: set[str] = set()
+    for n, entry in enumerate(todo, 1):
+        data = _read_bytes(entry, stats)
+        if data is None or is_binary(data):
+            stats.skipped_binary += data is not None
+            binary.add(entry.path)
+        else:
+            sha, prior = git_blob_sha(data), known.get(entry.path)
+            if prior is not None and prior.blob_sha == sha:
+                touched.append((prior.id, entry))
+            else:
+                reads.append(_parse(entry, sha, data))
+        if progress is not None:
+            progress(n, len(todo))
+    stats.decode_errors = sum(r.decode_errors for r in reads)
+    return reads, touched, binary
+
+
+def _read_bytes(entry: FileEntry, stats: IndexStats) -> bytes | None:
+    try:
+        return entry.abspath.read_bytes()
+    except OSError:
+        stats.unreadable.append(entry.path)
+        return None
+
+
+def _parse(entry: FileEntry, sha: str, data: bytes) -> ReadFile:
+    """Decode (invalid UTF-8 replaced and counted) and parse one file."""
+    try:
+        body, errors = data.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        body = data.decode("utf-8", errors="replace")
+        errors = body.count("\ufffd")
+    parsed = parse_file(entry.path, body, language_for(entry.path))
+    lines = body.count("\n") + (0 if body.endswith("\n") or not body else 1)
+    return ReadFile(entry, sha, parsed, lines, errors)
+
+
+def _ensure_corpus(conn: Connection, root: Path, corpus_id: int | None) -> int:
+    if corpus_id is not None:
+        return corpus_id
+    found = conn.scalar(select(Corpus.id).where(Corpus.root == str(root)))
+    if found is not None:
+        return int(found)
+    kind = "git" if (root / ".git").exists() else "folder"
+    values = {"root": str(root), "kind": kind, "created_at": time.time()}
+    return int(conn.execute(insert(Corpus).values(**values)).inserted_primary_key[0])
+
+
+def _apply(
+    conn: Connection,
+    corpus_id: int,
+    known: dict[str, Known],
+    present: set[str],
+    reads: list[ReadFile],
+    touched: list[tuple[int, FileEntry]],
+    stats: IndexStats,
+) -> None:
+    """Drop vanished files, refresh stats of same-blob files, and rewrite changed ones."""
+    gone = [k.id for p, k in known.items() if p not in present]
+    for start in range(0, len(gone), 500):
+        conn.execute(delete(File).where(File.id.in_(gone[start : start + 500])))
+    stats.removed = len(gone)
+    for file_id, entry in touched:
+        conn.execute(
+            update(File).where(File.id == file_id).values(mtime_ns=entry.mtime_ns, size=entry.size)
+        )
+    changed = [r for r in reads if r.entry.path in known]
+    stats.changed, stats.added = len(changed), len(reads) - len(changed)
+    if changed:
+        conn.execute(delete(File).where(File.id.in_([known[r.entry.path].id for r in changed])))
+    _insert_files(conn, corpus_id, reads)
+
+
+def _insert_files(conn: Connection, corpus_id: int, reads: list[ReadFile]) -> None:
+    """Insert files, chunks, symbols and FTS rows with ids assigned here, in bulk."""
+    if not reads:
+        return
+    file_id = _next_id(conn, "files")
+    chunk_id = _next_id(conn, "chunks")
+    files, chunks, symbols, fts = [], [], [], []
+    for read in reads:
+        files.append(_file_row(file_id, corpus_id, read))
+        ppath = path_field(read.entry.path)
+        for chunk in read.parsed.chunks:
+            chunks.append({"id": chunk_id, "file_id": file_id, "start_line": chunk.start_line,
+                           "end_line": chunk.end_line, "kind": chunk.kind,
+                           "symbol": chunk.symbol, "text": chunk.text})
+            fts.append({"rowid": chunk_id, "path": ppath, "symbol": _symbol_field(chunk.symbol),
+                        "body": expand_for_index(chunk.text)})
+            chunk_id += 1
+        symbols.extend(_symbol_rows(file_id, read.parsed))
+        file_id += 1
+    conn.execute(insert(File), files)
+    _bulk(conn, Chunk, chunks)
+    _bulk(conn, Symbol, symbols)
+    if fts:
+        conn.execute(
+            text("INSERT INTO chunks_fts(rowid, path, symbol, body) "
+                 "VALUES (:rowid, :path, :symbol, :body)"),
+            fts,
+        )
+
+
+def _bulk(conn: Connection, table: type[Chunk] | type[Symbol], rows: list[dict[str, object]]) -> None:
+    if rows:
+        conn.execute(insert(table), rows)
+
+
+def _next_id(conn: Connection, table: str) -> int:
+    return int(conn.scalar(text(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}")) or 1)
+
+
+def _file_row(file_id: int, corpus_id: int, read: ReadFile) -> dict[str, object]:
+    return {
+        "id": file_id, "corpus_id": corpus_id, "path": read.entry.path,
+        "blob_sha": read.blob_sha, "size": read.entry.size, "mtime_ns": read.entry.mtime_ns,
+        "language": read.parsed.language, "line_count": read.line_count,
+        "decode_errors": read.decode_errors, "imports": "\n".join(read.parsed.imports),
+        "identifiers": " ".join(read.parsed.identifiers),
+    }
+
+
+def _symbol_field(symbol: str | None) -> str:
+    return expand_for_index(symbol.replace(".", " ")) if symbol else ""
+
+
+def _symbol_rows(file_id: int, parsed: ParsedFile) -> Iterable[dict[str, object]]:
+    for d in parsed.definitions:
+        yield {"file_id": file_id, "name": d.name, "qualname": d.qualname, "kind": d.kind,
+               "start_line": d.start_line, "end_line": d.end_line}
+
+
+def _totals(conn: Connection, corpus_id: int) -> tuple[int, int]:
+    row = conn.execute(
+        text("SELECT COUNT(DISTINCT f.id), COUNT(c.id) FROM files f "
+             "LEFT JOIN chunks c ON c.file_id = f.id WHERE f.corpus_id = :c"),
+        {"c": corpus_id},
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def _stamp(conn: Connection, corpus_id: int, git: GitState | None, seconds: float) -> None:
+    """Record when and at which commit the corpus was indexed."""
+    conn.execute(
+        update(Corpus).where(Corpus.id == corpus_id).values(
+            indexed_at=time.time(), index_seconds=seconds,
+            git_head=git.head if git else None, git_remote=git.remote if git else None,
+        )
+    )
