@@ -101,7 +101,8 @@ def _inspect(path: Path) -> str | None:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
             if "alembic_version" not in tables:
                 if tables - {"sqlite_sequence"}:
-                    raise StoreError(f"{path} is a SQLite database but not a peek store", _MOVE_ASIDE)
+                    message = f"{path} is a SQLite database but not a peek store"
+                    raise StoreError(message, _MOVE_ASIDE)
                 return None
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     except sqlite3.DatabaseError as exc:

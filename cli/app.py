@@ -18,12 +18,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: importing rich's renderer costs ~250 ms
 )
 
-CorpusArg = Annotated[Path, typer.Argument(help="The corpus: a repository or a folder of documents.")]
+CorpusArg = Annotated[
+    Path, typer.Argument(help="The corpus: a repository or a folder of documents.")
+]
 HomeOpt = Annotated[
     Path | None,
-    typer.Option("--home", help="Where peek keeps its state (default: $PEEK_HOME or the user data dir)."),
+    typer.Option("--home", help="Where peek keeps its state (default: $PEEK_HOME)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 

@@ -57,4 +57,5 @@ def print_hits(hits: list[Hit]) -> None:
     width = len(str(len(hits)))
     for rank, hit in enumerate(hits, 1):
         label = f"  {hit.symbol}" if hit.symbol else ""
-        print(f"{rank:>{width}}. {hit.path}:{hit.start_line}-{hit.end_line}{label}  ({hit.score:.2f})")
+        where = f"{hit.path}:{hit.start_line}-{hit.end_line}"
+        print(f"{rank:>{width}}. {where}{label}  ({hit.score:.2f})")

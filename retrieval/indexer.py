@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import Connection, delete, insert, select, text, update
 
 from peek.db import Database
 from peek.errors import CorpusError
 from peek.retrieval.chunking import ParsedFile, language_for, parse_file
-from peek.retrieval.lexical import expand_for_index, path_field
+from peek.retrieval.lexical import (
+    delete_fts_rows,
+    ensure_fts,
+    expand_for_index,
+    insert_fts_rows,
+    path_field,
+)
 from peek.retrieval.walk import (
     FileEntry,
     GitState,
@@ -24,6 +34,8 @@ from peek.retrieval.walk import (
 from peek.schema import Chunk, Corpus, File, Symbol
 
 Progress = Callable[[int, int], None]
+PARALLEL_MIN = 200
+MAX_WORKERS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +57,9 @@ class ReadFile:
     parsed: ParsedFile
     line_count: int
     decode_errors: int
+
+
+Outcome = ReadFile | Literal["same", "binary", "unreadable"]
 
 
 @dataclass(slots=True)
@@ -125,29 +140,49 @@ def _read_all(
     reads: list[ReadFile] = []
     touched: list[tuple[int, FileEntry]] = []
     binary: set[str] = set()
-    for n, entry in enumerate(todo, 1):
-        data = _read_bytes(entry, stats)
-        if data is None or is_binary(data):
-            stats.skipped_binary += data is not None
-            binary.add(entry.path)
+    jobs = [(e, known[e.path].blob_sha if e.path in known else None) for e in todo]
+    for n, (entry, outcome) in enumerate(_run_jobs(jobs), 1):
+        if isinstance(outcome, ReadFile):
+            reads.append(outcome)
+        elif outcome == "same":
+            touched.append((known[entry.path].id, entry))
         else:
-            sha, prior = git_blob_sha(data), known.get(entry.path)
-            if prior is not None and prior.blob_sha == sha:
-                touched.append((prior.id, entry))
+            binary.add(entry.path)
+            if outcome == "binary":
+                stats.skipped_binary += 1
             else:
-                reads.append(_parse(entry, sha, data))
+                stats.unreadable.append(entry.path)
         if progress is not None:
             progress(n, len(todo))
     stats.decode_errors = sum(r.decode_errors for r in reads)
     return reads, touched, binary
 
 
-def _read_bytes(entry: FileEntry, stats: IndexStats) -> bytes | None:
+def _run_jobs(jobs: list[tuple[FileEntry, str | None]]) -> Iterator[tuple[FileEntry, Outcome]]:
+    """Parse on every core for big batches (tree-sitter parsing dominates a cold index)."""
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    if len(jobs) < PARALLEL_MIN or workers < 2 or "fork" not in mp.get_all_start_methods():
+        yield from ((entry, _read_one(entry, prior)) for entry, prior in jobs)
+        return
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        outcomes = pool.map(_read_one_job, jobs, chunksize=32)
+        yield from zip((entry for entry, _ in jobs), outcomes, strict=True)
+
+
+def _read_one_job(job: tuple[FileEntry, str | None]) -> Outcome:
+    return _read_one(*job)
+
+
+def _read_one(entry: FileEntry, prior_sha: str | None) -> Outcome:
+    """One file's fate: parsed, the same blob as before, binary, or unreadable."""
     try:
-        return entry.abspath.read_bytes()
+        data = entry.abspath.read_bytes()
     except OSError:
-        stats.unreadable.append(entry.path)
-        return None
+        return "unreadable"
+    if is_binary(data):
+        return "binary"
+    sha = git_blob_sha(data)
+    return "same" if sha == prior_sha else _parse(entry, sha, data)
 
 
 def _parse(entry: FileEntry, sha: str, data: bytes) -> ReadFile:
@@ -170,7 +205,9 @@ def _ensure_corpus(conn: Connection, root: Path, corpus_id: int | None) -> int:
         return int(found)
     kind = "git" if (root / ".git").exists() else "folder"
     values = {"root": str(root), "kind": kind, "created_at": time.time()}
-    return int(conn.execute(insert(Corpus).values(**values)).inserted_primary_key[0])
+    key = conn.execute(insert(Corpus).values(**values)).inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def _apply(
@@ -183,7 +220,10 @@ def _apply(
     stats: IndexStats,
 ) -> None:
     """Drop vanished files, refresh stats of same-blob files, and rewrite changed ones."""
+    ensure_fts(conn, corpus_id)
+    changed = [r for r in reads if r.entry.path in known]
     gone = [k.id for p, k in known.items() if p not in present]
+    delete_fts_rows(conn, corpus_id, gone + [known[r.entry.path].id for r in changed])
     for start in range(0, len(gone), 500):
         conn.execute(delete(File).where(File.id.in_(gone[start : start + 500])))
     stats.removed = len(gone)
@@ -191,7 +231,6 @@ def _apply(
         conn.execute(
             update(File).where(File.id == file_id).values(mtime_ns=entry.mtime_ns, size=entry.size)
         )
-    changed = [r for r in reads if r.entry.path in known]
     stats.changed, stats.added = len(changed), len(reads) - len(changed)
     if changed:
         conn.execute(delete(File).where(File.id.in_([known[r.entry.path].id for r in changed])))
@@ -204,7 +243,10 @@ def _insert_files(conn: Connection, corpus_id: int, reads: list[ReadFile]) -> No
         return
     file_id = _next_id(conn, "files")
     chunk_id = _next_id(conn, "chunks")
-    files, chunks, symbols, fts = [], [], [], []
+    files: list[dict[str, object]] = []
+    chunks: list[dict[str, object]] = []
+    symbols: list[dict[str, object]] = []
+    fts: list[dict[str, object]] = []
     for read in reads:
         files.append(_file_row(file_id, corpus_id, read))
         ppath = path_field(read.entry.path)
@@ -220,15 +262,12 @@ def _insert_files(conn: Connection, corpus_id: int, reads: list[ReadFile]) -> No
     conn.execute(insert(File), files)
     _bulk(conn, Chunk, chunks)
     _bulk(conn, Symbol, symbols)
-    if fts:
-        conn.execute(
-            text("INSERT INTO chunks_fts(rowid, path, symbol, body) "
-                 "VALUES (:rowid, :path, :symbol, :body)"),
-            fts,
-        )
+    insert_fts_rows(conn, corpus_id, fts)
 
 
-def _bulk(conn: Connection, table: type[Chunk] | type[Symbol], rows: list[dict[str, object]]) -> None:
+def _bulk(
+    conn: Connection, table: type[Chunk] | type[Symbol], rows: list[dict[str, object]]
+) -> None:
     if rows:
         conn.execute(insert(table), rows)
 

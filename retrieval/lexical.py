@@ -10,6 +10,14 @@ from sqlalchemy import Connection, text
 # path and symbol hits say more about where a concept lives than a mention in a body.
 FIELD_WEIGHTS = (4.0, 8.0, 1.0)
 MAX_QUERY_TERMS = 48
+POOL = 50
+TEST_PRIOR = 0.5
+CHANGELOG_PRIOR = 0.5
+CHANGELOGS = frozenset({"history", "changes", "changelog", "news", "releases", "release-notes"})
+CHANGELOG_TERMS = frozenset({"history", "changelog", "changes", "release", "releases", "version"})
+_TEST_PATH = re.compile(
+    r"(^|/)(tests?|testing)/|(^|/)test_[^/]*$|_test\.[a-z]+$|(^|/)conftest\.py$"
+)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z0-9])|[A-Z]?[a-z0-9]+|[A-Z]+")
@@ -22,7 +30,7 @@ STOPWORDS = frozenset(
 
 
 def split_identifier(token: str) -> list[str]:
-    """The words inside snake_case and camelCase names: getHTTPResponse_code → get http response code."""
+    """The words inside snake_case and camelCase names: getHTTPResponse → get http response."""
     parts: list[str] = []
     for piece in token.split("_"):
         parts.extend(p.lower() for p in _CAMEL.findall(piece))
@@ -56,7 +64,7 @@ def query_terms(query: str) -> list[str]:
 
 
 def fts_query(terms: list[str]) -> str:
-    """An FTS5 MATCH expression that ORs quoted terms (quoting keeps FTS syntax out of user text)."""
+    """An FTS5 MATCH expression that ORs quoted terms (quoting keeps FTS syntax out of queries)."""
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
@@ -83,27 +91,77 @@ class Hit:
         }
 
 
-_SEARCH_SQL = text(
-    """
+def fts_table(corpus_id: int) -> str:
+    """One FTS5 table per corpus, so BM25's statistics describe that corpus alone."""
+    return f"chunks_fts_{int(corpus_id)}"
+
+
+def ensure_fts(conn: Connection, corpus_id: int) -> None:
+    """Create the corpus's FTS5 table; porter stems words, '_' stays inside identifiers."""
+    conn.exec_driver_sql(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts_table(corpus_id)} USING fts5("
+        "path, symbol, body, tokenize = \"porter unicode61 tokenchars '_'\")"
+    )
+
+
+def delete_fts_rows(conn: Connection, corpus_id: int, file_ids: list[int]) -> None:
+    """Remove the FTS rows of these files' chunks (call before deleting the files)."""
+    table = fts_table(corpus_id)
+    for start in range(0, len(file_ids), 500):
+        batch = ",".join(str(int(i)) for i in file_ids[start : start + 500])
+        conn.exec_driver_sql(
+            f"DELETE FROM {table} WHERE rowid IN "
+            f"(SELECT id FROM chunks WHERE file_id IN ({batch}))"
+        )
+
+
+def insert_fts_rows(conn: Connection, corpus_id: int, rows: list[dict[str, object]]) -> None:
+    """Add FTS rows keyed by chunk id (rowid)."""
+    if rows:
+        conn.execute(
+            text(f"INSERT INTO {fts_table(corpus_id)}(rowid, path, symbol, body) "
+                 "VALUES (:rowid, :path, :symbol, :body)"),
+            rows,
+        )
+
+
+def _search_sql(corpus_id: int) -> str:
+    table = fts_table(corpus_id)
+    return f"""
     SELECT f.path, c.start_line, c.end_line, c.symbol, c.id, c.kind,
-           bm25(chunks_fts, :wp, :ws, :wb) AS rank
-    FROM chunks_fts
-    JOIN chunks c ON c.id = chunks_fts.rowid
+           bm25({table}, :wp, :ws, :wb) AS rank
+    FROM {table}
+    JOIN chunks c ON c.id = {table}.rowid
     JOIN files f ON f.id = c.file_id
-    WHERE chunks_fts MATCH :q AND f.corpus_id = :corpus
+    WHERE {table} MATCH :q
     ORDER BY rank LIMIT :k
     """
-)
+
+
+def path_prior(path: str, terms: list[str]) -> float:
+    """Tests and changelogs mention everything; prefer the implementation unless asked for them."""
+    lowered = path.lower()
+    name = lowered.rsplit("/", 1)[-1]
+    if _TEST_PATH.search(lowered) and not any(t.startswith("test") for t in terms):
+        return TEST_PRIOR
+    if name.split(".")[0] in CHANGELOGS and not any(t in CHANGELOG_TERMS for t in terms):
+        return CHANGELOG_PRIOR
+    return 1.0
 
 
 def search_chunks(conn: Connection, corpus_id: int, query: str, k: int = 10) -> list[Hit]:
-    """The k best chunks for a free-text or identifier query, by field-weighted BM25."""
+    """The k best chunks for a query: field-weighted BM25 over a wide pool, then path priors."""
     terms = query_terms(query)
     if not terms:
         return []
     wp, ws, wb = FIELD_WEIGHTS
     rows = conn.execute(
-        _SEARCH_SQL,
-        {"q": fts_query(terms), "corpus": corpus_id, "k": k, "wp": wp, "ws": ws, "wb": wb},
+        text(_search_sql(corpus_id)),
+        {"q": fts_query(terms), "k": max(k * 4, POOL), "wp": wp, "ws": ws, "wb": wb},
     )
-    return [Hit(r[0], r[1], r[2], r[3], -float(r[6]), r[4], r[5]) for r in rows]
+    hits = [
+        Hit(r[0], r[1], r[2], r[3], -float(r[6]) * path_prior(r[0], terms), r[4], r[5])
+        for r in rows
+    ]
+    hits.sort(key=lambda h: (-h.score, h.path, h.start_line))
+    return hits[:k]

@@ -60,7 +60,7 @@ def is_binary(data: bytes) -> bool:
 
 
 def walk_corpus(root: Path, max_file_bytes: int) -> WalkReport:
-    """Every indexable file under `root`: ignore files honoured, nothing followed out of the root."""
+    """Every indexable file under `root`: ignore files honoured, nothing followed out of it."""
     report = WalkReport()
     base = [("", GitIgnoreSpec.from_lines(DEFAULT_IGNORES))]
     exclude = root / ".git" / "info" / "exclude"

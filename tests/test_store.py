@@ -22,9 +22,10 @@ def test_open_creates_wal_store_with_foreign_keys(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION
+        version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        assert version == HEAD_REVISION
         tables = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master")}
-    assert {"corpora", "files", "chunks", "symbols", "chunks_fts"} <= tables
+    assert {"corpora", "files", "chunks", "symbols"} <= tables
     db.close()
 
 

@@ -1,4 +1,4 @@
-"""Corpora, files, chunks, symbols and the FTS5 index over chunks."""
+"""Corpora, files, chunks and symbols; each corpus gets its own FTS5 table (retrieval/lexical)."""
 
 from __future__ import annotations
 
@@ -69,20 +69,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_symbols_name", "symbols", ["name"])
     op.create_index("ix_symbols_file", "symbols", ["file_id"])
-    # Token text is expanded in Python (code-aware splitting); '_' stays inside identifiers.
-    op.execute(
-        "CREATE VIRTUAL TABLE chunks_fts USING fts5("
-        "path, symbol, body, tokenize = \"porter unicode61 tokenchars '_'\")"
-    )
-    op.execute(
-        "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks "
-        "BEGIN DELETE FROM chunks_fts WHERE rowid = old.id; END"
-    )
 
 
 def downgrade() -> None:
     """Drop the foundation tables."""
-    op.execute("DROP TRIGGER IF EXISTS chunks_fts_delete")
-    op.execute("DROP TABLE IF EXISTS chunks_fts")
     for table in ("symbols", "chunks", "files", "corpora"):
         op.drop_table(table)

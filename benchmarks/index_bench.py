@@ -1,0 +1,91 @@
+"""Index and search speed on a real corpus (default: the sympy sdist of shared/eval/corpora.json).
+
+Usage: python benchmarks/index_bench.py [CORPUS_DIR]
+Download the corpus with the command in ../shared/eval/README.md ("Materializing the corpora").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT = Path(__file__).resolve().parents[2] / "corpora" / "sympy-1.14.0"
+QUERIES = [
+    "where are redirects followed", "simplify trigonometric expression", "Matrix determinant",
+    "solve linear system", "latex printing of integrals", "series expansion at infinity",
+    "sympify string parsing", "Rational comparison", "lambdify numpy", "polynomial gcd",
+    "assumptions positive symbol", "pretty printer unicode", "limit of sequence",
+    "derivative of piecewise", "integrate rational function", "factor polynomial over field",
+]
+PEEK = [sys.executable, "-m", "peek.cli"]
+
+
+def run(*args: str, env: dict[str, str]) -> tuple[float, dict[str, object] | None]:
+    """Wall time of one `peek` command in a fresh process, and its JSON output if any."""
+    start = time.perf_counter()
+    out = subprocess.run([*PEEK, *args], capture_output=True, text=True, env=env, check=True)
+    wall = time.perf_counter() - start
+    return wall, json.loads(out.stdout) if out.stdout.startswith("{") else None
+
+
+def search_latencies(root: Path, home: Path) -> list[float]:
+    """In-process search latencies (ms) over QUERIES, repeated, after one warm-up pass."""
+    from peek.service import Peek
+
+    peek = Peek(root, home)
+    for q in QUERIES:
+        peek.search(q, 10)
+    samples = []
+    for _ in range(5):
+        for q in QUERIES:
+            start = time.perf_counter()
+            peek.search(q, 10)
+            samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def main() -> None:
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
+    if not source.is_dir():
+        sys.exit(f"corpus not found: {source} (see shared/eval/README.md to download it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / source.name
+        shutil.copytree(source, root)
+        home = Path(tmp) / "home"
+        env = {**os.environ, "PEEK_HOME": str(home)}
+        rows = []
+        wall, cold = run("index", str(root), "--json", env=env)
+        rows.append(("cold index", wall, 30.0, f"{cold['files']} files, {cold['chunks']} chunks"))
+        wall, same = run("index", str(root), "--json", env=env)
+        rows.append(("no-change re-index", same["seconds"], 0.5, f"process wall {wall:.2f}s"))
+        target = next(p for p in sorted(root.rglob("*.py")) if p.stat().st_size > 20_000)
+        target.write_text(target.read_text() + "\n\ndef peek_bench_added():\n    return 1\n")
+        wall, edit = run("index", str(root), "--json", env=env)
+        note = f"changed={edit['changed']}, process wall {wall:.2f}s"
+        rows.append(("re-index after 1 edit", edit["seconds"], 1.0, note))
+        lat = search_latencies(root, home)
+        p50, p95 = statistics.median(lat), statistics.quantiles(lat, n=20)[18]
+        rows.append(("search p50 (in process)", p50 / 1000, 0.1, f"p95 {p95:.1f} ms, n={len(lat)}"))
+        helps = [run("--help", env=env)[0] for _ in range(5)]
+        rows.append(("peek --help", statistics.median(helps), 0.25, "median of 5 processes"))
+        print_table(source.name, rows)
+
+
+def print_table(corpus: str, rows: list[tuple[str, float, float, str]]) -> None:
+    print(f"corpus: {corpus}   cores: {os.cpu_count()}")
+    print(f"| {'measure':<26} | {'seconds':>8} | {'target':>7} | {'ok':<3} | notes")
+    print(f"|{'-' * 28}|{'-' * 10}|{'-' * 9}|{'-' * 5}|------")
+    for name, value, target, note in rows:
+        ok = "yes" if value <= target else "NO"
+        print(f"| {name:<26} | {value:>8.3f} | {target:>7.3f} | {ok:<3} | {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`python -m peek.cli`: the same entry point as the `peek` script."""
+
+from peek.cli.app import main
+
+main()

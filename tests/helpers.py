@@ -1,0 +1,47 @@
+"""Helpers shared by tests: a sample corpus and a runner for the real `peek` script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PEEK_BIN = Path(sys.executable).with_name("peek")
+
+
+def run_peek(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `peek` console script as a real subprocess."""
+    return subprocess.run(
+        [str(PEEK_BIN), *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+SAMPLE = {
+    "src/http/session.py": (
+        '"""HTTP sessions."""\nimport os\nfrom .adapters import HTTPAdapter\n\n\n'
+        "class Session:\n"
+        '    """A session keeps cookies and follows redirects."""\n\n'
+        "    def resolve_redirects(self, resp):\n"
+        '        """Follow each redirect the server sends."""\n'
+        "        while resp.is_redirect:\n"
+        "            resp = self.send(resp.next)\n"
+        "        return resp\n\n"
+        "    def send(self, request):\n"
+        "        return HTTPAdapter().send(request)\n"
+    ),
+    "src/http/adapters.py": (
+        "class HTTPAdapter:\n"
+        "    def send(self, request):\n"
+        "        return request\n\n\n"
+        "def getMaxRetries():\n"
+        "    return 3\n"
+    ),
+    "docs/guide.md": (
+        "# Guide\n\nIntro text.\n\n## Redirects\n\nRedirects are followed by the session.\n"
+    ),
+    "README.txt": "A tiny sample corpus for tests.\n",
+}

@@ -1,0 +1,111 @@
+"""The real `peek` console script: JSON contracts and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from helpers import SAMPLE, run_peek
+
+
+def test_index_and_search_json_contracts(make_corpus, home: Path) -> None:
+    root = make_corpus(SAMPLE)
+    out = run_peek("index", str(root), "--json")
+    assert out.returncode == 0, out.stderr
+    stats = json.loads(out.stdout)
+    assert {"corpus", "files", "chunks", "added", "changed", "removed", "seconds"} <= set(stats)
+    assert (stats["corpus"], stats["files"], stats["added"]) == (str(root.resolve()), 4, 4)
+    out = run_peek("search", str(root), "resolve redirects", "-k", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)["results"]
+    assert 0 < len(results) <= 3
+    assert set(results[0]) == {"path", "start_line", "end_line", "symbol", "score"}
+    assert results[0]["path"] == "src/http/session.py"
+    assert 1 <= results[0]["start_line"] <= results[0]["end_line"]
+
+
+def test_human_search_output_cites_path_and_lines(make_corpus, home: Path) -> None:
+    root = make_corpus(SAMPLE)
+    run_peek("index", str(root))
+    out = run_peek("search", str(root), "getMaxRetries")
+    assert out.returncode == 0
+    assert "src/http/adapters.py:6-7" in out.stdout
+
+
+def test_peek_home_relocates_every_byte(make_corpus, tmp_path: Path) -> None:
+    root = make_corpus(SAMPLE)
+    elsewhere = tmp_path / "elsewhere"
+    out = run_peek("index", str(root), env={"PEEK_HOME": str(elsewhere)})
+    assert out.returncode == 0, out.stderr
+    assert (elsewhere / "peek.db").is_file()
+    assert not list(root.rglob("*.db"))
+
+
+def assert_one_line_error(out, needle: str) -> None:
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("peek: error:") and needle in lines[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_path(tmp_path: Path, home: Path) -> None:
+    assert_one_line_error(run_peek("index", str(tmp_path / "nope")), "no such folder")
+
+
+def test_file_where_folder_expected(tmp_path: Path, home: Path) -> None:
+    target = tmp_path / "a.txt"
+    target.write_text("x")
+    assert_one_line_error(run_peek("index", str(target)), "not a folder")
+
+
+def test_empty_corpus(tmp_path: Path, home: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_peek("index", str(tmp_path / "empty")), "no indexable files")
+
+
+def test_empty_query(make_corpus, home: Path) -> None:
+    root = make_corpus(SAMPLE)
+    run_peek("index", str(root))
+    assert_one_line_error(run_peek("search", str(root), "   "), "query is empty")
+
+
+def test_search_before_index(make_corpus, home: Path) -> None:
+    assert_one_line_error(run_peek("search", str(make_corpus(SAMPLE)), "x"), "not indexed")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any folder")
+def test_unreadable_folder(tmp_path: Path, home: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        assert_one_line_error(run_peek("index", str(locked)), "cannot read")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_corrupt_store_is_reported_and_kept(make_corpus, home: Path) -> None:
+    home.mkdir(parents=True)
+    (home / "peek.db").write_bytes(b"garbage" * 100)
+    assert_one_line_error(run_peek("index", str(make_corpus(SAMPLE))), "not a SQLite database")
+    assert (home / "peek.db").read_bytes() == b"garbage" * 100
+
+
+def test_doctor_reports_store_and_offline_tiktoken(home: Path) -> None:
+    out = run_peek("doctor", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["store"] == str(home / "peek.db")
+    assert report["tiktoken_offline"]["ok"] is True
+    assert report["packages"]["sqlalchemy"]
+    assert set(report["optional"]) >= {"vllm", "embeddings (model2vec)"}
+
+
+def test_help_lists_commands() -> None:
+    out = run_peek("--help")
+    assert out.returncode == 0
+    for command in ("index", "search", "doctor"):
+        assert command in out.stdout

@@ -1,0 +1,58 @@
+"""Code-aware tokens and ranked search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import SAMPLE
+
+from peek.retrieval.lexical import expand_for_index, path_prior, query_terms, split_identifier
+from peek.service import Peek
+
+
+def test_split_identifier() -> None:
+    assert split_identifier("getHTTPResponse_code") == ["get", "http", "response", "code"]
+    assert split_identifier("resolve_redirects") == ["resolve", "redirects"]
+    assert split_identifier("XMLParser") == ["xml", "parser"]
+
+
+def test_index_text_keeps_whole_identifiers_and_adds_parts() -> None:
+    out = expand_for_index("x = getMaxRetries() + max_pool")
+    assert out.startswith("x = getMaxRetries() + max_pool")
+    assert set(out.split("\n")[1].split()) == {"get", "max", "retries", "pool"}
+
+
+def test_query_terms_drop_stopwords_and_split() -> None:
+    assert query_terms("Where is Session.resolve_redirects?") == [
+        "session", "resolve_redirects", "resolve", "redirects",
+    ]
+    assert query_terms("where is the") == []
+
+
+def test_path_prior() -> None:
+    assert path_prior("src/a.py", ["a"]) == 1.0
+    assert path_prior("tests/test_a.py", ["a"]) < 1.0
+    assert path_prior("tests/test_a.py", ["test_a"]) == 1.0
+    assert path_prior("HISTORY.md", ["a"]) < 1.0
+
+
+def test_symbol_and_camel_case_queries_find_definitions(make_corpus, home: Path) -> None:
+    peek = Peek(make_corpus(SAMPLE))
+    peek.index()
+    top = peek.search("resolve_redirects", 3)[0]
+    assert (top.path, top.symbol) == ("src/http/session.py", "Session.resolve_redirects")
+    assert (top.start_line, top.end_line) == (9, 13)
+    assert peek.search("max retries", 1)[0].symbol == "getMaxRetries"
+    assert peek.search("getMaxRetries", 1)[0].path == "src/http/adapters.py"
+
+
+def test_path_words_are_searchable(make_corpus, home: Path) -> None:
+    peek = Peek(make_corpus(SAMPLE))
+    peek.index()
+    assert {h.path for h in peek.search("adapters", 10)} >= {"src/http/adapters.py"}
+
+
+def test_fts_syntax_in_queries_is_harmless(make_corpus, home: Path) -> None:
+    peek = Peek(make_corpus(SAMPLE))
+    peek.index()
+    assert isinstance(peek.search('"redirect" OR NEAR( AND * ^session', 5), list)

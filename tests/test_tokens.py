@@ -1,0 +1,45 @@
+"""tiktoken loads o200k_base with the network switched off."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from peek.tokens import count_tokens
+
+CHECK = (
+    "import os; os.environ.pop('TIKTOKEN_CACHE_DIR', None);"
+    "from peek.tokens import count_tokens; print(count_tokens('offline tokens for peek'))"
+)
+
+
+def test_count_tokens_is_exact() -> None:
+    assert count_tokens("") == 0
+    assert count_tokens("hello world") == 2
+    assert count_tokens("<|endoftext|>") > 1
+
+
+def _no_network_prefix() -> list[str] | None:
+    """`unshare -rn` (or `-n` as root) runs a command in an empty network namespace."""
+    if shutil.which("unshare") is None:
+        return None
+    for prefix in (["unshare", "-n"], ["unshare", "-rn"]):
+        if subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
+            return prefix
+    return None
+
+
+def test_o200k_loads_with_network_off(tmp_path: Path) -> None:
+    prefix = _no_network_prefix()
+    if prefix is None:
+        pytest.skip("cannot create a network namespace here")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
+    out = subprocess.run(
+        [*prefix, sys.executable, "-c", CHECK], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == count_tokens("offline tokens for peek")
