@@ -62,9 +62,12 @@ class Peek:
 
     def index(self, progress: Progress | None = None) -> IndexStats:
         """Index the corpus incrementally: only added or changed files are read again."""
+        from peek.contextmap.bootstrap import bootstrap_map
         from peek.retrieval.indexer import index_corpus
 
-        return index_corpus(self.db, self.root, self.settings.max_file_bytes, progress)
+        stats = index_corpus(self.db, self.root, self.settings.max_file_bytes, progress)
+        bootstrap_map(self.db, self.corpus_id, self.root)  # seeds once: a no-op once seeded
+        return stats
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
         """The k best chunks for a query, by field-weighted BM25 over code-aware tokens."""

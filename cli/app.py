@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from peek.cli.map_commands import map_app, record
+
 if TYPE_CHECKING:
     from peek.service import Peek
 
@@ -20,6 +22,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: importing rich's renderer costs ~250 ms
 )
+
+app.add_typer(map_app, name="map", help="Show and correct a corpus's context map.")
+app.command("record")(record)
 
 CorpusArg = Annotated[
     Path, typer.Argument(help="The corpus: a repository or a folder of documents.")

@@ -414,8 +414,7 @@ def _js_top(node: Node) -> _Def | None:
 def _js_unwrap(node: Node) -> Node | None:
     """The declaration inside ``export``, ``declare`` or a bare ``namespace`` statement."""
     if node.type == "export_statement":
-        found = node.child_by_field_name("declaration") or node.child_by_field_name("value")
-        return found
+        return node.child_by_field_name("declaration") or node.child_by_field_name("value")
     if node.type in ("ambient_declaration", "expression_statement"):
         return node.named_children[0] if node.named_child_count else None
     return node
@@ -481,11 +480,10 @@ def _go_defs(children: Iterable[Node]) -> list[_Def]:
 
 
 def _go_def(node: Node) -> _Def | None:
-    if node.type == "function_declaration":
-        name = _field_text(node, "name")
+    name = _field_text(node, "name")
+    if node.type == "function_declaration" and name:
         return _new_def(node, "function", "function", name, name)
-    if node.type == "method_declaration":
-        name = _field_text(node, "name")
+    if node.type == "method_declaration" and name:
         receiver = _go_receiver(node.child_by_field_name("receiver"))
         qualname = f"{receiver}.{name}" if receiver else name
         return _new_def(node, "method", "method", name, qualname)
@@ -512,7 +510,7 @@ def _go_types(node: Node) -> _Def | None:
 
 
 def _go_spec(outer: Node, spec: Node) -> _Def:
-    name = _field_text(spec, "name")
+    name = _field_text(spec, "name") or "_"
     type_node = spec.child_by_field_name("type")
     def_kind = _GO_TYPE_KINDS.get(type_node.type if type_node is not None else "", "type")
     return _new_def(outer, "class", def_kind, name, name)

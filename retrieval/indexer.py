@@ -103,6 +103,7 @@ def index_corpus(
     corpus_id, known = _load_known(db, root)
     stats.first_index = not known
     todo = [e for e in report.files if not _unchanged(e, known.get(e.path))]
+    db.engine.dispose()  # no SQLite connection may cross a fork into the parse workers
     reads, touched, binary = _read_all(todo, known, stats, progress)
     present = {e.path for e in report.files} - binary
     git = git_state(root)

@@ -26,6 +26,17 @@ def test_index_and_search_json_contracts(make_corpus, home: Path) -> None:
     assert 1 <= results[0]["start_line"] <= results[0]["end_line"]
 
 
+def test_first_index_seeds_the_context_map(make_corpus, home: Path) -> None:
+    root = make_corpus(SAMPLE)
+    assert run_peek("index", str(root)).returncode == 0
+    shown = json.loads(run_peek("map", str(root), "--json").stdout)
+    assert shown["version"] == 1
+    assert 0 < shown["tokens"] <= shown["budget_tokens"] // 2
+    assert all(e["section"] == "cr" for e in shown["entries"])
+    assert run_peek("index", str(root)).returncode == 0
+    assert json.loads(run_peek("map", str(root), "--json").stdout)["version"] == 1
+
+
 def test_human_search_output_cites_path_and_lines(make_corpus, home: Path) -> None:
     root = make_corpus(SAMPLE)
     run_peek("index", str(root))

@@ -1,0 +1,322 @@
+"""`peek map ...` and `peek record`: show, correct and teach a corpus's context map.
+
+`peek map <path>` shows the map (it is `peek map show <path>`); every other subcommand takes
+the corpus path first: `peek map history <path>`, `peek map pin <path> ID`, ... Options go
+after the path. Errors are PeekErrors, which `peek`'s main() prints as one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from peek.contextmap.policy import MapView, UpdateResult
+    from peek.contextmap.store import EntryChange, VersionRecord
+    from peek.service import Peek
+
+
+class ShowByDefault(TyperGroup):
+    """A group where an unknown first word is a corpus path: `peek map <path>` runs `show`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Insert `show` before a leading path so typer dispatches it like any subcommand."""
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+map_app = typer.Typer(
+    name="map",
+    cls=ShowByDefault,
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Show and correct a corpus's context map. `peek map <path>` shows it (the same as "
+         "`peek map show <path>`, which also works for a folder named like a command); the "
+         "other commands take the corpus path first, e.g. `peek map pin <path> cr-00003`. "
+         "Options go after the path.",
+)
+
+CorpusArg = Annotated[Path, typer.Argument(help="The corpus: a repository or a folder.")]
+IdArg = Annotated[str, typer.Argument(help="An entry id such as cr-00003.")]
+HomeOpt = Annotated[Path | None, typer.Option(
+    "--home", help="Where peek keeps its state (default: $PEEK_HOME or the user data dir).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+BudgetOpt = Annotated[int | None, typer.Option(
+    "--budget", min=1, help="Set the map's token budget (kept for later commands).")]
+
+
+def emit(payload: Any) -> None:
+    """Print one JSON document on stdout."""
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+
+
+@contextmanager
+def opened(path: Path, home: Path | None) -> Iterator[tuple[Peek, int]]:
+    """The service and corpus id for a path; the store is closed afterwards."""
+    from peek.service import Peek
+
+    peek = Peek(path, home)
+    try:
+        yield peek, peek.corpus_id
+    finally:
+        peek.close()
+
+
+def print_view(view: MapView) -> None:
+    """The rendered map, then one line of version and tokens."""
+    if view.text:
+        print(view.text)
+        print()
+    else:
+        print("(the map is empty; it learns from sessions: peek record <path> --trajectory FILE)")
+    stale = sum(1 for e, _ in view.entries if e.outdated)
+    pinned = sum(1 for e, _ in view.entries if e.pinned)
+    print(f"v{view.version} · {view.tokens}/{view.budget_tokens} tokens · "
+          f"{len(view.entries)} entries ({pinned} pinned, {stale} stale)")
+
+
+@map_app.command("show")
+def show(path: CorpusArg, budget: BudgetOpt = None, as_json: JsonOpt = False,
+         home: HomeOpt = None) -> None:
+    """Show the map as agents see it (entries anchored to changed code are marked stale)."""
+    from peek.contextmap.policy import CachePolicy
+
+    with opened(path, home) as (peek, cid):
+        view = CachePolicy(peek.db, cid, root=peek.root, budget=budget).view()
+    if as_json:
+        emit(view.to_json())
+    else:
+        print_view(view)
+
+
+def _when(ts: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_history(versions: list[VersionRecord]) -> None:
+    """Versions newest first, one line per edit."""
+    if not versions:
+        print("(no history yet)")
+    for v in versions:
+        print(f"v{v.version}  {_when(v.created_at)}  {v.session or '-'}")
+        for e in v.edits:
+            target = e.entry_id or "map"
+            print(f"    {e.op:<8} {target:<10} {e.reason}")
+
+
+@map_app.command("history")
+def history(path: CorpusArg, limit: Annotated[int, typer.Option(
+        "--limit", min=1, help="How many recent versions to show.")] = 20,
+        as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+    """List the map's versions, newest first, with every edit and why it was made."""
+    from peek.contextmap.store import MapStore
+
+    with opened(path, home) as (peek, cid):
+        versions = MapStore(peek.db, cid).history(limit)
+        corpus = str(peek.root)
+    if as_json:
+        emit({"corpus": corpus, "versions": [v.to_json() for v in versions]})
+    else:
+        print_history(versions)
+
+
+def print_diff(changes: list[EntryChange]) -> None:
+    """`+` added, `-` removed, `~` changed (old text, then new)."""
+    if not changes:
+        print("(no differences)")
+    for c in changes:
+        if c.before is None and c.after is not None:
+            print(f"+ [{c.id}] {c.after.text}")
+        elif c.after is None and c.before is not None:
+            print(f"- [{c.id}] {c.before.text}")
+        elif c.before is not None and c.after is not None:
+            print(f"~ [{c.id}] {c.before.text}")
+            print(f"  {' ' * (len(c.id) + 2)} {c.after.text}")
+
+
+@map_app.command("diff")
+def diff(path: CorpusArg, v1: Annotated[int, typer.Argument(help="The older version.")],
+         v2: Annotated[int, typer.Argument(help="The newer version.")],
+         as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+    """Show how the entries changed from version V1 to version V2."""
+    from peek.contextmap.store import MapStore
+
+    with opened(path, home) as (peek, cid):
+        changes = MapStore(peek.db, cid).diff(v1, v2)
+        corpus = str(peek.root)
+    if as_json:
+        emit({"corpus": corpus, "from": v1, "to": v2, "changes": [c.to_json() for c in changes]})
+    else:
+        print_diff(changes)
+
+
+def _report(corpus: str, version: int, as_json: bool, message: str, **extra: Any) -> None:
+    if as_json:
+        emit({"corpus": corpus, "version": version, **extra})
+    else:
+        print(f"{message} (map v{version})")
+
+
+@map_app.command("rollback")
+def rollback(path: CorpusArg, version: Annotated[int, typer.Argument(
+        help="The version to return to.")], as_json: JsonOpt = False,
+        home: HomeOpt = None) -> None:
+    """Make the entries what they were at a version; the rollback is itself a new version."""
+    from peek.contextmap.curation import rollback as do_rollback
+
+    with opened(path, home) as (peek, cid):
+        new = do_rollback(peek.db, cid, version)
+        corpus = str(peek.root)
+    _report(corpus, new, as_json, f"rolled back to v{version}", rolled_back_to=version)
+
+
+@map_app.command("pin")
+def pin(path: CorpusArg, entry_id: IdArg, as_json: JsonOpt = False,
+        home: HomeOpt = None) -> None:
+    """Pin an entry: never evicted, never rewritten by the policy."""
+    _set_pin(path, entry_id, True, as_json, home)
+
+
+@map_app.command("unpin")
+def unpin(path: CorpusArg, entry_id: IdArg, as_json: JsonOpt = False,
+          home: HomeOpt = None) -> None:
+    """Unpin an entry so that it competes for the budget again."""
+    _set_pin(path, entry_id, False, as_json, home)
+
+
+def _set_pin(path: Path, entry_id: str, pinned: bool, as_json: bool, home: Path | None) -> None:
+    from peek.contextmap.curation import set_pinned
+
+    with opened(path, home) as (peek, cid):
+        version = set_pinned(peek.db, cid, entry_id, pinned)
+        corpus = str(peek.root)
+    word = "pinned" if pinned else "unpinned"
+    _report(corpus, version, as_json, f"{word} {entry_id}", id=entry_id, pinned=pinned)
+
+
+@map_app.command("forget")
+def forget(path: CorpusArg, entry_id: IdArg, as_json: JsonOpt = False,
+           home: HomeOpt = None) -> None:
+    """Remove an entry (history keeps it; `rollback` brings it back)."""
+    from peek.contextmap.curation import forget as do_forget
+
+    with opened(path, home) as (peek, cid):
+        version = do_forget(peek.db, cid, entry_id)
+        corpus = str(peek.root)
+    _report(corpus, version, as_json, f"forgot {entry_id}", id=entry_id)
+
+
+@map_app.command("edit")
+def edit(path: CorpusArg, entry_id: IdArg,
+         text: Annotated[str, typer.Argument(help="The entry's new text.")],
+         as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+    """Rewrite an entry's text; its code anchors are re-stamped as current."""
+    from peek.contextmap.curation import edit_entry
+
+    with opened(path, home) as (peek, cid):
+        version = edit_entry(peek.db, cid, entry_id, text, root=peek.root)
+        corpus = str(peek.root)
+    _report(corpus, version, as_json, f"edited {entry_id}", id=entry_id)
+
+
+@map_app.command("reset")
+def reset(path: CorpusArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+    """Empty the map and restart its evolve steps (undo with `rollback`)."""
+    from peek.contextmap.curation import reset as do_reset
+
+    with opened(path, home) as (peek, cid):
+        version = do_reset(peek.db, cid)
+        corpus = str(peek.root)
+    _report(corpus, version, as_json, f"reset; undo with: peek map rollback {path} {version - 1}")
+
+
+@map_app.command("export")
+def export(path: CorpusArg, output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write to this file instead of stdout.")] = None,
+        home: HomeOpt = None) -> None:
+    """Write the map (ids, counters, pins, anchors) as JSON that `import` restores."""
+    from peek.contextmap.curation import export_map
+
+    with opened(path, home) as (peek, cid):
+        data = export_map(peek.db, cid, str(peek.root))
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        print(f"exported {len(data['entries'])} entries to {output}", file=sys.stderr)
+
+
+@map_app.command("import")
+def import_(path: CorpusArg, file: Annotated[Path, typer.Argument(
+        help="A file written by `peek map export`.")], as_json: JsonOpt = False,
+        home: HomeOpt = None) -> None:
+    """Replace the map's entries with an exported map's (ids kept), within the budget."""
+    from peek.contextmap.curation import import_map, parse_export
+
+    entries = parse_export(_read(file, "map file"), str(file))
+    with opened(path, home) as (peek, cid):
+        version = import_map(peek.db, cid, entries)
+        corpus = str(peek.root)
+    _report(corpus, version, as_json, f"imported {len(entries)} entries", entries=len(entries))
+
+
+def _read(file: Path, what: str) -> str:
+    """A file's text ('-' is stdin), or a MapError that says why it cannot be read."""
+    from peek.contextmap.errors import MapError
+
+    if str(file) == "-":
+        return sys.stdin.read()
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MapError(f"cannot read {what} {file}: {exc}", "check the path") from exc
+
+
+def print_update(result: UpdateResult) -> None:
+    """Status line, then each edit."""
+    print(f"session {result.session}: {result.status}, map v{result.version} "
+          f"({result.tokens}/{result.budget_tokens} tokens)")
+    if result.error:
+        print(f"  error: {result.error}")
+    print(f"  diagnosis: {result.diagnosis}")
+    for entry_id, tag in sorted(result.tags.items()):
+        print(f"  TAG      {entry_id:<10} {tag}")
+    for e in result.edits:
+        print(f"  {e.op:<8} {e.entry_id or '':<10} {e.text or ''}")
+
+
+def record(
+    path: CorpusArg,
+    trajectory: Annotated[Path, typer.Option(
+        "--trajectory", "-t", help="The session's trajectory JSON ('-' reads stdin).")],
+    budget: BudgetOpt = None,
+    session: Annotated[str | None, typer.Option(
+        "--session", help="The host's session id (default: a new random id).")] = None,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """Teach the map from one finished session: Distiller -> Cartographer -> apply -> Evictor."""
+    from peek.contextmap.policy import CachePolicy
+    from peek.contextmap.trajectory import parse_trajectory
+
+    traj = parse_trajectory(_read(trajectory, "trajectory"), str(trajectory))
+    with opened(path, home) as (peek, cid):
+        policy = CachePolicy(peek.db, cid, root=peek.root, budget=budget)
+        result = policy.update(traj, session=session)
+    if as_json:
+        emit(result.to_json())
+    else:
+        print_update(result)

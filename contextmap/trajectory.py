@@ -1,0 +1,86 @@
+"""The trajectory contract: what a finished session reports to the cache policy (CLI and MCP)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from peek.contextmap.errors import TrajectoryError
+
+_CONTRACT = (
+    '{"question": str, "steps": [{"tool": str, "args": object, "paths": [str], "ok": bool}], '
+    '"answer": str, "citations": [{"path": str, "start_line": int, "end_line": int}], '
+    '"outcome": {"edited_files": [str], "success": bool|null}}'
+)
+
+
+class Step(BaseModel):
+    """One tool call of the session and the files it touched."""
+
+    model_config = ConfigDict(extra="ignore")
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    paths: list[str] = Field(default_factory=list)
+    ok: bool = True
+
+
+class Citation(BaseModel):
+    """A line span the answer cites as evidence."""
+
+    model_config = ConfigDict(extra="ignore")
+    path: str = Field(min_length=1)
+    start_line: int = Field(ge=1)
+    end_line: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Citation:
+        if self.end_line < self.start_line:
+            raise ValueError("end_line must not be before start_line")
+        return self
+
+
+class Outcome(BaseModel):
+    """What happened after the answer: files edited, and success if the host knows it."""
+
+    model_config = ConfigDict(extra="ignore")
+    edited_files: list[str] = Field(default_factory=list)
+    success: bool | None = None
+
+
+class Trajectory(BaseModel):
+    """A finished session: the Distiller's only input besides the map (no ground truth needed)."""
+
+    model_config = ConfigDict(extra="ignore")
+    question: str = Field(min_length=1)
+    steps: list[Step] = Field(default_factory=list)
+    answer: str
+    citations: list[Citation] = Field(default_factory=list)
+    outcome: Outcome = Field(default_factory=Outcome)
+
+
+def parse_trajectory(raw: str | bytes | dict[str, Any], source: str = "trajectory") -> Trajectory:
+    """Validate a trajectory, turning JSON and schema problems into one clear TrajectoryError."""
+    if isinstance(raw, dict):
+        data: Any = raw
+    else:
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise TrajectoryError(
+                f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                f"expected {_CONTRACT}",
+            ) from exc
+    try:
+        return Trajectory.model_validate(data)
+    except ValidationError as exc:
+        raise TrajectoryError(f"{source} does not match the trajectory contract: "
+                              f"{_first_error(exc)}", f"expected {_CONTRACT}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    where = ".".join(str(p) for p in errors[0]["loc"]) or "(top level)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {errors[0]['msg']}{more}"
