@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -15,6 +16,10 @@ from peek.errors import CorpusError, NotIndexedError, QueryError
 from peek.schema import Corpus
 
 if TYPE_CHECKING:
+    from peek.agent.models import Model
+    from peek.agent.session import AskResult, Budgets
+    from peek.contextmap.policy import UpdateResult
+    from peek.retrieval.graph import FileGraph
     from peek.retrieval.indexer import IndexStats, Progress
     from peek.retrieval.lexical import Hit
 
@@ -39,6 +44,7 @@ class Peek:
     ) -> None:
         self.root = resolve_root(path)
         self.settings = Settings.load(home)
+        self._graph: tuple[float | None, FileGraph] | None = None
 
     @cached_property
     def db(self) -> Database:
@@ -80,6 +86,77 @@ class Peek:
         corpus_id = self.corpus_id
         with self.db.read() as conn:
             return search_chunks(conn, corpus_id, query, k)
+
+    def graph(self) -> FileGraph:
+        """The import/reference graph, cached until the corpus is indexed again."""
+        from peek.retrieval.graph import load_graph
+
+        corpus_id = self.corpus_id
+        with self.db.read() as conn:
+            stamp = conn.scalar(select(Corpus.indexed_at).where(Corpus.id == corpus_id))
+            if self._graph is None or self._graph[0] != stamp:
+                self._graph = (stamp, load_graph(conn, corpus_id))
+        return self._graph[1]
+
+    def ask(
+        self,
+        question: str,
+        model: Model | None = None,
+        budgets: Budgets | None = None,
+        *,
+        session: str | None = None,
+        resume: bool = False,
+        learn: bool = True,
+    ) -> AskResult:
+        """Answer a question with cited locations; the session then teaches the map."""
+        from peek.agent.session import Budgets
+
+        if not question.strip() and not resume:
+            raise QueryError("the question is empty", "ask something about the corpus")
+        budgets = budgets or Budgets()
+        if model is None:
+            from peek.agent.offline import run_offline
+
+            return run_offline(self, question, budgets, session, learn=learn)
+        from peek.agent.loop import run_agent
+
+        return run_agent(self, question, model, budgets, session=session, resume=resume)
+
+    def record(
+        self,
+        trajectory: dict[str, Any] | str | None = None,
+        *,
+        session: str | None = None,
+        edited: Sequence[str] = (),
+        success: bool | None = None,
+        budget: int | None = None,
+    ) -> UpdateResult:
+        """Teach the map from a finished session: a trajectory, or a stored session plus outcome."""
+        from peek.contextmap.policy import CachePolicy
+        from peek.contextmap.trajectory import Outcome, parse_trajectory
+
+        if trajectory is None:
+            if session is None:
+                raise QueryError("nothing to record", "give --trajectory FILE or --session ID")
+            from peek.agent.session import SessionStore
+
+            trajectory = SessionStore(self.db, self.corpus_id).trajectory(session)
+        traj = parse_trajectory(trajectory)
+        if edited or success is not None:
+            outcome = Outcome(edited_files=[self.relative(p) for p in edited], success=success)
+            traj = traj.model_copy(update={"outcome": outcome})
+        policy = CachePolicy(self.db, self.corpus_id, root=self.root, budget=budget)
+        return policy.update(traj, session=session)
+
+    def relative(self, path: str) -> str:
+        """A corpus path as stored (posix, relative to the root), from any form a user gives."""
+        candidate = Path(path)
+        if candidate.is_absolute():
+            try:
+                candidate = candidate.resolve().relative_to(self.root)
+            except ValueError as exc:
+                raise QueryError(f"{path} is outside the corpus {self.root}") from exc
+        return candidate.as_posix().removeprefix("./")
 
     def close(self) -> None:
         """Release the store's connections."""

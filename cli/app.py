@@ -80,6 +80,80 @@ def search(
         print_hits(hits)
 
 
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="offline (default), local[:PATH.gguf], scripted:FILE, "
+                 "or a litellm provider string such as openai/gpt-4o-mini."),
+]
+ApiBaseOpt = Annotated[
+    str | None, typer.Option("--api-base", help="An OpenAI-compatible endpoint (vllm, llama.cpp).")
+]
+MaxStepsOpt = Annotated[int, typer.Option("--max-steps", help="Stop after this many steps.")]
+MaxTokensOpt = Annotated[
+    int | None, typer.Option("--max-tokens", help="Stop after this many model tokens.")
+]
+MaxCostOpt = Annotated[float | None, typer.Option("--max-cost", help="Stop after this many USD.")]
+
+
+@app.command()
+def ask(
+    path: CorpusArg,
+    question: Annotated[str, typer.Argument(help="The question; may be empty with --resume.")] = "",
+    model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
+    max_steps: MaxStepsOpt = 12,
+    max_tokens: MaxTokensOpt = None,
+    max_cost: MaxCostOpt = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue a stopped session by its id.")
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question with cited path:start-end locations; the session teaches the map."""
+    from peek.agent.registry import resolve_model
+    from peek.agent.session import Budgets
+    from peek.cli.render import print_answer
+
+    peek = open_peek(path, home)
+    budgets = Budgets(max_steps, max_tokens, max_cost)
+    result = peek.ask(question, resolve_model(model, api_base), budgets, session=resume,
+                      resume=resume is not None)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        print_answer(result)
+
+
+@app.command("eval")
+def evaluate(
+    questions: Annotated[Path, typer.Argument(help="JSON lines with question and gold_files.")],
+    corpus: Annotated[Path, typer.Option("--corpus", help="The indexed corpus to ask about.")],
+    learn: Annotated[
+        int, typer.Option("--learn", help="Teach the map with the first N, score the rest.")
+    ] = 0,
+    model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
+    max_steps: MaxStepsOpt = 12,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score file-level recall@1/5/10 and MRR; with --learn, learned map vs empty map."""
+    from peek.agent.evaluate import evaluate as run_eval
+    from peek.agent.evaluate import load_questions
+    from peek.agent.registry import resolve_model
+    from peek.agent.session import Budgets
+    from peek.cli.render import print_eval
+
+    report = run_eval(corpus, load_questions(questions), home=home,
+                      model=resolve_model(model, api_base), budgets=Budgets(max_steps),
+                      learn_n=learn)
+    if as_json:
+        emit_json(report)
+    else:
+        print_eval(report)
+
+
 @app.command()
 def doctor(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Show versions, the store path, optional parts and whether tiktoken works offline."""

@@ -300,22 +300,25 @@ def print_update(result: UpdateResult) -> None:
 
 def record(
     path: CorpusArg,
-    trajectory: Annotated[Path, typer.Option(
-        "--trajectory", "-t", help="The session's trajectory JSON ('-' reads stdin).")],
-    budget: BudgetOpt = None,
+    files: Annotated[list[str] | None, typer.Argument(
+        help="More edited files (so `--edited a.py b.py` works).", show_default=False)] = None,
+    trajectory: Annotated[Path | None, typer.Option(
+        "--trajectory", "-t", help="The session's trajectory JSON ('-' reads stdin).")] = None,
     session: Annotated[str | None, typer.Option(
-        "--session", help="The host's session id (default: a new random id).")] = None,
+        "--session", help="A stored session (from `peek ask`), or the host's id for -t.")] = None,
+    edited: Annotated[list[str] | None, typer.Option(
+        "--edited", help="Files the user then edited (the outcome).")] = None,
+    success: Annotated[bool | None, typer.Option(
+        "--success/--failure", help="Whether the session solved the task.")] = None,
+    budget: BudgetOpt = None,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
 ) -> None:
     """Teach the map from one finished session: Distiller -> Cartographer -> apply -> Evictor."""
-    from peek.contextmap.policy import CachePolicy
-    from peek.contextmap.trajectory import parse_trajectory
-
-    traj = parse_trajectory(_read(trajectory, "trajectory"), str(trajectory))
-    with opened(path, home) as (peek, cid):
-        policy = CachePolicy(peek.db, cid, root=peek.root, budget=budget)
-        result = policy.update(traj, session=session)
+    raw = _read(trajectory, "trajectory") if trajectory is not None else None
+    with opened(path, home) as (peek, _cid):
+        result = peek.record(raw, session=session, edited=[*(edited or []), *(files or [])],
+                             success=success, budget=budget)
     if as_json:
         emit(result.to_json())
     else:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from peek.agent.session import AskResult
     from peek.retrieval.indexer import IndexStats
     from peek.retrieval.lexical import Hit
 
@@ -59,3 +60,27 @@ def print_hits(hits: list[Hit]) -> None:
         label = f"  {hit.symbol}" if hit.symbol else ""
         where = f"{hit.path}:{hit.start_line}-{hit.end_line}"
         print(f"{rank:>{width}}. {where}{label}  ({hit.score:.2f})")
+
+
+def print_answer(result: AskResult) -> None:
+    """The answer, then how it ended: steps, tokens, cost, session and map version."""
+    print(result.answer)
+    cost = f", ${result.cost_usd:.4f}" if result.cost_usd is not None else ""
+    stop = f"; stopped by {result.stopped_by}" if result.stopped_by else ""
+    print(
+        f"\n[{result.model}: {result.steps} steps, "
+        f"{result.input_tokens + result.output_tokens} tokens{cost}; session {result.session}; "
+        f"map v{result.map_version}{stop}]"
+    )
+
+
+def print_eval(report: dict[str, object]) -> None:
+    """A small table: learned (or plain) run, and the empty-map run beside it."""
+    keys = ("n", "recall@1", "recall@5", "recall@10", "mrr", "steps_mean", "seconds_mean")
+    runs = [("map", report)]
+    if isinstance(report.get("no_map"), dict):
+        runs.append(("no map", report["no_map"]))  # type: ignore[arg-type]
+    print("| run    | " + " | ".join(f"{k:>12}" for k in keys) + " |")
+    for name, run in runs:
+        values = " | ".join(f"{run.get(k, ''):>12}" for k in keys)  # type: ignore[attr-defined]
+        print(f"| {name:<6} | {values} |")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -14,6 +15,9 @@ POOL = 50
 TEST_PRIOR = 0.5
 CHANGELOG_PRIOR = 0.5
 CHANGELOGS = frozenset({"history", "changes", "changelog", "news", "releases", "release-notes"})
+PROSE_PRIOR = 0.8
+PROSE_SUFFIXES = (".md", ".markdown", ".rst", ".txt")
+DOC_TERMS = frozenset({"doc", "docs", "documentation", "documented", "readme", "guide", "tutorial"})
 CHANGELOG_TERMS = frozenset({"history", "changelog", "changes", "release", "releases", "version"})
 _TEST_PATH = re.compile(
     r"(^|/)(tests?|testing)/|(^|/)test_[^/]*$|_test\.[a-z]+$|(^|/)conftest\.py$"
@@ -139,13 +143,18 @@ def _search_sql(corpus_id: int) -> str:
 
 
 def path_prior(path: str, terms: list[str]) -> float:
-    """Tests and changelogs mention everything; prefer the implementation unless asked for them."""
+    """Tests, changelogs and prose mention everything; prefer the code unless asked for them.
+
+    In a corpus of documents only, the prose prior scales every file alike and changes nothing.
+    """
     lowered = path.lower()
     name = lowered.rsplit("/", 1)[-1]
     if _TEST_PATH.search(lowered) and not any(t.startswith("test") for t in terms):
         return TEST_PRIOR
     if name.split(".")[0] in CHANGELOGS and not any(t in CHANGELOG_TERMS for t in terms):
         return CHANGELOG_PRIOR
+    if name.endswith(PROSE_SUFFIXES) and not any(t in DOC_TERMS for t in terms):
+        return PROSE_PRIOR
     return 1.0
 
 
@@ -165,3 +174,20 @@ def search_chunks(conn: Connection, corpus_id: int, query: str, k: int = 10) -> 
     ]
     hits.sort(key=lambda h: (-h.score, h.path, h.start_line))
     return hits[:k]
+
+
+def term_idf(conn: Connection, corpus_id: int, terms: list[str]) -> dict[str, float]:
+    """IDF of each term over the corpus's chunks, over its maximum: 1 = rarest, 0 = everywhere.
+
+    Normalizing makes thresholds mean the same in a 10-chunk corpus and a 40,000-chunk one.
+    """
+    table = fts_table(corpus_id)
+    total = int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar() or 0)
+    idf: dict[str, float] = {}
+    for term in terms:
+        df = conn.execute(
+            text(f"SELECT COUNT(*) FROM {table} WHERE {table} MATCH :q"),
+            {"q": fts_query([term])},
+        ).scalar()
+        idf[term] = math.log((total + 1) / (int(df or 0) + 1)) / math.log(total + 2)
+    return idf

@@ -33,7 +33,8 @@ def test_path_prior() -> None:
     assert path_prior("src/a.py", ["a"]) == 1.0
     assert path_prior("tests/test_a.py", ["a"]) < 1.0
     assert path_prior("tests/test_a.py", ["test_a"]) == 1.0
-    assert path_prior("HISTORY.md", ["a"]) < 1.0
+    assert path_prior("HISTORY.md", ["a"]) < path_prior("docs/guide.md", ["a"]) < 1.0
+    assert path_prior("docs/guide.md", ["docs"]) == 1.0
 
 
 def test_symbol_and_camel_case_queries_find_definitions(make_corpus, home: Path) -> None:

@@ -1,0 +1,115 @@
+"""Citations: find `path:start-end` in an answer, and keep only what the corpus really backs.
+
+A model may cite a file it never read, a line past the end, or a path outside the corpus; a
+citation printed to a person must point at lines that exist in an indexed file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from peek.agent.session import Citation
+from peek.sandbox import SandboxError
+from peek.sandbox.paths import resolve_in_root
+from peek.schema import File
+
+if TYPE_CHECKING:
+    from peek.service import Peek
+
+_CITATION = re.compile(
+    r"(?<![\w./\\-])"  # a path starts a token
+    r"(?!\d+(?::|#L))"  # not a time such as 10:30
+    r"(?P<path>/?(?:\./)?[\w-][\w.\-/]*)"
+    r"(?::L?|#L)(?P<start>\d+)"
+    r"(?:[ \t]?[-\u2013\u2014][ \t]?L?(?P<end>\d+))?"
+    r"(?!\d)"
+)
+_BLOCK = 1 << 16
+
+
+def extract_citations(text: str) -> list[Citation]:
+    """Every `path:start-end`, `path:line` or `path#Lstart-Lend` in `text`, once, in order."""
+    found: dict[Citation, None] = {}
+    for m in _CITATION.finditer(text):
+        start = int(m["start"])
+        end = int(m["end"]) if m["end"] else start
+        found.setdefault(Citation(m["path"], start, end), None)
+    return list(found)
+
+
+def verify_citations(
+    peek: Peek, citations: Iterable[Citation]
+) -> tuple[list[Citation], list[Citation]]:
+    """(kept, dropped): kept citations name an indexed file in the root and lines it has."""
+    wanted = list(citations)
+    indexed = _indexed_paths(peek, {_relative(peek.root, c.path) or "" for c in wanted})
+    counts: dict[str, int | None] = {}
+    kept: dict[Citation, None] = {}
+    dropped: list[Citation] = []
+    for citation in wanted:
+        checked = _check(peek.root, citation, indexed, counts)
+        if checked is None:
+            dropped.append(citation)
+        else:
+            kept.setdefault(checked, None)
+    return list(kept), dropped
+
+
+def _check(root: Path, citation: Citation, indexed: set[str],
+           counts: dict[str, int | None]) -> Citation | None:
+    """The citation as printed (relative path, end clamped), or None when it is not backed."""
+    rel = _relative(root, citation.path)
+    if rel is None or rel not in indexed:
+        return None
+    if rel not in counts:
+        counts[rel] = _line_count(root, rel)
+    total = counts[rel]
+    start, end = citation.start_line, citation.end_line
+    if total is None or start < 1 or start > total or end < start:
+        return None
+    return Citation(rel, start, min(end, total))
+
+
+def _relative(root: Path, path: str) -> str | None:
+    """The corpus-relative POSIX form of a cited path; None for absolute paths outside root."""
+    pure = PurePosixPath(path)
+    if pure.is_absolute():
+        try:
+            pure = PurePosixPath(Path(path).relative_to(root).as_posix())
+        except ValueError:
+            return None
+    rel = pure.as_posix()
+    return None if rel in ("", ".") else rel
+
+
+def _indexed_paths(peek: Peek, paths: set[str]) -> set[str]:
+    """Which of `paths` the index recorded (with their blobs) for this corpus."""
+    if not paths:
+        return set()
+    query = select(File.path).where(File.corpus_id == peek.corpus_id, File.path.in_(paths))
+    with peek.db.read() as conn:
+        return set(conn.scalars(query))
+
+
+def _line_count(root: Path, rel: str) -> int | None:
+    """Lines of the file on disk as read_file numbers them; None when it is gone or outside."""
+    try:
+        real = resolve_in_root(root, rel)
+        return count_lines(real) if real.is_file() else None
+    except (SandboxError, OSError):
+        return None
+
+
+def count_lines(path: Path) -> int:
+    """Newline-separated lines, a last line without its newline included (like split_lines)."""
+    count, last = 0, b"\n"
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(_BLOCK), b""):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")

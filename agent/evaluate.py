@@ -1,0 +1,151 @@
+"""`peek eval`: ask a set of questions and score the cited files against gold files (A/B)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from peek.agent.models import Model
+from peek.agent.session import AskResult, Budgets
+from peek.errors import QueryError
+from peek.service import Peek
+
+KS = (1, 5, 10)
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One evaluation item: the question and the files a correct answer must cite."""
+
+    id: str
+    question: str
+    gold_files: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Scored:
+    """One answered question with its ranks and costs."""
+
+    id: str
+    ranked: list[str]
+    gold: tuple[str, ...]
+    steps: int
+    seconds: float
+    tokens: int
+    cost: float | None = None
+    recall: dict[int, float] = field(default_factory=dict)
+    rr: float = 0.0
+
+
+def load_questions(path: Path) -> list[Question]:
+    """JSON lines with `question` and `gold_files` (and optionally `id`)."""
+    items = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise QueryError(f"cannot read {path}: {exc.strerror}", "check the path") from exc
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            items.append(_question(json.loads(line), n, path))
+    if not items:
+        raise QueryError(f"{path} has no questions", "one JSON object per line")
+    return items
+
+
+def _question(raw: dict[str, Any], n: int, path: Path) -> Question:
+    if not isinstance(raw.get("question"), str) or not isinstance(raw.get("gold_files"), list):
+        raise QueryError(f"{path}:{n} needs 'question' (string) and 'gold_files' (list)")
+    return Question(str(raw.get("id", n)), raw["question"], tuple(raw["gold_files"]))
+
+
+def score(result: AskResult, item: Question, seconds: float) -> Scored:
+    """File-level recall@k and reciprocal rank of the answer's cited files, in citation order."""
+    ranked = list(dict.fromkeys(c.path for c in result.citations))
+    gold = set(item.gold_files)
+    recall = {k: len(gold & set(ranked[:k])) / len(gold) for k in KS}
+    rr = next((1.0 / (i + 1) for i, p in enumerate(ranked) if p in gold), 0.0)
+    tokens = result.input_tokens + result.output_tokens
+    return Scored(item.id, ranked, item.gold_files, result.steps, seconds, tokens,
+                  result.cost_usd, recall, rr)
+
+
+def summarize(rows: list[Scored]) -> dict[str, Any]:
+    """The `peek eval --json` metrics over answered questions."""
+    if not rows:
+        return {"n": 0}
+    out: dict[str, Any] = {"n": len(rows)}
+    for k in KS:
+        out[f"recall@{k}"] = round(statistics.mean(r.recall[k] for r in rows), 4)
+    out["mrr"] = round(statistics.mean(r.rr for r in rows), 4)
+    out["steps_mean"] = round(statistics.mean(r.steps for r in rows), 2)
+    out["seconds_mean"] = round(statistics.mean(r.seconds for r in rows), 3)
+    out["tokens_mean"] = round(statistics.mean(r.tokens for r in rows), 1)
+    costs = [r.cost for r in rows if r.cost is not None]
+    out["cost_usd"] = round(sum(costs), 6) if costs else None
+    return out
+
+
+def ask_all(peek: Peek, items: list[Question], model: Model | None, budgets: Budgets,
+            learn: bool, on_item: Callable[[Scored], None] | None = None) -> list[Scored]:
+    """Ask each question in order; optionally let each session teach the map."""
+    rows = []
+    for item in items:
+        start = time.perf_counter()
+        result = peek.ask(item.question, model, budgets, learn=learn)
+        row = score(result, item, time.perf_counter() - start)
+        rows.append(row)
+        if on_item is not None:
+            on_item(row)
+    return rows
+
+
+def teach(peek: Peek, items: list[Question], model: Model | None, budgets: Budgets) -> None:
+    """Ask each question, then record its gold files as what the user edited (a success)."""
+    for item in items:
+        result = peek.ask(item.question, model, budgets, learn=True)
+        peek.record(session=result.session, edited=list(item.gold_files), success=True)
+
+
+def evaluate(corpus: Path, items: list[Question], *, home: Path | None, model: Model | None,
+             budgets: Budgets, learn_n: int = 0) -> dict[str, Any]:
+    """Score the questions on scratch copies of the store, so the real map is never changed."""
+    if learn_n < 0 or learn_n >= len(items) and learn_n:
+        raise QueryError(f"--learn {learn_n} leaves no question to score",
+                         f"use a number below {len(items)}")
+    source = Peek(corpus, home)
+    source.corpus_id  # noqa: B018 - fails clearly when the corpus is not indexed
+    with tempfile.TemporaryDirectory(prefix="peek-eval-") as tmp:
+        learned = _scratch(source, Path(tmp) / "learned")
+        if learn_n:
+            teach(learned, items[:learn_n], model, budgets)
+        scored = items[learn_n:]
+        out = summarize(ask_all(learned, scored, model, budgets, learn=False))
+        out["no_map"] = None
+        if learn_n:
+            empty = _scratch(learned, Path(tmp) / "empty", reset_map=True)
+            out["no_map"] = summarize(ask_all(empty, scored, model, budgets, learn=False))
+    out["learned_from"] = learn_n
+    return out
+
+
+def _scratch(source: Peek, home: Path, reset_map: bool = False) -> Peek:
+    """A copy of the store in a scratch home (SQLite's online backup), optionally map-less."""
+    home.mkdir(parents=True)
+    with closing(sqlite3.connect(source.settings.db_path)) as src, closing(
+        sqlite3.connect(home / source.settings.db_path.name)
+    ) as dst:
+        src.backup(dst)
+    copy = Peek(source.root, home)
+    if reset_map:
+        from peek.contextmap.curation import reset
+
+        reset(copy.db, copy.corpus_id)
+    return copy

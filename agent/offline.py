@@ -1,0 +1,190 @@
+"""The offline policy: a fixed, deterministic use of peek's own tools that needs no model.
+
+Order: map entries that match the question → ranked files (lexical search, the paths, modules
+and symbols the question names, personalized PageRank over the import graph) → sandboxed reads
+of the best spans → an answer of ranked locations, the lines that matter and a short
+extractive summary → the deterministic cache policy learns from the session.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from peek.agent.session import AskResult, Budgets, Citation, SessionStore, new_session_id
+from peek.retrieval.lexical import query_terms, term_idf
+from peek.retrieval.locate import FileScore, rank_files
+from peek.sandbox import FileTools, SandboxError
+
+if TYPE_CHECKING:
+    from peek.contextmap.model import Entry
+    from peek.service import Peek
+
+MODEL_NAME = "offline"
+ANSWER_FILES = 10
+READ_FILES = 3
+KEY_LINES = 3
+# A map entry applies when the words it shares with the question are specific enough: each
+# counted word must be rare in the corpus (normalized idf), and together carry enough weight.
+# Generic words ("sympy", "expression") then never pull a learned location into an answer.
+MAP_MIN_IDF = 0.3
+MAP_MIN_WEIGHT = 0.75
+MAP_HALF_WEIGHT = 0.75
+_LINE = re.compile(r"^\s*(\d+)\| ?(.*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A read span: its citation and the lines that matter for the question."""
+
+    citation: Citation
+    symbol: str | None
+    key_lines: list[tuple[int, str]]
+
+
+def run_offline(peek: Peek, question: str, budgets: Budgets, session: str | None = None,
+                learn: bool = True) -> AskResult:
+    """Answer with ranked, cited locations; every step is recorded as a trajectory step."""
+    session = session or new_session_id()
+    store = SessionStore(peek.db, peek.corpus_id)
+    store.start(session, question, MODEL_NAME)
+    steps: list[dict[str, Any]] = []
+    matched = map_matches(peek, question)
+    steps.append(_step("map", {"question": question[:200]}, _anchor_paths(matched)))
+    ranked = _locate(peek, question, matched)
+    steps.append(_step("search", {"query": question[:200], "k": 10}, [f.path for f in ranked]))
+    spans = _read_spans(peek, ranked, question, steps, budgets.max_steps - len(steps))
+    result = _result(question, ranked, spans, steps, session, budgets)
+    result.map_version = _learn(peek, result, session) if learn else _map_version(peek)
+    store.finish(result)
+    return result
+
+
+def map_matches(peek: Peek, question: str) -> list[tuple[Entry, float]]:
+    """Map entries that share specific (rare in the corpus) words with the question."""
+    from peek.contextmap.policy import CachePolicy
+
+    terms = set(query_terms(question))
+    entries = [e for e, _ in CachePolicy(peek.db, peek.corpus_id, root=peek.root).view().entries
+               if e.anchors and not e.outdated]
+    shared = {e.id: terms & set(query_terms(e.text)) for e in entries}
+    wanted = sorted(set().union(*shared.values())) if shared else []
+    with peek.db.read() as conn:
+        idf = term_idf(conn, peek.corpus_id, wanted)
+    found = []
+    for entry in entries:
+        weight = sum(idf[t] for t in shared[entry.id] if idf[t] >= MAP_MIN_IDF)
+        if weight >= MAP_MIN_WEIGHT:
+            found.append((entry, weight / (weight + MAP_HALF_WEIGHT)))
+    return found
+
+
+def _anchor_paths(matched: list[tuple[Entry, float]]) -> list[str]:
+    return sorted({a.path for entry, _ in matched for a in entry.anchors})
+
+
+def _locate(peek: Peek, question: str, matched: list[tuple[Entry, float]]) -> list[FileScore]:
+    boosts: dict[str, tuple[float, str]] = {}
+    for entry, strength in matched:
+        for anchor in entry.anchors:
+            prior = boosts.get(anchor.path, (0.0, ""))
+            boosts[anchor.path] = (max(prior[0], strength), f"map {entry.id}")
+    graph = peek.graph()
+    with peek.db.read() as conn:
+        return rank_files(conn, peek.corpus_id, question, 10, graph, boosts)
+
+
+def _read_spans(peek: Peek, ranked: list[FileScore], question: str,
+                steps: list[dict[str, Any]], allowed: int) -> list[Span]:
+    """Read the best span of each top file through the sandbox; key lines match the question."""
+    tools = FileTools(peek.root)
+    terms = set(query_terms(question))
+    spans = []
+    for n, item in enumerate(ranked[:ANSWER_FILES]):
+        start, end, symbol = _best_span(item)
+        if n < min(READ_FILES, max(allowed, 0)):
+            key = _key_lines(tools, item.path, start, end, terms, steps)
+        else:
+            key = []
+        spans.append(Span(Citation(item.path, start, end), symbol, key))
+    return spans
+
+
+def _best_span(item: FileScore) -> tuple[int, int, str | None]:
+    if item.hits:
+        hit = item.hits[0]
+        return hit.start_line, hit.end_line, hit.symbol
+    return 1, 1, None
+
+
+def _key_lines(tools: FileTools, path: str, start: int, end: int, terms: set[str],
+               steps: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    args = {"path": path, "start": start, "end": end}
+    try:
+        text = tools.read_file(path, start, end).text
+    except SandboxError:
+        steps.append(_step("read_file", args, [path], ok=False))
+        return []
+    steps.append(_step("read_file", args, [path]))
+    lines = [(int(m.group(1)), m.group(2)) for m in map(_LINE.match, text.splitlines()) if m]
+    scored = [(len(terms & set(query_terms(body))), n, body) for n, body in lines]
+    best = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))[:KEY_LINES]
+    return [(n, body.strip()) for _, n, body in sorted(best, key=lambda s: s[1])]
+
+
+def _result(question: str, ranked: list[FileScore], spans: list[Span],
+            steps: list[dict[str, Any]], session: str, budgets: Budgets) -> AskResult:
+    citations = [s.citation for s in spans]
+    answer = compose_answer(question, ranked, spans)
+    trajectory = {
+        "question": question, "steps": steps, "answer": answer,
+        "citations": [{"path": c.path, "start_line": c.start_line, "end_line": c.end_line}
+                      for c in citations],
+    }
+    stopped = "max_steps" if budgets.max_steps < len(steps) else None
+    return AskResult(answer, citations, len(steps), 0, 0, None, MODEL_NAME, session, 0,
+                     stopped, trajectory)
+
+
+def compose_answer(question: str, ranked: list[FileScore], spans: list[Span]) -> str:
+    """Ranked locations with the lines that matter, then a one-paragraph extractive summary."""
+    if not spans:
+        return "No location in the corpus matches this question; try other words or identifiers."
+    lines = ["Most relevant locations:"]
+    for n, (span, item) in enumerate(zip(spans, ranked, strict=False), 1):
+        label = f" {span.symbol}" if span.symbol else ""
+        why = f" ({'; '.join(item.reasons)})" if item.reasons else ""
+        lines.append(f"{n}. {span.citation.label()}{label}{why}")
+        lines.extend(f"   {num}| {body[:160]}" for num, body in span.key_lines)
+    lines.append("")
+    lines.append(_summary(spans))
+    return "\n".join(lines)
+
+
+def _summary(spans: list[Span]) -> str:
+    top = spans[0]
+    what = f"`{top.symbol}` in " if top.symbol else ""
+    summary = f"Start at {what}{top.citation.label()}"
+    others = [s.citation.path for s in spans[1:3] if s.citation.path != top.citation.path]
+    if others:
+        summary += f"; related code is in {', '.join(dict.fromkeys(others))}"
+    return summary + "."
+
+
+def _step(tool: str, args: dict[str, Any], paths: list[str], ok: bool = True) -> dict[str, Any]:
+    return {"tool": tool, "args": args, "paths": paths, "ok": ok}
+
+
+def _learn(peek: Peek, result: AskResult, session: str) -> int:
+    """Run the deterministic cache policy on this session; return the map version after it."""
+    from peek.contextmap.policy import CachePolicy
+
+    policy = CachePolicy(peek.db, peek.corpus_id, root=peek.root)
+    return int(policy.update(result.trajectory, session=session).version)
+
+
+def _map_version(peek: Peek) -> int:
+    from peek.contextmap.policy import CachePolicy
+
+    return int(CachePolicy(peek.db, peek.corpus_id, root=peek.root).view().version)

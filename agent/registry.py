@@ -1,0 +1,34 @@
+"""Which model a `--model` string names: offline, scripted, local GGUF, or any litellm provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from peek.agent.models import Model
+from peek.errors import PeekError
+
+OFFLINE = "offline"
+
+
+def resolve_model(spec: str | None, api_base: str | None = None) -> Model | None:
+    """A Model for `spec`, or None for the offline policy (the default: no network, no key)."""
+    if spec is None or spec == OFFLINE:
+        return None
+    if spec.startswith("scripted:"):
+        from peek.agent.scripted import ScriptedModel
+
+        return ScriptedModel.from_file(Path(spec.removeprefix("scripted:")))
+    if spec == "local" or spec.startswith("local:"):
+        from peek.agent.local_model import LlamaCppModel
+
+        path = spec.removeprefix("local").removeprefix(":") or None
+        return LlamaCppModel.load(path)
+    if "/" not in spec:
+        raise PeekError(
+            f"unknown model {spec!r}",
+            "use offline, local[:PATH.gguf], scripted:FILE, or a litellm provider string "
+            "such as openai/gpt-4o-mini or hosted_vllm/NAME with --api-base",
+        )
+    from peek.agent.litellm_model import LiteLLMModel
+
+    return LiteLLMModel(spec, api_base=api_base)

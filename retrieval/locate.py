@@ -1,0 +1,193 @@
+"""Ranking files for a question: lexical evidence plus the paths, modules and symbols it names."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, text
+
+from peek.retrieval.graph import FileGraph
+from peek.retrieval.lexical import Hit, path_prior, query_terms, search_chunks
+
+# Weights of the three kinds of evidence, tuned on shared/eval/swebench-dev.jsonl.
+W_LEXICAL = 1.0
+W_SYMBOL = 1.2
+W_PATH = 2.0
+W_GRAPH = 0.6
+W_MAP = 1.0
+GRAPH_SEEDS = 5
+CHUNK_POOL = 200
+_PATHLIKE = re.compile(
+    r"[\w./\\-]+\.(?:py|pyi|js|jsx|ts|tsx|go|md|rst|txt|toml|cfg|ini|json|yaml)\b"
+)
+_DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_IDENT = re.compile(r"\b[A-Za-z_]\w{2,}\b")
+
+
+@dataclass(slots=True)
+class FileScore:
+    """A ranked file, the chunks that support it and why it was chosen."""
+
+    path: str
+    score: float = 0.0
+    hits: list[Hit] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+def rank_files(
+    conn: Connection,
+    corpus_id: int,
+    question: str,
+    k: int = 10,
+    graph: FileGraph | None = None,
+    boosts: dict[str, tuple[float, str]] | None = None,
+) -> list[FileScore]:
+    """The k files most likely to hold what the question is about, best first.
+
+    `boosts` is outside evidence per path (strength 0..1, why), e.g. matching map entries.
+    """
+    paths = _corpus_paths(conn, corpus_id)
+    scores: dict[str, FileScore] = {}
+    terms = query_terms(question)
+    _add_lexical(scores, search_chunks(conn, corpus_id, question, CHUNK_POOL))
+    _add_evidence(scores, mentioned_paths(question, paths), W_PATH, "named in the question")
+    _add_evidence(scores, mentioned_symbols(conn, corpus_id, question), W_SYMBOL, "defines")
+    _add_evidence(scores, boosts or {}, W_MAP, "learned:")
+    if graph is not None:
+        _add_graph(scores, graph)
+    for item in scores.values():
+        item.score *= path_prior(item.path, terms)
+    ranked = sorted(scores.values(), key=lambda f: (-f.score, f.path))
+    return ranked[:k]
+
+
+def _add_graph(scores: dict[str, FileScore], graph: FileGraph) -> None:
+    """Personalized PageRank from the best files: neighbours of strong evidence gain a little."""
+    seeds = sorted(scores.values(), key=lambda f: -f.score)[:GRAPH_SEEDS]
+    if not seeds:
+        return
+    ranks = graph.pagerank({f.path: f.score for f in seeds})
+    top = max(ranks.values(), default=0.0) or 1.0
+    for path, rank in ranks.items():  # seeds keep their restart mass: it scored better on dev
+        if rank / top > 0.01:
+            item = scores.setdefault(path, FileScore(path))
+            item.score += W_GRAPH * rank / top
+
+
+def _corpus_paths(conn: Connection, corpus_id: int) -> list[str]:
+    rows = conn.execute(text("SELECT path FROM files WHERE corpus_id = :c"), {"c": corpus_id})
+    return [r[0] for r in rows]
+
+
+def _add_lexical(scores: dict[str, FileScore], hits: list[Hit]) -> None:
+    """A file's lexical score: its best chunk plus a little for each further supporting chunk."""
+    if not hits:
+        return
+    top = hits[0].score or 1.0
+    per_file: dict[str, list[Hit]] = defaultdict(list)
+    for hit in hits:
+        per_file[hit.path].append(hit)
+    for path, file_hits in per_file.items():
+        rel = [h.score / top for h in file_hits]
+        item = scores.setdefault(path, FileScore(path))
+        item.score += W_LEXICAL * (rel[0] + 0.1 * sum(rel[1:4]))
+        item.hits = file_hits
+
+
+def _add_evidence(
+    scores: dict[str, FileScore], evidence: dict[str, tuple[float, str]], weight: float, why: str
+) -> None:
+    for path, (strength, detail) in evidence.items():
+        item = scores.setdefault(path, FileScore(path))
+        item.score += weight * strength
+        item.reasons.append(f"{why} {detail}".strip())
+
+
+def mentioned_paths(question: str, paths: list[str]) -> dict[str, tuple[float, str]]:
+    """Corpus files the question names by path (tracebacks) or by dotted module name."""
+    by_suffix = _suffix_index(paths)
+    found: dict[str, tuple[float, str]] = {}
+    for raw in _PATHLIKE.findall(question):
+        _match_suffix(raw.replace("\\", "/"), by_suffix, found)
+    for dotted in _DOTTED.findall(question):
+        parts = dotted.split(".")
+        for end in range(len(parts), 1, -1):
+            base = "/".join(parts[:end])
+            if _match_suffix(base + ".py", by_suffix, found) or _match_suffix(
+                base + "/__init__.py", by_suffix, found
+            ):
+                break
+    return found
+
+
+def _suffix_index(paths: list[str]) -> dict[str, list[str]]:
+    """Every path under each of its suffixes of two or more components."""
+    index: dict[str, list[str]] = defaultdict(list)
+    for path in paths:
+        parts = path.split("/")
+        for start in range(len(parts)):
+            index["/".join(parts[start:])].append(path)
+    return index
+
+
+def _match_suffix(
+    raw: str, by_suffix: dict[str, list[str]], found: dict[str, tuple[float, str]]
+) -> bool:
+    """Match the longest suffix of `raw` that names corpus files; shorter suffixes weigh less."""
+    parts = [p for p in raw.split("/") if p not in ("", ".")]
+    for start in range(len(parts)):
+        suffix = "/".join(parts[start:])
+        candidates = by_suffix.get(suffix, [])
+        if candidates and (len(parts) - start >= 2 or len(candidates) == 1):
+            strength = 1.0 / len(candidates)
+            for path in candidates:
+                if found.get(path, (0.0, ""))[0] < strength:
+                    found[path] = (strength, suffix)
+            return True
+    return False
+
+
+def mentioned_symbols(
+    conn: Connection, corpus_id: int, question: str
+) -> dict[str, tuple[float, str]]:
+    """Files defining identifiers the question uses; rare and code-looking names weigh more."""
+    names = _question_identifiers(question)
+    if not names:
+        return {}
+    rows = conn.execute(
+        text(
+            "SELECT s.name, f.path FROM symbols s JOIN files f ON f.id = s.file_id "
+            "WHERE f.corpus_id = :c AND s.name IN (SELECT value FROM json_each(:names))"
+        ),
+        {"c": corpus_id, "names": _json_list(list(names))},
+    )
+    defined_in: dict[str, set[str]] = defaultdict(set)
+    for name, path in rows:
+        defined_in[name].add(path)
+    found: dict[str, tuple[float, str]] = {}
+    for name, files in defined_in.items():
+        strength = names[name] / (1.0 + math.log(len(files)))
+        for path in files:
+            prior, detail = found.get(path, (0.0, ""))
+            found[path] = (prior + strength, f"{detail} {name}".strip())
+    return {p: (min(s, 2.0), d) for p, (s, d) in found.items()}
+
+
+def _question_identifiers(question: str) -> dict[str, float]:
+    """Identifiers in the question; code-looking ones (snake, camel, dotted) weigh more."""
+    weights: dict[str, float] = {}
+    for dotted in _DOTTED.findall(question):
+        for part in dotted.split(".")[1:]:
+            weights[part] = max(weights.get(part, 0.0), 1.0)
+    for name in _IDENT.findall(question):
+        codey = "_" in name or (name != name.lower() and name != name.capitalize())
+        weights[name] = max(weights.get(name, 0.0), 1.0 if codey else 0.3)
+    return weights
+
+
+def _json_list(items: list[str]) -> str:
+    return json.dumps(items)
