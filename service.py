@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,6 +107,7 @@ class Peek:
         session: str | None = None,
         resume: bool = False,
         learn: bool = True,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> AskResult:
         """Answer a question with cited locations; the session then teaches the map."""
         from peek.agent.session import Budgets
@@ -120,7 +121,9 @@ class Peek:
             return run_offline(self, question, budgets, session, learn=learn)
         from peek.agent.loop import run_agent
 
-        return run_agent(self, question, model, budgets, session=session, resume=resume)
+        return run_agent(
+            self, question, model, budgets, session=session, resume=resume, on_event=on_event
+        )
 
     def record(
         self,

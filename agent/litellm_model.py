@@ -85,7 +85,8 @@ def _explain(model: LiteLLMModel, exc: Exception) -> PeekError:
     """Map litellm's exception families to one line that says what to do."""
     kind = type(exc).__name__
     where = f" at {model.api_base}" if model.api_base else ""
-    if kind == "AuthenticationError" or "api key" in str(exc).lower():
+    text = str(exc).lower()
+    if kind == "AuthenticationError" or "api key" in text or "api_key" in text:
         return PeekError(f"missing or invalid API key for {model.name}",
                          "set the provider's key, e.g. OPENAI_API_KEY or ANTHROPIC_API_KEY")
     if kind in ("APIConnectionError", "ServiceUnavailableError", "Timeout", "InternalServerError"):

@@ -113,12 +113,12 @@ def ask(
     """Answer a question with cited path:start-end locations; the session teaches the map."""
     from peek.agent.registry import resolve_model
     from peek.agent.session import Budgets
-    from peek.cli.render import print_answer
+    from peek.cli.render import print_answer, step_printer
 
     peek = open_peek(path, home)
     budgets = Budgets(max_steps, max_tokens, max_cost)
     result = peek.ask(question, resolve_model(model, api_base), budgets, session=resume,
-                      resume=resume is not None)
+                      resume=resume is not None, on_event=None if as_json else step_printer())
     if as_json:
         emit_json(result.to_dict())
     else:

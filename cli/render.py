@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from peek.agent.session import AskResult
@@ -60,6 +60,26 @@ def print_hits(hits: list[Hit]) -> None:
         label = f"  {hit.symbol}" if hit.symbol else ""
         where = f"{hit.path}:{hit.start_line}-{hit.end_line}"
         print(f"{rank:>{width}}. {where}{label}  ({hit.score:.2f})")
+
+
+def step_printer() -> Callable[[dict[str, Any]], None] | None:
+    """Stream the agent's steps to stderr with rich on a TTY; nothing when piped."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+
+    console = Console(stderr=True)
+
+    def show(event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "tool":
+            mark = "[green]✓[/]" if event.get("ok") else "[red]✗[/]"
+            args = ", ".join(f"{k}={v!r}" for k, v in (event.get("args") or {}).items())
+            console.print(f"{mark} step {event.get('step')}: {event.get('tool')}({args[:120]})")
+        elif kind in ("stopped", "learned"):
+            console.print(f"[dim]{kind}: {event.get('stopped_by') or event.get('status')}[/]")
+
+    return show
 
 
 def print_answer(result: AskResult) -> None:

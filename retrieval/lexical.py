@@ -182,7 +182,8 @@ def term_idf(conn: Connection, corpus_id: int, terms: list[str]) -> dict[str, fl
     Normalizing makes thresholds mean the same in a 10-chunk corpus and a 40,000-chunk one.
     """
     table = fts_table(corpus_id)
-    total = int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar() or 0)
+    # the docsize shadow table has one row per document and counts without a full FTS scan
+    total = int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}_docsize").scalar() or 0)
     idf: dict[str, float] = {}
     for term in terms:
         df = conn.execute(

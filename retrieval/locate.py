@@ -7,6 +7,7 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from sqlalchemy import Connection, text
 
@@ -109,7 +110,7 @@ def _add_evidence(
 
 def mentioned_paths(question: str, paths: list[str]) -> dict[str, tuple[float, str]]:
     """Corpus files the question names by path (tracebacks) or by dotted module name."""
-    by_suffix = _suffix_index(paths)
+    by_suffix = _suffix_index(tuple(paths))
     found: dict[str, tuple[float, str]] = {}
     for raw in _PATHLIKE.findall(question):
         _match_suffix(raw.replace("\\", "/"), by_suffix, found)
@@ -124,7 +125,8 @@ def mentioned_paths(question: str, paths: list[str]) -> dict[str, tuple[float, s
     return found
 
 
-def _suffix_index(paths: list[str]) -> dict[str, list[str]]:
+@lru_cache(maxsize=8)
+def _suffix_index(paths: tuple[str, ...]) -> dict[str, list[str]]:
     """Every path under each of its suffixes of two or more components."""
     index: dict[str, list[str]] = defaultdict(list)
     for path in paths:
