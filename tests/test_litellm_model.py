@@ -11,6 +11,7 @@ from peek.agent.models import Message
 from peek.agent.registry import resolve_model
 from peek.errors import PeekError
 
+
 def closed_port() -> int:
     """A loopback port with nothing listening (bound then released)."""
     with socket.socket() as sock:
