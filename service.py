@@ -18,10 +18,12 @@ from peek.schema import Corpus
 if TYPE_CHECKING:
     from peek.agent.models import Model
     from peek.agent.session import AskResult, Budgets
-    from peek.contextmap.policy import UpdateResult
+    from peek.contextmap.policy import MapView, UpdateResult
+    from peek.contextmap.store import EntryChange, VersionRecord
     from peek.retrieval.graph import FileGraph
     from peek.retrieval.indexer import IndexStats, Progress
     from peek.retrieval.lexical import Hit
+    from peek.status import CorpusStatus
 
 
 def resolve_root(path: str | os.PathLike[str]) -> Path:
@@ -160,6 +162,74 @@ class Peek:
             except ValueError as exc:
                 raise QueryError(f"{path} is outside the corpus {self.root}") from exc
         return candidate.as_posix().removeprefix("./")
+
+    # --- the context map -------------------------------------------------------------------
+
+    def map(self, budget: int | None = None) -> MapView:
+        """The map as agents see it: anchors checked against the working tree, within budget."""
+        from peek.contextmap.policy import CachePolicy
+
+        return CachePolicy(self.db, self.corpus_id, root=self.root, budget=budget).view()
+
+    def map_history(self, limit: int | None = 20) -> list[VersionRecord]:
+        """The map's versions, newest first, each with its edits and why they were made."""
+        from peek.contextmap.store import MapStore
+
+        return MapStore(self.db, self.corpus_id).history(limit)
+
+    def map_diff(self, v1: int, v2: int) -> list[EntryChange]:
+        """How the entries changed from version v1 to v2."""
+        from peek.contextmap.store import MapStore
+
+        return MapStore(self.db, self.corpus_id).diff(v1, v2)
+
+    def map_rollback(self, version: int) -> int:
+        """Make the entries what they were at `version` (itself a new, undoable version)."""
+        from peek.contextmap.curation import rollback
+
+        return rollback(self.db, self.corpus_id, version)
+
+    def map_pin(self, entry_id: str, pinned: bool = True) -> int:
+        """Pin (never evicted or rewritten by the policy) or unpin an entry."""
+        from peek.contextmap.curation import set_pinned
+
+        return set_pinned(self.db, self.corpus_id, entry_id, pinned)
+
+    def map_forget(self, entry_id: str) -> int:
+        """Remove an entry; history keeps it for rollback."""
+        from peek.contextmap.curation import forget
+
+        return forget(self.db, self.corpus_id, entry_id)
+
+    def map_edit(self, entry_id: str, text: str) -> int:
+        """Rewrite an entry's text; its code anchors are re-stamped as current."""
+        from peek.contextmap.curation import edit_entry
+
+        return edit_entry(self.db, self.corpus_id, entry_id, text, root=self.root)
+
+    def map_reset(self) -> int:
+        """Empty the map and restart its evolve steps (undo with map_rollback)."""
+        from peek.contextmap.curation import reset
+
+        return reset(self.db, self.corpus_id)
+
+    def map_export(self) -> dict[str, Any]:
+        """The map as JSON-ready data (ids, counters, pins, anchors) that map_import restores."""
+        from peek.contextmap.curation import export_map
+
+        return export_map(self.db, self.corpus_id, str(self.root))
+
+    def map_import(self, exported: str) -> int:
+        """Replace the entries with an exported map's (ids kept), within the budget."""
+        from peek.contextmap.curation import import_map, parse_export
+
+        return import_map(self.db, self.corpus_id, parse_export(exported))
+
+    def status(self) -> CorpusStatus:
+        """Indexed commit vs HEAD, files changed since the index, index age and map version."""
+        from peek.status import corpus_status
+
+        return corpus_status(self)
 
     def close(self) -> None:
         """Release the store's connections."""

@@ -155,6 +155,18 @@ def evaluate(
 
 
 @app.command()
+def status(path: CorpusArg, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Is the index current? Indexed commit vs HEAD, files changed since, index age, map version."""
+    from peek.cli.render import print_status
+
+    report = open_peek(path, home).status()
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        print_status(report)
+
+
+@app.command()
 def doctor(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Show versions, the store path, optional parts and whether tiktoken works offline."""
     from peek.cli.doctor import collect, print_report

@@ -89,10 +89,8 @@ def print_view(view: MapView) -> None:
 def show(path: CorpusArg, budget: BudgetOpt = None, as_json: JsonOpt = False,
          home: HomeOpt = None) -> None:
     """Show the map as agents see it (entries anchored to changed code are marked stale)."""
-    from peek.contextmap.policy import CachePolicy
-
-    with opened(path, home) as (peek, cid):
-        view = CachePolicy(peek.db, cid, root=peek.root, budget=budget).view()
+    with opened(path, home) as (peek, _cid):
+        view = peek.map(budget)
     if as_json:
         emit(view.to_json())
     else:
@@ -121,10 +119,8 @@ def history(path: CorpusArg, limit: Annotated[int, typer.Option(
         "--limit", min=1, help="How many recent versions to show.")] = 20,
         as_json: JsonOpt = False, home: HomeOpt = None) -> None:
     """List the map's versions, newest first, with every edit and why it was made."""
-    from peek.contextmap.store import MapStore
-
-    with opened(path, home) as (peek, cid):
-        versions = MapStore(peek.db, cid).history(limit)
+    with opened(path, home) as (peek, _cid):
+        versions = peek.map_history(limit)
         corpus = str(peek.root)
     if as_json:
         emit({"corpus": corpus, "versions": [v.to_json() for v in versions]})
@@ -151,10 +147,8 @@ def diff(path: CorpusArg, v1: Annotated[int, typer.Argument(help="The older vers
          v2: Annotated[int, typer.Argument(help="The newer version.")],
          as_json: JsonOpt = False, home: HomeOpt = None) -> None:
     """Show how the entries changed from version V1 to version V2."""
-    from peek.contextmap.store import MapStore
-
-    with opened(path, home) as (peek, cid):
-        changes = MapStore(peek.db, cid).diff(v1, v2)
+    with opened(path, home) as (peek, _cid):
+        changes = peek.map_diff(v1, v2)
         corpus = str(peek.root)
     if as_json:
         emit({"corpus": corpus, "from": v1, "to": v2, "changes": [c.to_json() for c in changes]})
@@ -174,10 +168,8 @@ def rollback(path: CorpusArg, version: Annotated[int, typer.Argument(
         help="The version to return to.")], as_json: JsonOpt = False,
         home: HomeOpt = None) -> None:
     """Make the entries what they were at a version; the rollback is itself a new version."""
-    from peek.contextmap.curation import rollback as do_rollback
-
-    with opened(path, home) as (peek, cid):
-        new = do_rollback(peek.db, cid, version)
+    with opened(path, home) as (peek, _cid):
+        new = peek.map_rollback(version)
         corpus = str(peek.root)
     _report(corpus, new, as_json, f"rolled back to v{version}", rolled_back_to=version)
 
@@ -197,10 +189,8 @@ def unpin(path: CorpusArg, entry_id: IdArg, as_json: JsonOpt = False,
 
 
 def _set_pin(path: Path, entry_id: str, pinned: bool, as_json: bool, home: Path | None) -> None:
-    from peek.contextmap.curation import set_pinned
-
-    with opened(path, home) as (peek, cid):
-        version = set_pinned(peek.db, cid, entry_id, pinned)
+    with opened(path, home) as (peek, _cid):
+        version = peek.map_pin(entry_id, pinned)
         corpus = str(peek.root)
     word = "pinned" if pinned else "unpinned"
     _report(corpus, version, as_json, f"{word} {entry_id}", id=entry_id, pinned=pinned)
@@ -210,10 +200,8 @@ def _set_pin(path: Path, entry_id: str, pinned: bool, as_json: bool, home: Path 
 def forget(path: CorpusArg, entry_id: IdArg, as_json: JsonOpt = False,
            home: HomeOpt = None) -> None:
     """Remove an entry (history keeps it; `rollback` brings it back)."""
-    from peek.contextmap.curation import forget as do_forget
-
-    with opened(path, home) as (peek, cid):
-        version = do_forget(peek.db, cid, entry_id)
+    with opened(path, home) as (peek, _cid):
+        version = peek.map_forget(entry_id)
         corpus = str(peek.root)
     _report(corpus, version, as_json, f"forgot {entry_id}", id=entry_id)
 
@@ -223,10 +211,8 @@ def edit(path: CorpusArg, entry_id: IdArg,
          text: Annotated[str, typer.Argument(help="The entry's new text.")],
          as_json: JsonOpt = False, home: HomeOpt = None) -> None:
     """Rewrite an entry's text; its code anchors are re-stamped as current."""
-    from peek.contextmap.curation import edit_entry
-
-    with opened(path, home) as (peek, cid):
-        version = edit_entry(peek.db, cid, entry_id, text, root=peek.root)
+    with opened(path, home) as (peek, _cid):
+        version = peek.map_edit(entry_id, text)
         corpus = str(peek.root)
     _report(corpus, version, as_json, f"edited {entry_id}", id=entry_id)
 
@@ -234,10 +220,8 @@ def edit(path: CorpusArg, entry_id: IdArg,
 @map_app.command("reset")
 def reset(path: CorpusArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None:
     """Empty the map and restart its evolve steps (undo with `rollback`)."""
-    from peek.contextmap.curation import reset as do_reset
-
-    with opened(path, home) as (peek, cid):
-        version = do_reset(peek.db, cid)
+    with opened(path, home) as (peek, _cid):
+        version = peek.map_reset()
         corpus = str(peek.root)
     _report(corpus, version, as_json, f"reset; undo with: peek map rollback {path} {version - 1}")
 
@@ -247,10 +231,8 @@ def export(path: CorpusArg, output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write to this file instead of stdout.")] = None,
         home: HomeOpt = None) -> None:
     """Write the map (ids, counters, pins, anchors) as JSON that `import` restores."""
-    from peek.contextmap.curation import export_map
-
-    with opened(path, home) as (peek, cid):
-        data = export_map(peek.db, cid, str(peek.root))
+    with opened(path, home) as (peek, _cid):
+        data = peek.map_export()
     text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
@@ -264,13 +246,12 @@ def import_(path: CorpusArg, file: Annotated[Path, typer.Argument(
         help="A file written by `peek map export`.")], as_json: JsonOpt = False,
         home: HomeOpt = None) -> None:
     """Replace the map's entries with an exported map's (ids kept), within the budget."""
-    from peek.contextmap.curation import import_map, parse_export
-
-    entries = parse_export(_read(file, "map file"), str(file))
-    with opened(path, home) as (peek, cid):
-        version = import_map(peek.db, cid, entries)
+    raw = _read(file, "map file")
+    with opened(path, home) as (peek, _cid):
+        version = peek.map_import(raw)
+        count = len(peek.map().entries)
         corpus = str(peek.root)
-    _report(corpus, version, as_json, f"imported {len(entries)} entries", entries=len(entries))
+    _report(corpus, version, as_json, f"imported {count} entries", entries=count)
 
 
 def _read(file: Path, what: str) -> str:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from peek.agent.session import AskResult
     from peek.retrieval.indexer import IndexStats
     from peek.retrieval.lexical import Hit
+    from peek.status import CorpusStatus
 
 
 @contextmanager
@@ -104,3 +105,23 @@ def print_eval(report: dict[str, object]) -> None:
     for name, run in runs:
         values = " | ".join(f"{run.get(k, ''):>12}" for k in keys)  # type: ignore[attr-defined]
         print(f"| {name:<6} | {values} |")
+
+
+def print_status(status: CorpusStatus) -> None:
+    """One line on freshness, then the files that differ from the index."""
+    if not status.indexed:
+        print(f"{status.corpus}: not indexed (run: peek index {status.corpus})")
+        return
+    age = f"{status.index_age_seconds / 60:.0f} min ago" if status.index_age_seconds else "?"
+    state = "out of date" if status.dirty else "up to date"
+    commit = f", commit {status.indexed_commit[:10]}" if status.indexed_commit else ""
+    print(f"{status.corpus}: {status.files} files indexed {age}{commit}; {state}; "
+          f"map v{status.map_version}")
+    if status.head_commit and status.head_commit != status.indexed_commit:
+        print(f"  HEAD is now {status.head_commit[:10]}")
+    for label, paths in (("changed", status.changed), ("added", status.added),
+                         ("removed", status.removed)):
+        for path in paths[:20]:
+            print(f"  {label:<8} {path}")
+        if len(paths) > 20:
+            print(f"  ... and {len(paths) - 20} more {label}")

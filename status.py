@@ -1,0 +1,65 @@
+"""How current a corpus's index and map are: what `peek status` and MCP `peek_status` report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from peek.retrieval.walk import git_state, walk_corpus
+from peek.schema import Corpus, File
+
+if TYPE_CHECKING:
+    from peek.service import Peek
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusStatus:
+    """Whether the index still describes the corpus, and the map version agents will see."""
+
+    corpus: str
+    indexed: bool
+    indexed_commit: str | None
+    head_commit: str | None
+    index_age_seconds: float | None
+    files: int
+    changed: list[str]
+    added: list[str]
+    removed: list[str]
+    map_version: int
+
+    @property
+    def dirty(self) -> bool:
+        """True when files changed on disk (or HEAD moved) since the last index."""
+        moved = self.head_commit is not None and self.head_commit != self.indexed_commit
+        return bool(self.changed or self.added or self.removed or moved)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, with `dirty` included."""
+        return {**asdict(self), "dirty": self.dirty}
+
+
+def corpus_status(peek: Peek) -> CorpusStatus:
+    """Compare the store with the tree by stat only (no file is read), like `git status`."""
+    corpus_id = peek.corpus_id_or_none()
+    git = git_state(peek.root)
+    head = git.head if git else None
+    if corpus_id is None:
+        return CorpusStatus(str(peek.root), False, None, head, None, 0, [], [], [], 0)
+    with peek.db.read() as conn:
+        indexed_at, indexed_commit = conn.execute(
+            select(Corpus.indexed_at, Corpus.git_head).where(Corpus.id == corpus_id)
+        ).one()
+        known = {r[0]: (r[1], r[2]) for r in conn.execute(
+            select(File.path, File.size, File.mtime_ns).where(File.corpus_id == corpus_id))}
+    on_disk = {e.path: (e.size, e.mtime_ns) for e in
+               walk_corpus(peek.root, peek.settings.max_file_bytes).files}
+    changed = sorted(p for p in known.keys() & on_disk.keys() if known[p] != on_disk[p])
+    age = time.time() - indexed_at if indexed_at else None
+    return CorpusStatus(
+        str(peek.root), True, indexed_commit, head, age, len(known), changed,
+        sorted(on_disk.keys() - known.keys()), sorted(known.keys() - on_disk.keys()),
+        peek.map().version,
+    )

@@ -1,0 +1,69 @@
+"""The Python SDK: pinned public names, and the README's example run for real."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import peek
+
+PUBLIC = [
+    "AskResult", "Budgets", "Citation", "CorpusError", "CorpusStatus", "Hit", "IndexStats",
+    "MapView", "Model", "NotIndexedError", "Peek", "PeekError", "QueryError", "ScriptedModel",
+    "StoreError", "UpdateResult", "__version__",
+]
+
+
+def test_public_names_are_pinned() -> None:
+    assert peek.__all__ == PUBLIC
+    assert sorted(peek._EXPORTS) == [n for n in PUBLIC if n != "__version__"]
+    for name in PUBLIC:
+        assert getattr(peek, name) is not None
+
+
+def test_import_peek_stays_light() -> None:
+    code = "import sys, peek; print(sorted(m for m in ('litellm', 'langgraph', 'sqlalchemy') " \
+           "if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def readme_sdk_example() -> str:
+    """The ```python block under the README's 'Python SDK' heading."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Python SDK", 1)[1]
+    return section.split("```python", 1)[1].split("```", 1)[0]
+
+
+def test_readme_sdk_example_runs(make_corpus, tmp_path: Path) -> None:
+    root = make_corpus({"shop/cart.py": "def add_item(cart, item):\n    cart.append(item)\n"})
+    script = tmp_path / "example.py"
+    script.write_text(readme_sdk_example())
+    out = subprocess.run(
+        [sys.executable, str(script), str(root), str(tmp_path / "home")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "shop/cart.py:1-2" in out.stdout
+
+
+def test_sdk_map_operations_round_trip(make_corpus, tmp_path: Path) -> None:
+    sdk = peek.Peek(make_corpus({"a.py": "def alpha():\n    return 1\n"}), tmp_path / "home")
+    sdk.index()
+    view = sdk.map()
+    assert isinstance(view, peek.MapView) and view.version == 1
+    entry = view.entries[0][0].id
+    pinned = sdk.map_pin(entry)
+    assert [e.pinned for e, _ in sdk.map().entries if e.id == entry] == [True]
+    edited = sdk.map_edit(entry, "alpha lives in a.py")
+    assert edited > pinned
+    exported = sdk.map_export()
+    sdk.map_reset()
+    assert sdk.map().entries == ()
+    sdk.map_import(__import__("json").dumps(exported))
+    assert [e.text for e, _ in sdk.map().entries] == ["alpha lives in a.py"]
+    assert [c.id for c in sdk.map_diff(edited, edited + 1)] == [entry]
+    sdk.map_rollback(1)
+    assert sdk.map().entries[0][0].text != "alpha lives in a.py"
+    assert sdk.status().dirty is False
