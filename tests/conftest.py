@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import write_tree
 
 
 @pytest.fixture
@@ -24,13 +25,6 @@ def make_corpus(tmp_path: Path) -> Callable[[dict[str, str | bytes]], Path]:
     def build(files: dict[str, str | bytes]) -> Path:
         root = tmp_path / f"corpus{next(counter)}"
         root.mkdir()
-        for rel, content in files.items():
-            target = root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                target.write_bytes(content)
-            else:
-                target.write_text(content, encoding="utf-8")
-        return root
+        return write_tree(root, files)
 
     return build

@@ -10,6 +10,18 @@ from pathlib import Path
 PEEK_BIN = Path(sys.executable).with_name("peek")
 
 
+def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    """Write relative path -> content under root (created as needed) and return root."""
+    for rel, content in files.items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content, encoding="utf-8")
+    return root
+
+
 def run_peek(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

@@ -9,23 +9,12 @@ import socket
 from pathlib import Path
 
 import pytest
+from helpers import write_tree as write
 
 from peek.sandbox import FileSlice, FileTools, PathEscapeError, SandboxError
 from peek.sandbox.textfile import read_bytes
 
 SANDBOX_DIR = Path(__file__).resolve().parent.parent / "sandbox"
-
-
-def write(root: Path, files: dict[str, str | bytes]) -> Path:
-    """Write relative path -> content under root and return root."""
-    for rel, content in files.items():
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            target.write_bytes(content)
-        else:
-            target.write_text(content, encoding="utf-8")
-    return root
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import write_tree as write
 
 from peek.sandbox import FileTools, GrepResult, SandboxError
 from peek.sandbox.grep import LINE_CHARS, find_ripgrep
@@ -16,18 +17,6 @@ BACKENDS = [
     pytest.param(True, id="ripgrep", marks=pytest.mark.skipif(RG is None, reason="no rg")),
     pytest.param(False, id="python"),
 ]
-
-
-def write(root: Path, files: dict[str, str | bytes]) -> Path:
-    """Write relative path -> content under root and return root."""
-    for rel, content in files.items():
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            target.write_bytes(content)
-        else:
-            target.write_text(content, encoding="utf-8")
-    return root
 
 
 @pytest.fixture

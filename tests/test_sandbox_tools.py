@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import write_tree as write
 
 from peek.sandbox import (
     TOOL_SPECS,
@@ -16,19 +17,6 @@ from peek.sandbox import (
     SandboxError,
     SymbolHit,
 )
-
-
-def write(root: Path, files: dict[str, str | bytes]) -> Path:
-    """Write relative path -> content under root and return root."""
-    for rel, content in files.items():
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            target.write_bytes(content)
-        else:
-            target.write_text(content, encoding="utf-8")
-    return root
-
 
 PY_SOURCE = '''import os
 
