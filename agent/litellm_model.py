@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from peek.agent.models import Message, Reply, ToolCall, ToolSpec, Usage
+from peek.agent.models import Message, Reply, ToolCall, ToolChoice, ToolSpec, Usage
 from peek.errors import PeekError
 
 
@@ -33,11 +33,13 @@ class LiteLLMModel:
     temperature: float = 0.0
     timeout: float = 120.0
 
-    def chat(self, messages: list[Message], tools: list[ToolSpec] | None = None) -> Reply:
+    def chat(self, messages: list[Message], tools: list[ToolSpec] | None = None,
+             tool_choice: ToolChoice = "auto") -> Reply:
         """One completion; provider errors become one-line PeekErrors that name the fix."""
         kwargs: dict[str, Any] = {"messages": [m.to_openai() for m in messages]}
         if tools:
             kwargs["tools"] = [t.to_openai() for t in tools]
+            kwargs["tool_choice"] = tool_choice
         response = self._complete(**kwargs)
         message = response.choices[0].message
         calls = tuple(_tool_call(c) for c in (getattr(message, "tool_calls", None) or []))

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from peek.agent.citations import extract_citations, verify_citations
-from peek.agent.models import Message, Model, ToolCall, Usage
+from peek.agent.models import Message, Model, ToolCall, ToolChoice, Usage
 from peek.agent.prompts import fallback_answer, system_prompt
 from peek.agent.session import AskResult, Budgets, Citation, SessionStore, new_session_id
 from peek.agent.tools import AgentTools
@@ -206,7 +206,9 @@ class _Loop:
             self.emit({"event": "stopped", "step": state["steps"], "stopped_by": stopped})
             return {"stopped_by": stopped}
         messages = [message_from_state(m) for m in state["messages"]]
-        reply = self.model.chat(messages, self.tools.specs)
+        # An answer must cite the corpus, so the first step has to look something up.
+        choice: ToolChoice = "required" if state["steps"] == 0 else "auto"
+        reply = self.model.chat(messages, self.tools.specs, choice)
         said = Message("assistant", reply.content, reply.tool_calls)
         return {"messages": [*state["messages"], message_to_state(said)],
                 "steps": state["steps"] + 1, **spend(state, reply.usage)}

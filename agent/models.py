@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+ToolChoice = Literal["auto", "required"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +89,9 @@ class Model(Protocol):
 
     name: str
 
-    def chat(self, messages: list[Message], tools: list[ToolSpec] | None = None) -> Reply:
-        """One turn: the model answers or asks for tools."""
+    def chat(self, messages: list[Message], tools: list[ToolSpec] | None = None,
+             tool_choice: ToolChoice = "auto") -> Reply:
+        """One turn: the model answers or asks for tools ("required": it must call one)."""
         ...
 
     def complete_json(self, system: str, user: str, schema: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from peek.agent.models import Message, Reply, ToolCall, ToolSpec, Usage
+from peek.agent.models import Message, Reply, ToolCall, ToolChoice, ToolSpec, Usage
 from peek.errors import PeekError
 
 
@@ -22,7 +22,8 @@ class ScriptedModel:
     seen: list[list[Message]] = field(default_factory=list)
     seen_json: list[tuple[str, str]] = field(default_factory=list)
 
-    def chat(self, messages: list[Message], tools: list[ToolSpec] | None = None) -> Reply:
+    def chat(self, messages: list[Message], tools: list[ToolSpec] | None = None,
+             tool_choice: ToolChoice = "auto") -> Reply:
         """The next scripted reply; running out is an error, not a silent answer."""
         self.seen.append(list(messages))
         if not self.replies:

@@ -25,7 +25,7 @@ from peek.contextmap.distiller import (
 )
 from peek.contextmap.errors import MapError
 from peek.contextmap.llm import JSONModel, complete_validated
-from peek.contextmap.model import MAX_ENTRY_CHARS, Anchor, ContextMap, section_slug
+from peek.contextmap.model import MAX_ENTRY_CHARS, SECTIONS, Anchor, ContextMap, section_slug
 
 log = logging.getLogger("peek.contextmap.cartographer")
 Op = Literal["ADD", "REPLACE", "DELETE"]
@@ -236,7 +236,9 @@ class EditOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
     op: Op
     id: str | None = None
-    section: str | None = None
+    section: str | None = Field(
+        default=None, json_schema_extra={"enum": [*(s.slug for s in SECTIONS), None]}
+    )
     text: str | None = Field(default=None, min_length=1, max_length=MAX_ENTRY_CHARS)
     candidate: int | None = None
     reason: str = ""

@@ -19,7 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from peek.contextmap.errors import MapError
 from peek.contextmap.freshness import CorpusView, SymbolSpan, is_outdated
 from peek.contextmap.llm import JSONModel, complete_validated
-from peek.contextmap.model import MAX_ENTRY_CHARS, Anchor, ContextMap, Entry, Tag, section_slug
+from peek.contextmap.model import (
+    MAX_ENTRY_CHARS,
+    SECTIONS,
+    Anchor,
+    ContextMap,
+    Entry,
+    Tag,
+    section_slug,
+)
 from peek.contextmap.render import render_entries
 from peek.contextmap.trajectory import Trajectory
 
@@ -287,7 +295,8 @@ class _TagOut(BaseModel):
 
 class _CandidateOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    section: str
+    # the enum constrains structured output; the validator still accepts section titles
+    section: str = Field(json_schema_extra={"enum": [s.slug for s in SECTIONS]})
     text: str = Field(min_length=1, max_length=MAX_ENTRY_CHARS)
     anchors: list[_AnchorOut] = Field(default_factory=list)
 
