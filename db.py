@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError
 
 from peek.errors import StoreError
 
@@ -41,6 +41,12 @@ class Database:
         """A write transaction that takes the write lock up front, so writers queue, not fail."""
         with _store_errors(self.path), self._writer.begin() as conn:
             yield conn
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """An exclusive lock across processes for work longer than one transaction."""
+        with _file_lock(self.path.with_suffix(f".{name}.lock")):
+            yield
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -151,10 +157,14 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 @contextmanager
 def _store_errors(path: Path) -> Iterator[None]:
-    """Turn SQLite's corruption errors into one clear StoreError; let busy errors through."""
+    """Turn SQLite's corruption errors into one clear StoreError; let every other error through.
+
+    Only a plain sqlite3.DatabaseError means an unreadable file: its subclasses (busy, integrity,
+    programming errors) are not corruption, and calling them that would scare people.
+    """
     try:
         yield
-    except OperationalError:
-        raise
     except DatabaseError as exc:
+        if type(exc.orig) is not sqlite3.DatabaseError:
+            raise
         raise StoreError(f"{path} cannot be read: {exc.orig}", _MOVE_ASIDE) from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -164,6 +164,25 @@ def status(path: CorpusArg, home: HomeOpt = None, as_json: JsonOpt = False) -> N
         emit_json(report.to_dict())
     else:
         print_status(report)
+
+
+@app.command()
+def mcp(
+    transport: Annotated[Literal["stdio", "http"], typer.Option(
+        "--transport", help="stdio (an IDE starts the server) or streamable HTTP.")] = "stdio",
+    host: Annotated[str, typer.Option("--host", help="HTTP: the address to listen on.")] = (
+        "127.0.0.1"),
+    port: Annotated[int, typer.Option("--port", help="HTTP: the port to listen on.")] = 8765,
+    home: HomeOpt = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help=(
+        "Offer peek_ask with this model (as for `peek ask`); without it peek_ask is absent, "
+        "since host agents bring their own model."))] = None,
+    api_base: ApiBaseOpt = None,
+) -> None:
+    """Serve peek's tools (peek_map, peek_search, peek_read, peek_record, ...) over MCP."""
+    from peek.cli.mcp_server import serve
+
+    serve(transport, host, port, home, model, api_base)
 
 
 @app.command()

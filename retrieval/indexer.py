@@ -92,7 +92,18 @@ class IndexStats:
 def index_corpus(
     db: Database, root: Path, max_file_bytes: int, progress: Progress | None = None
 ) -> IndexStats:
-    """Bring the store in line with the files under `root`, re-reading only what changed."""
+    """Bring the store in line with the files under `root`, re-reading only what changed.
+
+    Runs one at a time per store: an index plans from what the store knew before it started,
+    so two concurrent runs would both insert the same new file.
+    """
+    with db.lock("index"):
+        return _index(db, root, max_file_bytes, progress)
+
+
+def _index(
+    db: Database, root: Path, max_file_bytes: int, progress: Progress | None
+) -> IndexStats:
     started = time.perf_counter()
     stats = IndexStats(corpus=str(root))
     report = walk_corpus(root, max_file_bytes)

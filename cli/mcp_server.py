@@ -1,0 +1,404 @@
+"""`peek mcp`: the MCP front door, a thin layer over the `Peek` service for IDE agents.
+
+stdout is the protocol channel over stdio: nothing here prints to it. litellm and langgraph are
+imported only inside `peek_ask`, so the server is ready as soon as the MCP SDK is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.resources import ResourceSecurity
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult, TextContent
+from pydantic import Field
+
+if TYPE_CHECKING:
+    from peek.agent.models import Model
+    from peek.sandbox import FileTools
+    from peek.service import Peek
+
+log = logging.getLogger("peek.mcp")
+
+T = TypeVar("T")
+Transport = Literal["stdio", "http"]
+MAP_URI = "peek://{corpus}/map"
+BUSY_RETRIES = 8
+BUSY_FIRST_WAIT_S = 0.05
+BUSY_MAX_WAIT_S = 2.0
+
+INSTRUCTIONS = (
+    "peek keeps a context map per corpus (a repository or a folder of documents): what earlier "
+    "sessions learned about where things are. Call peek_map first, before exploring a corpus; "
+    "use peek_search and peek_read to find and read code; call peek_record last, after you "
+    "finish a task, so the map learns from it. Pass the same absolute corpus path every time."
+)
+
+DESCRIPTIONS = {
+    "peek_map": (
+        "Call peek_map first, before exploring or editing a corpus: it returns what earlier "
+        "sessions learned about where things are (entry points, key files, conventions, "
+        "pitfalls), rendered within a token budget, plus the same entries as data. Go straight "
+        "to the files it names instead of listing and grepping; entries marked (stale) point at "
+        "code that changed since, so re-check them. `budget` sets the map's token budget (kept "
+        "for later calls). If the corpus is not indexed yet, call peek_index once, then retry."
+    ),
+    "peek_search": (
+        "Call peek_search when the map does not point at what you need: it ranks code and "
+        "document chunks for words, identifiers or a question (BM25 over code-aware tokens) and "
+        "returns each hit's path, start_line and end_line. Read the best hits with peek_read."
+    ),
+    "peek_read": (
+        "Call peek_read to read numbered lines of one file of the corpus: `path` relative to the "
+        "corpus root, `start_line`/`end_line` 1-based and inclusive (omit both for the whole "
+        "file, cut at a size limit with a note saying how to read on). Reads never leave the "
+        "corpus root. Report the files you read with peek_record when you finish."
+    ),
+    "peek_ask": (
+        "Call peek_ask to hand a whole where-is or how-does question to peek's own agent (the "
+        "model given to `peek mcp --model`): it searches and reads the corpus itself and answers "
+        "with cited path:start-end locations, within `max_steps` tool steps. The session also "
+        "teaches the map, so there is no need to peek_record it."
+    ),
+    "peek_record": (
+        "Call peek_record last, after you finish a task in a corpus: give the task or question, "
+        "the files you read (files_read) and edited (files_edited), and whether it worked "
+        "(success). peek's cache policy learns from it, so the next peek_map sends future "
+        "sessions to the right files sooner. If you have a full trajectory object ({question, "
+        "steps, answer, citations, outcome}), pass it as `trajectory` instead of files_read."
+    ),
+    "peek_status": (
+        "Call peek_status to check whether peek's index still matches the corpus: indexed git "
+        "commit vs HEAD, files changed, added or removed since the last index, index age in "
+        "seconds, and the map version. When `dirty` is true and you need search results that "
+        "include those changes, call peek_index."
+    ),
+    "peek_index": (
+        "Call peek_index to index a corpus: once, the first time you use peek on it (the other "
+        "tools say when it is not indexed), and again after files changed (peek_status shows "
+        "dirty). Incremental: only added or changed files are read again."
+    ),
+}
+
+CorpusArg = Annotated[str, Field(
+    description="The corpus: absolute path of the repository or folder; the same in every call.")]
+QueryArg = Annotated[str, Field(description="Words, identifiers or a question.")]
+KArg = Annotated[int, Field(description="How many hits to return (at least 1).")]
+BudgetArg = Annotated[int | None, Field(
+    description="The map's token budget; omit to keep the stored one.")]
+PathArg = Annotated[str, Field(description="A file path relative to the corpus root.")]
+StartArg = Annotated[int | None, Field(description="First line to show (1-based); omit for 1.")]
+EndArg = Annotated[int | None, Field(description="Last line to show (inclusive); omit for all.")]
+QuestionArg = Annotated[str, Field(description="The question or task, in the user's words.")]
+StepsArg = Annotated[int, Field(description="Stop after this many agent steps.")]
+ReadArg = Annotated[list[str] | None, Field(description="Files you read, in reading order.")]
+EditedArg = Annotated[list[str] | None, Field(description="Files you edited to finish the task.")]
+SuccessArg = Annotated[bool | None, Field(
+    description="Whether the task succeeded (tests passed, the user accepted); omit if unknown.")]
+TrajectoryArg = Annotated[dict[str, Any] | None, Field(
+    description="A full trajectory: {question, steps: [{tool, args, paths, ok}], answer, "
+                "citations: [{path, start_line, end_line}], outcome: {edited_files, success}}.")]
+
+
+@dataclass
+class OpenCorpus:
+    """One corpus's service and sandbox, kept warm for the life of the server."""
+
+    peek: Peek
+    files: FileTools
+    index_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Corpora:
+    """`Peek` objects per corpus path, so every call after the first reuses an open store."""
+
+    def __init__(self, home: Path | None) -> None:
+        self.home = home
+        self._open: dict[str, OpenCorpus] = {}
+        self._lock = threading.Lock()
+
+    def get(self, corpus: str) -> OpenCorpus:
+        """The open corpus for a path (any spelling of the same folder shares one)."""
+        key = corpus_key(corpus)
+        with self._lock:
+            found = self._open.get(key)
+            if found is None:
+                found = self._open[key] = open_corpus(key, self.home)
+        return found
+
+    def close(self) -> None:
+        """Release every store's connections."""
+        with self._lock:
+            for opened in self._open.values():
+                opened.peek.close()
+            self._open.clear()
+
+
+def corpus_key(corpus: str) -> str:
+    """The real path of a corpus argument; an empty one is refused rather than meaning cwd."""
+    from peek.errors import QueryError
+
+    if not corpus.strip():
+        raise QueryError("corpus is empty", "give the corpus folder's absolute path")
+    return os.path.realpath(os.path.expanduser(corpus))
+
+
+def open_corpus(path: str, home: Path | None) -> OpenCorpus:
+    """Open the service (checks the folder) and its sandbox with the home's file size limit."""
+    from peek.sandbox import FileTools
+    from peek.service import Peek
+
+    peek = Peek(path, home)
+    return OpenCorpus(peek, FileTools(peek.root, max_file_bytes=peek.settings.max_file_bytes))
+
+
+def host_trajectory(question: str, files_read: list[str]) -> dict[str, Any]:
+    """A trajectory-contract dict for a host agent's report: one read step per file read."""
+    steps = [{"tool": "read_file", "args": {"path": p}, "paths": [p], "ok": True}
+             for p in dict.fromkeys(files_read)]
+    return {"question": question, "steps": steps, "answer": "", "citations": []}
+
+
+class PeekTools:
+    """The tools' work as plain dicts: what each MCP tool returns when nothing goes wrong."""
+
+    def __init__(self, corpora: Corpora, model: str | None, api_base: str | None) -> None:
+        self.corpora = corpora
+        self.model_spec = model
+        self.api_base = api_base
+        self._model: tuple[Model | None] | None = None
+        self._model_lock = threading.Lock()
+
+    def map(self, corpus: str, budget: int | None) -> dict[str, Any]:
+        """The rendered map plus the `peek map --json` fields."""
+        view = self.corpora.get(corpus).peek.map(budget)
+        return {"rendered": view.text, **view.to_json()}
+
+    def search(self, corpus: str, query: str, k: int) -> dict[str, Any]:
+        """The `peek search --json` shape."""
+        hits = self.corpora.get(corpus).peek.search(query, k)
+        return {"results": [h.to_dict() for h in hits]}
+
+    def read(self, corpus: str, path: str, start: int | None, end: int | None) -> dict[str, Any]:
+        """A sandboxed slice of one file."""
+        return self.corpora.get(corpus).files.read_file(path, start, end).to_dict()
+
+    def status(self, corpus: str) -> dict[str, Any]:
+        """How current the index and map are."""
+        return self.corpora.get(corpus).peek.status().to_dict()
+
+    def index(self, corpus: str) -> dict[str, Any]:
+        """Re-index; one index run per corpus at a time in this process (they would race)."""
+        opened = self.corpora.get(corpus)
+        with opened.index_lock:
+            return dict(opened.peek.index().to_dict())
+
+    def record(self, corpus: str, question: str, files_read: list[str] | None,
+               files_edited: list[str] | None, success: bool | None,
+               trajectory: dict[str, Any] | None) -> dict[str, Any]:
+        """Teach the map from a host agent's session report."""
+        peek = self.corpora.get(corpus).peek
+        if trajectory is None:
+            trajectory = host_trajectory(question, [peek.relative(p) for p in files_read or ()])
+        else:
+            trajectory = {"question": question, **trajectory}
+        result = peek.record(trajectory, edited=files_edited or (), success=success)
+        return result.to_json()
+
+    def ask(self, corpus: str, question: str, max_steps: int) -> dict[str, Any]:
+        """Answer with peek's own agent; the model is loaded on the first ask, not at start."""
+        from peek.agent.session import Budgets
+
+        peek = self.corpora.get(corpus).peek
+        return peek.ask(question, self.model(), Budgets(max_steps)).to_dict()
+
+    def model(self) -> Model | None:
+        """The configured model, resolved once (this is where litellm may be imported)."""
+        from peek.agent.registry import resolve_model
+
+        with self._model_lock:
+            if self._model is None:
+                self._model = (resolve_model(self.model_spec, self.api_base),)
+            return self._model[0]
+
+
+def tool_result(action: Callable[[], dict[str, Any]]) -> CallToolResult:
+    """Run one tool's work; known failures come back as a one-line tool error, never a crash."""
+    try:
+        data = with_busy_retry(action)
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the client as a result
+        return error_result(error_message(exc))
+    text = json.dumps(data, ensure_ascii=False)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+def error_result(message: str) -> CallToolResult:
+    """An `is_error` result that carries just the message."""
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+
+
+def error_message(exc: Exception) -> str:
+    """The one line a host agent sees; unexpected errors are also logged with a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    from peek.errors import NotIndexedError, PeekError
+    from peek.sandbox import SandboxError
+
+    if isinstance(exc, NotIndexedError):
+        return f"{exc.message} (call peek_index with this corpus first)"
+    if isinstance(exc, PeekError | SandboxError):
+        return str(exc)
+    if isinstance(exc, OperationalError):
+        return f"the store is busy or unavailable: {exc.orig}; try again"
+    log.exception("unexpected error in a peek tool")
+    return " ".join(f"unexpected error ({type(exc).__name__}): {exc}".split())
+
+
+def with_busy_retry(action: Callable[[], T]) -> T:
+    """Retry with jittered backoff while SQLite says busy/locked: other clients share the store."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(BUSY_RETRIES - 1):
+        try:
+            return action()
+        except OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            wait = min(BUSY_FIRST_WAIT_S * 2**attempt, BUSY_MAX_WAIT_S)
+            time.sleep(wait * (0.5 + random.random()))
+    return action()
+
+
+def is_busy(exc: Exception) -> bool:
+    """True for SQLite's transient lock errors (worth retrying), not for real failures."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "locked" in text or "busy" in text
+
+
+class PeekMcpTools:
+    """The MCP tool functions: their signatures are the tools' input schemas."""
+
+    def __init__(self, tools: PeekTools) -> None:
+        self.tools = tools
+
+    def peek_map(self, corpus: CorpusArg, budget: BudgetArg = None) -> CallToolResult:
+        """The map first, so the agent starts where earlier sessions ended."""
+        return tool_result(lambda: self.tools.map(corpus, budget))
+
+    def peek_search(self, corpus: CorpusArg, query: QueryArg, k: KArg = 10) -> CallToolResult:
+        """Ranked chunks when the map does not say where something is."""
+        return tool_result(lambda: self.tools.search(corpus, query, k))
+
+    def peek_read(self, corpus: CorpusArg, path: PathArg, start_line: StartArg = None,
+                  end_line: EndArg = None) -> CallToolResult:
+        """Numbered lines, so the agent can cite exact locations."""
+        return tool_result(lambda: self.tools.read(corpus, path, start_line, end_line))
+
+    def peek_ask(self, corpus: CorpusArg, question: QuestionArg,
+                 max_steps: StepsArg = 12) -> CallToolResult:
+        """A cited answer from peek's own agent, for hosts that want to delegate a question."""
+        return tool_result(lambda: self.tools.ask(corpus, question, max_steps))
+
+    def peek_record(self, corpus: CorpusArg, question: QuestionArg, files_read: ReadArg = None,
+                    files_edited: EditedArg = None, success: SuccessArg = None,
+                    trajectory: TrajectoryArg = None) -> CallToolResult:
+        """The host's session report, which is what teaches the map."""
+        return tool_result(lambda: self.tools.record(
+            corpus, question, files_read, files_edited, success, trajectory))
+
+    def peek_status(self, corpus: CorpusArg) -> CallToolResult:
+        """Whether the index still describes the corpus."""
+        return tool_result(lambda: self.tools.status(corpus))
+
+    def peek_index(self, corpus: CorpusArg) -> CallToolResult:
+        """Re-index on request, since hosts know when they changed files."""
+        return tool_result(lambda: self.tools.index(corpus))
+
+
+def strict_schema(schema: Any) -> Any:
+    """Plain JSON Schema for strict clients: `X | None` becomes an optional `X` with a `type`."""
+    if isinstance(schema, list):
+        return [strict_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: strict_schema(value) for key, value in schema.items()}
+    branches = out.get("anyOf")
+    if isinstance(branches, list):
+        kept = [b for b in branches if b != {"type": "null"}]
+        if len(kept) == 1 and len(kept) < len(branches):
+            del out["anyOf"]
+            out = {**kept[0], **out}
+            if "default" in out and out["default"] is None:
+                del out["default"]
+    return out
+
+
+def make_tools(mcp_tools: PeekMcpTools, with_ask: bool) -> list[Tool]:
+    """The registered tools, with strict input schemas; peek_ask only when a model was given."""
+    names = [n for n in DESCRIPTIONS if with_ask or n != "peek_ask"]
+    tools = []
+    for name in names:
+        tool = Tool.from_function(getattr(mcp_tools, name), name=name,
+                                  description=DESCRIPTIONS[name])
+        tool.parameters = strict_schema(tool.parameters)
+        tools.append(tool)
+    return tools
+
+
+def add_map_resource(server: MCPServer, corpora: Corpora) -> None:
+    """`peek://{corpus}/map` (corpus URL-encoded): the map for hosts that read resources."""
+
+    def corpus_map(corpus: str) -> str:
+        """The rendered map text."""
+        try:
+            return with_busy_retry(lambda: corpora.get(corpus).peek.map().text)
+        except Exception as exc:  # noqa: BLE001 - reported to the client as a resource error
+            raise ResourceError(error_message(exc)) from exc
+
+    server.resource(MAP_URI, name="peek_map", mime_type="text/plain",
+                    description="The corpus's context map, rendered; the corpus path URL-encoded.",
+                    security=ResourceSecurity(exempt_params={"corpus"}))(corpus_map)
+
+
+def build_server(home: Path | None, model: str | None, api_base: str | None) -> MCPServer:
+    """The peek MCP server: tools over one `Peek` per corpus; peek_ask only with a model."""
+    return assemble(home, model, api_base)[0]
+
+
+def assemble(home: Path | None, model: str | None,
+             api_base: str | None) -> tuple[MCPServer, Corpora]:
+    """The server and the corpus cache it serves from (closed by `serve` on the way out)."""
+    from peek import __version__
+
+    corpora = Corpora(home)
+    tools = make_tools(PeekMcpTools(PeekTools(corpora, model, api_base)), model is not None)
+    server: MCPServer = MCPServer("peek", version=__version__, instructions=INSTRUCTIONS,
+                                  tools=tools, log_level="WARNING")
+    add_map_resource(server, corpora)
+    return server, corpora
+
+
+def serve(transport: Transport, host: str, port: int, home: Path | None, model: str | None,
+          api_base: str | None) -> None:
+    """Run until the client disconnects (stdio) or the process is stopped (http)."""
+    server, corpora = assemble(home, model, api_base)
+    try:
+        if transport == "stdio":
+            server.run("stdio")
+        else:
+            sys.stderr.write(f"peek mcp: streamable HTTP on http://{host}:{port}/mcp\n")
+            server.run("streamable-http", host=host, port=port)
+    finally:
+        corpora.close()  # the last connection out checkpoints the WAL
