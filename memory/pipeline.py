@@ -1,0 +1,243 @@
+"""Remembering new turns: store, embed, window, re-cluster episodes, extract and reconcile.
+
+Every way into memory (conversation logs, documents, code sessions) ends in `remember`, one
+write transaction: the turns are stored with their terms and vectors, appended to windows,
+placed in episodes (incrementally, or re-clustered when memory has grown), turned into GSW
+chunks by an Operator and merged by the Reconciler. The lexical embedder's IDF is refitted
+(and every vector recomputed) only when memory grew by REFIT_GROWTH since the last fit, so a
+single code session stays a cheap, incremental update.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, func, select
+
+from peek.memory import episodes as ep
+from peek.memory.embed import Embedder, Fittable, active_embedder_name, make_embedder
+from peek.memory.operator import Chunk, turn_chunk
+from peek.memory.reconciler import Reconciler
+from peek.memory.store import (
+    State,
+    TurnRecord,
+    WindowRecord,
+    episode_count,
+    existing_turn_ids,
+    insert_turns,
+    last_turn,
+    load_state,
+    load_turns,
+    load_windows,
+    new_state,
+    pack,
+    save_state,
+    save_windows,
+    set_turn_vectors,
+    turns_in_windows,
+    window_size,
+)
+from peek.memory.tables import MemoryTurnRow
+from peek.memory.text import terms
+
+if TYPE_CHECKING:
+    from peek.contextmap.llm import JSONModel
+
+REFIT_GROWTH = 1.25
+ChunkMaker = Callable[[list[TurnRecord]], list[Chunk]]
+
+
+@dataclass
+class NewTurn:
+    """A turn to remember: a conversation turn, a document paragraph or a code session."""
+
+    turn_id: str
+    speaker: str
+    text: str
+    time: str | None = None
+    session: str | None = None
+    source: str = "conversation"
+    blobs: dict[str, str] = field(default_factory=dict)
+
+    def embed_text(self) -> str:
+        """What the embedder reads: the speaker matters ('Caroline: ...')."""
+        return f"{self.speaker}: {self.text}" if self.speaker else self.text
+
+
+@dataclass
+class Remembered:
+    """What one `remember` call did."""
+
+    added: int = 0
+    skipped: int = 0
+    sessions: int = 0
+    windows: int = 0
+    episodes: int = 0
+    entities_written: int = 0
+    merged_entities: int = 0
+    reclustered: bool = False
+    refitted: bool = False
+
+    def to_dict(self) -> dict[str, int | bool]:
+        """The counts as plain data (the ingest --json payload)."""
+        return dict(self.__dict__)
+
+
+def default_chunks(turns: list[TurnRecord]) -> list[Chunk]:
+    """The deterministic Operator for conversation turns and document paragraphs."""
+    return [turn_chunk(t) for t in turns]
+
+
+def remember(conn: Connection, corpus_id: int, turns: list[NewTurn], *,
+             embedder: Embedder | None = None, chunks: ChunkMaker = default_chunks,
+             model: JSONModel | None = None) -> Remembered:
+    """Store new turns (ids already stored are skipped) and update episodes and the workspace."""
+    state, embedder, switched = _state_and_embedder(conn, corpus_id, embedder)
+    done = Remembered()
+    known = existing_turn_ids(conn, corpus_id, [t.turn_id for t in turns])
+    fresh = _unique([t for t in turns if t.turn_id not in known])
+    done.skipped = len(turns) - len(fresh)
+    if not fresh:
+        _counts(conn, corpus_id, fresh, done, len(load_windows(conn, corpus_id)))
+        return done
+    records, changed = _place(conn, corpus_id, fresh)
+    done.refitted = _maybe_refit(conn, state, embedder, fresh, switched)
+    vectors = embedder.embed([t.embed_text() for t in fresh])
+    insert_turns(conn, corpus_id, [_row(r, t, pack(v)) for r, t, v in
+                                   zip(records, fresh, vectors, strict=True)])
+    if done.refitted:
+        _reembed_turns(conn, state, embedder)
+        changed |= set(range(max(changed) + 1))
+    windows = _update_windows(conn, state, embedder, sorted(changed))
+    done.reclustered = _update_episodes(conn, state, windows, sorted(changed), done.refitted)
+    _reconcile(conn, state, embedder, chunks(records), model, done)
+    save_state(conn, state)
+    _counts(conn, corpus_id, fresh, done, len(windows))
+    return done
+
+
+def _unique(turns: list[NewTurn]) -> list[NewTurn]:
+    seen: dict[str, NewTurn] = {}
+    for turn in turns:
+        seen.setdefault(turn.turn_id, turn)
+    return list(seen.values())
+
+
+def _state_and_embedder(conn: Connection, corpus_id: int, embedder: Embedder | None,
+                        ) -> tuple[State, Embedder, bool]:
+    """The state to update and the embedder to write with; a changed embedder re-embeds all."""
+    state = load_state(conn, corpus_id)
+    wanted = embedder.name if embedder is not None else active_embedder_name()
+    if state is None:
+        chosen = embedder or make_embedder(wanted)
+        return new_state(corpus_id, chosen), chosen, False
+    if wanted == state.embedder_name:
+        return state, embedder or state.embedder(), False
+    chosen = embedder or make_embedder(wanted)
+    state.embedder_name, state.dim, state.embedder_state = chosen.name, chosen.dim, None
+    state.fitted_n = 0
+    return state, chosen, True
+
+
+def _place(conn: Connection, corpus_id: int, fresh: list[NewTurn],
+           ) -> tuple[list[TurnRecord], set[int]]:
+    """Seq numbers and windows for new turns: a window holds WINDOW_TURNS turns of one session."""
+    last = last_turn(conn, corpus_id)
+    seq = last.seq + 1 if last else 0
+    window = last.window if last else -1
+    session = last.session if last else None
+    size = window_size(conn, corpus_id, window) if last else ep.WINDOW_TURNS
+    records, changed = [], set()
+    for turn in fresh:
+        if turn.session != session or size >= ep.WINDOW_TURNS:
+            window, size, session = window + 1, 0, turn.session
+        size += 1
+        changed.add(window)
+        records.append(TurnRecord(0, turn.turn_id, seq, turn.speaker, turn.text, turn.time,
+                                  turn.session, turn.source, terms(turn.embed_text()),
+                                  turn.blobs, False, window))
+        seq += 1
+    return records, changed
+
+
+def _row(record: TurnRecord, turn: NewTurn, vector: bytes) -> dict[str, object]:
+    return {"turn_id": record.turn_id, "seq": record.seq, "speaker": record.speaker,
+            "text": record.text, "time": record.time, "session": record.session,
+            "source": record.source, "terms": " ".join(record.terms), "vector": vector,
+            "blobs": json.dumps(turn.blobs, sort_keys=True), "stale": False,
+            "window": record.window}
+
+
+def _maybe_refit(conn: Connection, state: State, embedder: Embedder, fresh: list[NewTurn],
+                 switched: bool) -> bool:
+    """Refit a corpus-fitted embedder when memory grew enough (or the embedder changed)."""
+    stored = int(conn.scalar(select(func.count()).where(
+        MemoryTurnRow.corpus_id == state.corpus_id)) or 0)
+    total = stored + len(fresh)
+    if not isinstance(embedder, Fittable):
+        return switched
+    if not switched and state.fitted_n and total < REFIT_GROWTH * state.fitted_n:
+        return False
+    embedder.fit(_embed_texts(load_turns(conn, state.corpus_id)) + [t.embed_text() for t in fresh])
+    state.embedder_state = embedder.state()
+    state.fitted_n = total
+    return True
+
+
+def _embed_texts(turns: list[TurnRecord]) -> list[str]:
+    return [f"{t.speaker}: {t.text}" if t.speaker else t.text for t in turns]
+
+
+def _reembed_turns(conn: Connection, state: State, embedder: Embedder) -> None:
+    stored = load_turns(conn, state.corpus_id)
+    vectors = embedder.embed(_embed_texts(stored))
+    set_turn_vectors(conn, state.corpus_id, {t.row_id: pack(v)
+                                             for t, v in zip(stored, vectors, strict=True)})
+
+
+def _update_windows(conn: Connection, state: State, embedder: Embedder, changed: list[int],
+                    ) -> list[WindowRecord]:
+    """(Re)embed the windows that got turns (their turns' text, one per line); all windows."""
+    windows = {w.idx: w for w in load_windows(conn, state.corpus_id)}
+    grouped: dict[int, list[TurnRecord]] = {}
+    for turn in turns_in_windows(conn, state.corpus_id, changed):
+        grouped.setdefault(turn.window, []).append(turn)
+    order = sorted(grouped)
+    vectors = embedder.embed(["\n".join(_embed_texts(grouped[i])) for i in order])
+    updated = [WindowRecord(i, grouped[i][0].seq, grouped[i][-1].seq, grouped[i][0].session,
+                            pack(v), windows[i].episode if i in windows else None)
+               for i, v in zip(order, vectors, strict=True)]
+    save_windows(conn, state.corpus_id, updated)
+    windows.update({w.idx: w for w in updated})
+    return [windows[i] for i in sorted(windows)]
+
+
+def _update_episodes(conn: Connection, state: State, windows: list[WindowRecord],
+                     changed: list[int], refitted: bool) -> bool:
+    """Re-cluster when needed, else assign the changed windows; True when re-clustered."""
+    n_episodes = episode_count(conn, state.corpus_id)
+    if refitted or ep.needs_rebuild(len(windows), state, n_episodes):
+        ep.rebuild(conn, state, windows)
+        return True
+    ep.assign(conn, state, changed, windows)
+    return False
+
+
+def _reconcile(conn: Connection, state: State, embedder: Embedder, chunks: list[Chunk],
+               model: JSONModel | None, done: Remembered) -> None:
+    reconciler = Reconciler(conn, state, embedder, model)
+    for chunk in chunks:
+        reconciler.reconcile(chunk)
+    done.entities_written = reconciler.flush()
+    done.merged_entities = reconciler.merged
+
+
+def _counts(conn: Connection, corpus_id: int, fresh: list[NewTurn], done: Remembered,
+            n_windows: int) -> None:
+    done.added = len(fresh)
+    done.sessions = len({t.session for t in fresh})
+    done.windows = n_windows
+    done.episodes = episode_count(conn, corpus_id)

@@ -1,0 +1,108 @@
+"""Code sessions into memory: the deterministic Operator over an agent trajectory, offline.
+
+A finished session becomes one remembered turn (question, answer, files read and edited) and a
+GSW chunk of files, symbols, config keys and actions, stamped with the session time and the git
+commit, every file-citing item carrying the blob sha the index has for that file. Everything
+runs in one write transaction without a model, so the update stays well under 100 ms.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select
+
+from peek.memory.operator import CodeFacts, code_session_chunk
+from peek.memory.pipeline import NewTurn, remember
+from peek.schema import Corpus, File, Symbol
+
+if TYPE_CHECKING:
+    from peek.contextmap.trajectory import Trajectory
+    from peek.db import Database
+
+ANSWER_CHARS = 600
+SYMBOLS_PER_CITATION = 2
+
+
+def record_code_session(db: Database, corpus_id: int, root: Path | str,
+                        trajectory: dict[str, Any], session: str) -> None:
+    """Remember a finished code session (a session id already remembered is left as it is)."""
+    from peek.contextmap.trajectory import parse_trajectory
+
+    traj = parse_trajectory(trajectory)
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    with db.write() as conn:
+        facts = code_facts(conn, corpus_id, Path(root), traj, when)
+        turn = NewTurn(f"session:{session}", "agent", session_text(traj), when,
+                       f"session:{session}", "code", facts.blobs)
+        remember(conn, corpus_id, [turn],
+                 chunks=lambda records: [code_session_chunk(traj, session, records[0].seq, facts)]
+                 if records else [])
+
+
+def session_text(traj: Trajectory) -> str:
+    """The remembered text of a session: what was asked, answered, read and edited."""
+    answer = " ".join(traj.answer.split())
+    answer = answer if len(answer) <= ANSWER_CHARS else answer[:ANSWER_CHARS] + " …"
+    lines = [f"Q: {traj.question}", f"A: {answer}"]
+    read = sorted({p for s in traj.steps for p in s.paths} | {c.path for c in traj.citations})
+    if read:
+        lines.append("Read: " + ", ".join(read[:20]))
+    if traj.outcome.edited_files:
+        lines.append("Edited: " + ", ".join(sorted(set(traj.outcome.edited_files))))
+    return "\n".join(lines)
+
+
+def touched_paths(traj: Trajectory) -> set[str]:
+    """Every path the session saw: step paths, citations and edits."""
+    paths = {p for s in traj.steps for p in s.paths}
+    paths |= {c.path for c in traj.citations}
+    return paths | set(traj.outcome.edited_files)
+
+
+def code_facts(conn: Connection, corpus_id: int, root: Path, traj: Trajectory,
+               when: str) -> CodeFacts:
+    """Blob shas (index first, else the working tree), cited symbols and the commit."""
+    paths = sorted(touched_paths(traj))
+    blobs = _indexed_blobs(conn, corpus_id, paths)
+    for path in paths:
+        if path not in blobs:
+            sha = _disk_blob(root, path)
+            if sha is not None:
+                blobs[path] = sha
+    commit = conn.scalar(select(Corpus.git_head).where(Corpus.id == corpus_id))
+    return CodeFacts(blobs, _cited_symbols(conn, corpus_id, traj), commit, when)
+
+
+def _indexed_blobs(conn: Connection, corpus_id: int, paths: list[str]) -> dict[str, str]:
+    if not paths:
+        return {}
+    rows = conn.execute(select(File.path, File.blob_sha).where(
+        File.corpus_id == corpus_id, File.path.in_(paths)))
+    return {r[0]: r[1] for r in rows}
+
+
+def _disk_blob(root: Path, path: str) -> str | None:
+    from peek.contextmap.freshness import working_tree_sha
+
+    if path.startswith(("/", "../")):
+        return None
+    return working_tree_sha(root / path)
+
+
+def _cited_symbols(conn: Connection, corpus_id: int, traj: Trajectory) -> dict[str, list[str]]:
+    """The innermost definitions overlapping each citation."""
+    found: dict[str, list[str]] = {}
+    for c in traj.citations:
+        rows = conn.execute(select(Symbol.qualname).join(File, File.id == Symbol.file_id).where(
+            File.corpus_id == corpus_id, File.path == c.path, Symbol.start_line <= c.end_line,
+            Symbol.end_line >= c.start_line)
+            .order_by(Symbol.end_line - Symbol.start_line, Symbol.start_line)
+            .limit(SYMBOLS_PER_CITATION))
+        names = [r[0] for r in rows]
+        if names:
+            found.setdefault(c.path, [])
+            found[c.path].extend(n for n in names if n not in found[c.path])
+    return found

@@ -1,0 +1,447 @@
+"""Reading and writing memory rows: state, turns, windows, episodes and GSW nodes.
+
+Vectors are stored as raw little-endian float32 bytes. The state's `version` changes on every
+write, so in-process caches (the search index, entity vectors) know when to rebuild.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from peek.memory.embed import Embedder, Fittable, make_embedder
+from peek.memory.models import TEXT_PREFIX, Entity, SpaceTimeNode, VerbPhrase
+from peek.memory.tables import (
+    MemoryEpisodeRow,
+    MemoryNodeRow,
+    MemoryStateRow,
+    MemoryTurnRow,
+    MemoryWindowRow,
+)
+from peek.memory.text import norm_name
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Node = Entity | VerbPhrase | SpaceTimeNode
+_NODE_TYPES: dict[str, type[Entity] | type[VerbPhrase] | type[SpaceTimeNode]] = {
+    "entity": Entity, "verb": VerbPhrase, "space": SpaceTimeNode, "time": SpaceTimeNode,
+}
+
+
+def pack(vector: np.ndarray) -> bytes:
+    """A float32 vector as bytes for a BLOB column."""
+    import numpy as np
+
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def unpack(blob: bytes | None, dim: int) -> np.ndarray:
+    """A stored vector (zeros when missing or of another size, e.g. after an embedder change)."""
+    import numpy as np
+
+    if blob is None or len(blob) != dim * 4:
+        return np.zeros(dim, dtype=np.float32)
+    return np.frombuffer(blob, dtype="<f4").copy()
+
+
+def unpack_rows(blobs: list[bytes | None], dim: int) -> np.ndarray:
+    """Stored vectors as one (n, dim) matrix."""
+    import numpy as np
+
+    if not blobs:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.stack([unpack(b, dim) for b in blobs])
+
+
+@dataclass
+class State:
+    """The per-corpus memory state as loaded for one transaction."""
+
+    corpus_id: int
+    embedder_name: str
+    dim: int
+    version: int
+    fitted_n: int
+    embedder_state: bytes | None
+    clustered_windows: int
+    next_node: int
+    fresh: bool = False
+
+    def embedder(self) -> Embedder:
+        """The stored embedder with its fitted weights restored."""
+        embedder = make_embedder(self.embedder_name)
+        if self.embedder_state is not None and isinstance(embedder, Fittable):
+            embedder.load_state(self.embedder_state)
+        return embedder
+
+
+def load_state(conn: Connection, corpus_id: int) -> State | None:
+    """The corpus's memory state, or None before anything was remembered."""
+    t = MemoryStateRow
+    row = conn.execute(select(t.embedder, t.dim, t.version, t.fitted_n, t.embedder_state,
+                              t.clustered_windows, t.next_node)
+                       .where(t.corpus_id == corpus_id)).first()
+    return None if row is None else State(corpus_id, *row)
+
+
+def new_state(corpus_id: int, embedder: Embedder) -> State:
+    """The state of a corpus that has no memory yet (saved by `save_state`)."""
+    return State(corpus_id, embedder.name, embedder.dim, 0, 0, None, 0, 1, fresh=True)
+
+
+def save_state(conn: Connection, state: State) -> None:
+    """Write the state back with a new version, so every cache of the old one is dropped."""
+    state.version += 1
+    values = {"embedder": state.embedder_name, "dim": state.dim, "version": state.version,
+              "fitted_n": state.fitted_n, "embedder_state": state.embedder_state,
+              "clustered_windows": state.clustered_windows, "next_node": state.next_node,
+              "updated_at": time.time()}
+    if state.fresh:
+        conn.execute(insert(MemoryStateRow).values(corpus_id=state.corpus_id, **values))
+        state.fresh = False
+    else:
+        conn.execute(update(MemoryStateRow)
+                     .where(MemoryStateRow.corpus_id == state.corpus_id).values(**values))
+
+
+def current_version(conn: Connection, corpus_id: int) -> int | None:
+    """The memory version alone (cheap), for cache checks."""
+    return conn.scalar(select(MemoryStateRow.version)
+                       .where(MemoryStateRow.corpus_id == corpus_id))
+
+
+# --- turns ----------------------------------------------------------------------------------
+
+
+@dataclass
+class TurnRecord:
+    """A stored turn as memory code uses it."""
+
+    row_id: int
+    turn_id: str
+    seq: int
+    speaker: str
+    text: str
+    time: str | None
+    session: str | None
+    source: str
+    terms: list[str]
+    blobs: dict[str, str]
+    stale: bool
+    window: int
+    vector: bytes | None = field(default=None, repr=False)
+
+    def line(self, limit: int | None = None) -> str:
+        """The turn as one prompt line: `[id] (time) speaker: text`, marked when stale."""
+        body = self.text if limit is None or len(self.text) <= limit else (
+            self.text[:limit].rstrip() + " …")
+        when = f" ({self.time})" if self.time else ""
+        who = f" {self.speaker}:" if self.speaker else ""
+        mark = " (stale: the code it cites changed; re-check)" if self.stale else ""
+        return f"[{self.turn_id}]{when}{who} {body}{mark}".replace("\n", " ")
+
+
+_TURN_COLUMNS = (MemoryTurnRow.id, MemoryTurnRow.turn_id, MemoryTurnRow.seq, MemoryTurnRow.speaker,
+                 MemoryTurnRow.text, MemoryTurnRow.time, MemoryTurnRow.session,
+                 MemoryTurnRow.source, MemoryTurnRow.terms, MemoryTurnRow.blobs,
+                 MemoryTurnRow.stale, MemoryTurnRow.window)
+
+
+def _record(row: Any, vector: bytes | None = None) -> TurnRecord:
+    return TurnRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+                      row[8].split(), json.loads(row[9]), bool(row[10]), row[11], vector)
+
+
+def load_turns(conn: Connection, corpus_id: int, with_vectors: bool = False) -> list[TurnRecord]:
+    """Every turn of the corpus in chronological (seq) order."""
+    cols = (*_TURN_COLUMNS, MemoryTurnRow.vector) if with_vectors else _TURN_COLUMNS
+    rows = conn.execute(select(*cols).where(MemoryTurnRow.corpus_id == corpus_id)
+                        .order_by(MemoryTurnRow.seq))
+    return [_record(r, r[12] if with_vectors else None) for r in rows]
+
+
+def turns_in_windows(conn: Connection, corpus_id: int, windows: list[int]) -> list[TurnRecord]:
+    """The turns of some windows, in seq order."""
+    if not windows:
+        return []
+    rows = conn.execute(select(*_TURN_COLUMNS).where(
+        MemoryTurnRow.corpus_id == corpus_id, MemoryTurnRow.window.in_(sorted(set(windows))))
+        .order_by(MemoryTurnRow.seq))
+    return [_record(r) for r in rows]
+
+
+def existing_turn_ids(conn: Connection, corpus_id: int, ids: list[str]) -> set[str]:
+    """Which of these turn ids are already stored (ingest is idempotent)."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        batch = ids[start:start + 500]
+        found.update(conn.scalars(select(MemoryTurnRow.turn_id).where(
+            MemoryTurnRow.corpus_id == corpus_id, MemoryTurnRow.turn_id.in_(batch))))
+    return found
+
+
+def last_turn(conn: Connection, corpus_id: int) -> TurnRecord | None:
+    """The newest turn, to continue its window and its seq."""
+    row = conn.execute(select(*_TURN_COLUMNS).where(MemoryTurnRow.corpus_id == corpus_id)
+                       .order_by(MemoryTurnRow.seq.desc()).limit(1)).first()
+    return _record(row) if row else None
+
+
+def window_size(conn: Connection, corpus_id: int, window: int) -> int:
+    """How many turns a window holds."""
+    from sqlalchemy import func
+
+    return int(conn.scalar(select(func.count()).where(
+        MemoryTurnRow.corpus_id == corpus_id, MemoryTurnRow.window == window)) or 0)
+
+
+def insert_turns(conn: Connection, corpus_id: int, rows: list[dict[str, Any]]) -> None:
+    """Add new turns (dicts with the MemoryTurnRow columns but id and corpus_id)."""
+    if rows:
+        conn.execute(insert(MemoryTurnRow), [{"corpus_id": corpus_id, **r} for r in rows])
+
+
+def set_turn_vectors(conn: Connection, corpus_id: int, vectors: dict[int, bytes]) -> None:
+    """Store re-embedded turn vectors by row id."""
+    for row_id, blob in vectors.items():
+        conn.execute(update(MemoryTurnRow).where(MemoryTurnRow.id == row_id)
+                     .values(vector=blob))
+
+
+# --- windows and episodes -------------------------------------------------------------------
+
+
+@dataclass
+class WindowRecord:
+    """A stored window."""
+
+    idx: int
+    first_seq: int
+    last_seq: int
+    session: str | None
+    vector: bytes | None
+    episode: int | None
+
+
+def load_windows(conn: Connection, corpus_id: int) -> list[WindowRecord]:
+    """Every window in order."""
+    rows = conn.execute(select(MemoryWindowRow.idx, MemoryWindowRow.first_seq,
+                               MemoryWindowRow.last_seq, MemoryWindowRow.session,
+                               MemoryWindowRow.vector, MemoryWindowRow.episode)
+                        .where(MemoryWindowRow.corpus_id == corpus_id)
+                        .order_by(MemoryWindowRow.idx))
+    return [WindowRecord(*r) for r in rows]
+
+
+def save_windows(conn: Connection, corpus_id: int, windows: list[WindowRecord]) -> None:
+    """Insert or replace windows."""
+    if not windows:
+        return
+    conn.execute(delete(MemoryWindowRow).where(
+        MemoryWindowRow.corpus_id == corpus_id,
+        MemoryWindowRow.idx.in_([w.idx for w in windows])))
+    conn.execute(insert(MemoryWindowRow), [
+        {"corpus_id": corpus_id, "idx": w.idx, "first_seq": w.first_seq, "last_seq": w.last_seq,
+         "session": w.session, "vector": w.vector, "episode": w.episode} for w in windows])
+
+
+@dataclass
+class EpisodeRecord:
+    """A stored episode."""
+
+    id: int
+    centroid: bytes
+    size: int
+    medoids: list[int]
+    prefix: str
+    prefix_sha256: str
+    tokens: int
+
+
+def load_episodes(conn: Connection, corpus_id: int) -> list[EpisodeRecord]:
+    """Every episode by id."""
+    rows = conn.execute(select(MemoryEpisodeRow.id, MemoryEpisodeRow.centroid,
+                               MemoryEpisodeRow.size, MemoryEpisodeRow.medoids,
+                               MemoryEpisodeRow.prefix, MemoryEpisodeRow.prefix_sha256,
+                               MemoryEpisodeRow.tokens)
+                        .where(MemoryEpisodeRow.corpus_id == corpus_id)
+                        .order_by(MemoryEpisodeRow.id))
+    return [EpisodeRecord(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in rows]
+
+
+def episode_count(conn: Connection, corpus_id: int) -> int:
+    """How many episodes a corpus has."""
+    from sqlalchemy import func
+
+    return int(conn.scalar(select(func.count()).where(
+        MemoryEpisodeRow.corpus_id == corpus_id)) or 0)
+
+
+def replace_episodes(conn: Connection, corpus_id: int, episodes: list[EpisodeRecord],
+                     everything: bool) -> None:
+    """Write episodes; `everything` drops the old set first (after a full re-clustering)."""
+    where = [MemoryEpisodeRow.corpus_id == corpus_id]
+    if not everything:
+        where.append(MemoryEpisodeRow.id.in_([e.id for e in episodes]))
+    conn.execute(delete(MemoryEpisodeRow).where(*where))
+    if episodes:
+        conn.execute(insert(MemoryEpisodeRow), [
+            {"corpus_id": corpus_id, "id": e.id, "centroid": e.centroid, "size": e.size,
+             "medoids": json.dumps(e.medoids), "prefix": e.prefix,
+             "prefix_sha256": e.prefix_sha256, "tokens": e.tokens} for e in episodes])
+
+
+# --- GSW nodes ------------------------------------------------------------------------------
+
+
+def node_kind(node: Node) -> str:
+    """The stored kind of a node."""
+    if isinstance(node, Entity):
+        return "entity"
+    if isinstance(node, VerbPhrase):
+        return "verb"
+    return node.kind
+
+
+def node_name(node: Node) -> str:
+    """The display name of a node."""
+    if isinstance(node, Entity):
+        return node.name
+    if isinstance(node, VerbPhrase):
+        return node.phrase
+    return node.current_name
+
+
+def _node_key(node: Node) -> str:
+    """The exact-match key; files keep their path so that a.py and a_py never merge."""
+    if isinstance(node, Entity) and node.kind in ("file", "config", "symbol"):
+        return node.kind + ":" + node.name
+    if isinstance(node, VerbPhrase):
+        return verb_key(node)
+    return norm_name(node_name(node))
+
+
+def verb_key(verb: VerbPhrase) -> str:
+    """Phrase plus a digest of its TEXT answers: only verbs that say the same thing can merge."""
+    texts = sorted(f"{q.head}={a}" for q in verb.questions for a in q.answers
+                   if a.startswith(TEXT_PREFIX))
+    if not texts:
+        return norm_name(verb.phrase) + ":"
+    digest = hashlib.sha1("\n".join(texts).encode("utf-8")).hexdigest()[:16]
+    return norm_name(verb.phrase) + ":" + digest
+
+
+def load_nodes(conn: Connection, corpus_id: int, kind: str | None = None) -> list[Node]:
+    """Stored GSW nodes (optionally of one kind), oldest first."""
+    where = [MemoryNodeRow.corpus_id == corpus_id]
+    if kind is not None:
+        where.append(MemoryNodeRow.kind == kind)
+    rows = conn.execute(select(MemoryNodeRow.kind, MemoryNodeRow.data).where(*where)
+                        .order_by(MemoryNodeRow.seq, MemoryNodeRow.id))
+    return [_NODE_TYPES[k].model_validate_json(data) for k, data in rows]
+
+
+def entity_vectors(conn: Connection, corpus_id: int, dim: int) -> tuple[list[str], np.ndarray]:
+    """Entity ids and their stored vectors, for the embedding resolver's faiss index."""
+    rows = list(conn.execute(select(MemoryNodeRow.id, MemoryNodeRow.vector).where(
+        MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "entity")
+        .order_by(MemoryNodeRow.id)))
+    return [r[0] for r in rows], unpack_rows([r[1] for r in rows], dim)
+
+
+def entities_by_key(conn: Connection, corpus_id: int, keys: list[str]) -> list[Entity]:
+    """Stored entities whose exact-match key is one of `keys`."""
+    found: list[Entity] = []
+    for start in range(0, len(keys), 500):
+        rows = conn.scalars(select(MemoryNodeRow.data).where(
+            MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "entity",
+            MemoryNodeRow.norm.in_(keys[start:start + 500])))
+        found.extend(Entity.model_validate_json(d) for d in rows)
+    return found
+
+
+def nodes_by_id(conn: Connection, corpus_id: int, ids: list[str]) -> list[Node]:
+    """Stored nodes by id."""
+    found: list[Node] = []
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(select(MemoryNodeRow.kind, MemoryNodeRow.data).where(
+            MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.id.in_(ids[start:start + 500])))
+        found.extend(_NODE_TYPES[k].model_validate_json(d) for k, d in rows)
+    return found
+
+
+def save_nodes(conn: Connection, corpus_id: int, nodes: list[Node],
+               vectors: dict[str, bytes] | None = None) -> None:
+    """Insert or replace nodes (vectors by node id, kept when not given)."""
+    if not nodes:
+        return
+    vectors = vectors or {}
+    ids = [n.id for n in nodes]
+    kept = _kept_vectors(conn, corpus_id, [i for i in ids if i not in vectors])
+    for start in range(0, len(ids), 500):
+        conn.execute(delete(MemoryNodeRow).where(MemoryNodeRow.corpus_id == corpus_id,
+                                                 MemoryNodeRow.id.in_(ids[start:start + 500])))
+    conn.execute(insert(MemoryNodeRow), [_node_row(corpus_id, n, vectors.get(n.id, kept.get(n.id)))
+                                         for n in nodes])
+
+
+def _kept_vectors(conn: Connection, corpus_id: int, ids: list[str]) -> dict[str, bytes]:
+    kept: dict[str, bytes] = {}
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(select(MemoryNodeRow.id, MemoryNodeRow.vector).where(
+            MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.id.in_(ids[start:start + 500])))
+        kept.update({r[0]: r[1] for r in rows if r[1] is not None})
+    return kept
+
+
+def _node_row(corpus_id: int, node: Node, vector: bytes | None) -> dict[str, Any]:
+    stale = bool(getattr(node, "stale", False)) or (
+        isinstance(node, Entity) and bool(node.roles) and all(r.stale for r in node.roles))
+    return {"corpus_id": corpus_id, "id": node.id, "kind": node_kind(node),
+            "name": node_name(node), "norm": _node_key(node), "data": node.model_dump_json(),
+            "vector": vector, "seq": node.seq, "stale": stale}
+
+
+def entity_key(entity: Entity) -> str:
+    """The exact-match key of an entity, as stored in the `norm` column."""
+    return _node_key(entity)
+
+
+def verbs_by_key(conn: Connection, corpus_id: int, key: str, entity_ids: list[str],
+                 ) -> list[VerbPhrase]:
+    """Stored verbs with this key whose answers name every one of `entity_ids` (candidates)."""
+    if not entity_ids:
+        return []
+    mentions = [MemoryNodeRow.data.contains(f'"{eid}"') for eid in entity_ids]
+    rows = conn.scalars(select(MemoryNodeRow.data).where(
+        MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "verb",
+        MemoryNodeRow.norm == key, *mentions).order_by(MemoryNodeRow.seq))
+    return [VerbPhrase.model_validate_json(d) for d in rows]
+
+
+def open_verbs_about(conn: Connection, corpus_id: int, entity_ids: list[str]) -> list[VerbPhrase]:
+    """Stored verbs that mention these entities and still have an open question."""
+    if not entity_ids:
+        return []
+    from sqlalchemy import or_
+
+    mentions = or_(*(MemoryNodeRow.data.contains(f'"{eid}"') for eid in entity_ids))
+    rows = conn.scalars(select(MemoryNodeRow.data).where(
+        MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "verb",
+        MemoryNodeRow.data.contains('"None"'), mentions).order_by(MemoryNodeRow.seq))
+    return [VerbPhrase.model_validate_json(d) for d in rows]
+
+
+def spacetime_by_key(conn: Connection, corpus_id: int, kind: str, key: str,
+                     ) -> SpaceTimeNode | None:
+    """The stored space or time node with this name key."""
+    data = conn.scalar(select(MemoryNodeRow.data).where(
+        MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == kind,
+        MemoryNodeRow.norm == key).order_by(MemoryNodeRow.seq).limit(1))
+    return SpaceTimeNode.model_validate_json(data) if data else None

@@ -1,0 +1,94 @@
+"""The memory tables; migration 0004 creates exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from peek.schema import Base
+
+
+def _corpus_fk(primary_key: bool = False) -> Mapped[int]:
+    return mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"), primary_key=primary_key)
+
+
+class MemoryStateRow(Base):
+    """Per corpus: the embedder and its fitted weights, a version that changes on every write."""
+
+    __tablename__ = "memory_state"
+    corpus_id: Mapped[int] = _corpus_fk(primary_key=True)
+    embedder: Mapped[str] = mapped_column(String(16))
+    dim: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    fitted_n: Mapped[int] = mapped_column(Integer)
+    embedder_state: Mapped[bytes | None] = mapped_column(LargeBinary)
+    clustered_windows: Mapped[int] = mapped_column(Integer)
+    next_node: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class MemoryTurnRow(Base):
+    """One remembered unit: a conversation turn, a document paragraph or a code session."""
+
+    __tablename__ = "memory_turns"
+    __table_args__ = (
+        Index("ix_memory_turns_corpus_turn", "corpus_id", "turn_id", unique=True),
+        Index("ix_memory_turns_corpus_seq", "corpus_id", "seq"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    corpus_id: Mapped[int] = _corpus_fk()
+    turn_id: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Integer)
+    speaker: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    time: Mapped[str | None] = mapped_column(Text)
+    session: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    terms: Mapped[str] = mapped_column(Text)
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
+    blobs: Mapped[str] = mapped_column(Text)  # JSON {path: blob sha} of the code it cites
+    stale: Mapped[bool] = mapped_column(Boolean)
+    window: Mapped[int] = mapped_column(Integer)
+
+
+class MemoryWindowRow(Base):
+    """A window of consecutive turns of one session: the unit that is clustered into episodes."""
+
+    __tablename__ = "memory_windows"
+    corpus_id: Mapped[int] = _corpus_fk(primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_seq: Mapped[int] = mapped_column(Integer)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    session: Mapped[str | None] = mapped_column(Text)
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
+    episode: Mapped[int | None] = mapped_column(Integer)
+
+
+class MemoryEpisodeRow(Base):
+    """An episode: its centroid, medoid windows and the byte-stable prompt block built from them."""
+
+    __tablename__ = "memory_episodes"
+    corpus_id: Mapped[int] = _corpus_fk(primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    centroid: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    medoids: Mapped[str] = mapped_column(Text)  # JSON [window idx], chronological
+    prefix: Mapped[str] = mapped_column(Text)
+    prefix_sha256: Mapped[str] = mapped_column(String(64))
+    tokens: Mapped[int] = mapped_column(Integer)
+
+
+class MemoryNodeRow(Base):
+    """A GSW node (entity, verb phrase, space or time) as JSON, with its name key and vector."""
+
+    __tablename__ = "memory_nodes"
+    __table_args__ = (Index("ix_memory_nodes_corpus_norm", "corpus_id", "norm"),)
+    corpus_id: Mapped[int] = _corpus_fk(primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(Text)
+    norm: Mapped[str] = mapped_column(Text)
+    data: Mapped[str] = mapped_column(Text)
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
+    seq: Mapped[int] = mapped_column(Integer)
+    stale: Mapped[bool] = mapped_column(Boolean)
