@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 PEEK_BIN = Path(sys.executable).with_name("peek")
+# The MCP tools a server offers without --model (outside checks rely on these names).
+MCP_TOOLS = {"peek_map", "peek_search", "peek_read", "peek_record", "peek_status", "peek_index",
+             "peek_memory_search"}
 
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:

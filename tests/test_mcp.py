@@ -20,15 +20,14 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from helpers import SAMPLE
+from helpers import MCP_TOOLS, SAMPLE
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, Tool
 
 from peek.service import Peek
 
-TOOLS = {"peek_map", "peek_search", "peek_read", "peek_record", "peek_status", "peek_index",
-         "peek_memory_search"}
+TOOLS = MCP_TOOLS
 
 
 def server_args(home: Path, *extra: str) -> list[str]:

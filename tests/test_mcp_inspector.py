@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import SAMPLE
+from helpers import MCP_TOOLS, SAMPLE
 
 from peek.service import Peek
 
 PACKAGE = "@modelcontextprotocol/inspector"
 INSTALL_TIMEOUT_S = 300
-TOOLS = {"peek_map", "peek_search", "peek_read", "peek_record", "peek_status", "peek_index"}
+TOOLS = MCP_TOOLS
+
 Indexed = tuple[Path, Path]  # (corpus, home)
 
 
