@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,6 @@ from peek.contextmap.llm import ScriptedJSONModel, strip_fences
 from peek.contextmap.policy import CachePolicy
 from peek.contextmap.store import MapStore
 from peek.db import Database
-from peek.retrieval.indexer import index_corpus
-from peek.service import Peek
 
 FILES = {
     "app/config.py": "DEFAULT_PORT = 8080\n\n\ndef load_config(path):\n    return {}\n",
@@ -35,12 +32,9 @@ SESSION = {
 
 
 @pytest.fixture
-def indexed(make_corpus, tmp_path: Path) -> Iterator[tuple[Database, int, Path]]:
-    root = make_corpus(FILES)
-    service = Peek(root, tmp_path / "home")
-    index_corpus(service.db, service.root, service.settings.max_file_bytes)  # unseeded map
-    yield service.db, service.corpus_id, service.root
-    service.close()
+def indexed(index_unseeded) -> tuple[Database, int, Path]:
+    """This module's corpus, indexed, with an unseeded map."""
+    return index_unseeded(FILES)
 
 
 def distill_json(tags: list[dict[str, str]] | None = None, path: str = "app/config.py") -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,6 @@ from peek.contextmap.render import render_entries
 from peek.contextmap.store import MapStore
 from peek.contextmap.trajectory import Trajectory, parse_trajectory
 from peek.db import Database
-from peek.retrieval.indexer import index_corpus
-from peek.service import Peek
 from peek.tokens import configure_offline_cache
 
 FILES = {
@@ -52,13 +49,9 @@ PATHS = sorted(FILES)
 
 
 @pytest.fixture
-def indexed(make_corpus, tmp_path: Path) -> Iterator[tuple[Database, int, Path]]:
-    """A freshly indexed corpus: store, corpus id, root."""
-    root = make_corpus(FILES)
-    service = Peek(root, tmp_path / "home")
-    index_corpus(service.db, service.root, service.settings.max_file_bytes)  # unseeded map
-    yield service.db, service.corpus_id, service.root
-    service.close()
+def indexed(index_unseeded) -> tuple[Database, int, Path]:
+    """This module's corpus, indexed, with an unseeded map."""
+    return index_unseeded(FILES)
 
 
 def session(question: str, path: str | None = None, lines: tuple[int, int] = (1, 3),

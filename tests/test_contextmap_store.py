@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,8 +22,6 @@ from peek.contextmap.model import Anchor, Entry, normalize_text, parse_id, secti
 from peek.contextmap.render import render_entries
 from peek.contextmap.store import MapStore
 from peek.db import REVISIONS, Database
-from peek.retrieval.indexer import index_corpus
-from peek.service import Peek
 
 FILES = {
     "pkg/core.py": "class Engine:\n    def run(self):\n        return 1\n",
@@ -34,13 +31,9 @@ FILES = {
 
 
 @pytest.fixture
-def corpus(make_corpus, tmp_path: Path) -> Iterator[tuple[Database, int, Path]]:
-    """An indexed corpus: its store, corpus id and root."""
-    root = make_corpus(FILES)
-    service = Peek(root, tmp_path / "home")
-    index_corpus(service.db, service.root, service.settings.max_file_bytes)  # unseeded map
-    yield service.db, service.corpus_id, service.root
-    service.close()
+def corpus(index_unseeded) -> tuple[Database, int, Path]:
+    """This module's corpus, indexed, with an unseeded map."""
+    return index_unseeded(FILES)
 
 
 def add(db: Database, cid: int, section: str, text: str, anchors: tuple[Anchor, ...] = ()) -> str:
