@@ -165,7 +165,7 @@ def mentioned_symbols(
             "SELECT s.name, f.path FROM symbols s JOIN files f ON f.id = s.file_id "
             "WHERE f.corpus_id = :c AND s.name IN (SELECT value FROM json_each(:names))"
         ),
-        {"c": corpus_id, "names": _json_list(list(names))},
+        {"c": corpus_id, "names": json.dumps(list(names))},
     )
     defined_in: dict[str, set[str]] = defaultdict(set)
     for name, path in rows:
@@ -189,7 +189,3 @@ def _question_identifiers(question: str) -> dict[str, float]:
         codey = "_" in name or (name != name.lower() and name != name.capitalize())
         weights[name] = max(weights.get(name, 0.0), 1.0 if codey else 0.3)
     return weights
-
-
-def _json_list(items: list[str]) -> str:
-    return json.dumps(items)
