@@ -8,12 +8,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from peek.config import Settings
 from peek.db import Database, open_database
 from peek.errors import CorpusError, NotIndexedError, QueryError
-from peek.schema import Corpus
 
 if TYPE_CHECKING:
     from peek.agent.models import Model
@@ -48,6 +45,7 @@ class Peek:
         self.root = resolve_root(path)
         self.settings = Settings.load(home)
         self._graph: tuple[float | None, FileGraph] | None = None
+        self._corpus_id: int | None = None
 
     @cached_property
     def db(self) -> Database:
@@ -56,8 +54,12 @@ class Peek:
 
     def corpus_id_or_none(self) -> int | None:
         """The id of this corpus in the store, or None when it was never indexed."""
-        with self.db.read() as conn:
-            return conn.scalar(select(Corpus.id).where(Corpus.root == str(self.root)))
+        if self._corpus_id is None:  # ids never change once given, so one look-up is enough
+            with self.db.query() as conn:
+                row = conn.execute("SELECT id FROM corpora WHERE root = ?",
+                                   (str(self.root),)).fetchone()
+            self._corpus_id = None if row is None else int(row[0])
+        return self._corpus_id
 
     @property
     def corpus_id(self) -> int:
@@ -71,12 +73,22 @@ class Peek:
 
     def index(self, progress: Progress | None = None) -> IndexStats:
         """Index the corpus incrementally: only added or changed files are read again."""
-        from peek.contextmap.bootstrap import bootstrap_map
         from peek.retrieval.indexer import index_corpus
 
         stats = index_corpus(self.db, self.root, self.settings.max_file_bytes, progress)
-        bootstrap_map(self.db, self.corpus_id, self.root)  # seeds once: a no-op once seeded
+        if not self._map_seeded():
+            from peek.contextmap.bootstrap import bootstrap_map
+
+            bootstrap_map(self.db, self.corpus_id, self.root)  # seeds a new map once
         return stats
+
+    def _map_seeded(self) -> bool:
+        """Whether the map was seeded or has entries (bootstrap would do nothing), cheaply."""
+        with self.db.query() as conn:
+            row = conn.execute(
+                "SELECT seeded OR EXISTS (SELECT 1 FROM map_entries WHERE corpus_id = :c) "
+                "FROM map_state WHERE corpus_id = :c", {"c": self.corpus_id}).fetchone()
+        return bool(row and row[0])
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
         """The k best chunks for a query, by field-weighted BM25 over code-aware tokens."""
@@ -87,18 +99,18 @@ class Peek:
         if k < 1:
             raise QueryError(f"-k must be at least 1, got {k}")
         corpus_id = self.corpus_id
-        with self.db.read() as conn:
+        with self.db.query() as conn:
             return search_chunks(conn, corpus_id, query, k)
 
     def graph(self) -> FileGraph:
-        """The import/reference graph, cached until the corpus is indexed again."""
-        from peek.retrieval.graph import load_graph
+        """The import/reference graph as the last index saved it, cached until it changes."""
+        from peek.retrieval.graph import graph_stamp, load_saved_graph
 
         corpus_id = self.corpus_id
-        with self.db.read() as conn:
-            stamp = conn.scalar(select(Corpus.indexed_at).where(Corpus.id == corpus_id))
-            if self._graph is None or self._graph[0] != stamp:
-                self._graph = (stamp, load_graph(conn, corpus_id))
+        with self.db.query() as conn:
+            stamp = graph_stamp(conn, corpus_id)
+            if self._graph is None or self._graph[0] != stamp or stamp is None:
+                self._graph = (stamp, load_saved_graph(conn, corpus_id))
         return self._graph[1]
 
     def ask(
