@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -203,4 +204,16 @@ def main() -> None:
     """Entry point: run the app, turning known errors into one line on stderr and exit code 2."""
     from peek.cli.errors import run_guarded
 
-    sys.exit(run_guarded(app))
+    code = run_guarded(app)
+    if os.environ.get("PEEK_REPORT_RSS"):
+        report_peak_rss()
+    sys.exit(code)
+
+
+def report_peak_rss() -> None:
+    """For benchmarks: this process's peak resident set (VmHWM) on stderr, Linux only."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        hwm = next((line.split()[1] for line in status.read_text().splitlines()
+                    if line.startswith("VmHWM:")), "0")
+        sys.stderr.write(f"peek_vmhwm_kb {hwm}\n")

@@ -24,9 +24,6 @@ def run_guarded(app: typer.Typer) -> int:
 
 def _known(exc: Exception) -> int:
     import click
-    from sqlalchemy.exc import OperationalError
-
-    from peek.sandbox import SandboxError
 
     if isinstance(exc, click.exceptions.Exit):
         return int(exc.exit_code)
@@ -35,11 +32,22 @@ def _known(exc: Exception) -> int:
         return int(exc.exit_code)
     if isinstance(exc, click.exceptions.Abort):
         return _fail("aborted", 1)
+    from peek.sandbox import SandboxError
+
     if isinstance(exc, SandboxError):
         return _fail(str(exc), 2)
-    if isinstance(exc, OperationalError):
+    if _is_busy(exc):
         return _fail(f"the store is busy or unavailable: {exc.orig}; try again", 3)
     raise exc
+
+
+def _is_busy(exc: Exception) -> bool:
+    """A SQLAlchemy OperationalError, checked without importing SQLAlchemy when it never loaded."""
+    if "sqlalchemy" not in sys.modules:
+        return False
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError)
 
 
 def _fail(message: str, code: int) -> int:
