@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, func, select
 
 from peek.memory import episodes as ep
-from peek.memory.embed import Embedder, Fittable, active_embedder_name, make_embedder
+from peek.memory.embed import (
+    Embedder,
+    Fittable,
+    TermEmbedder,
+    active_embedder_name,
+    make_embedder,
+)
 from peek.memory.operator import Chunk, turn_chunk
 from peek.memory.reconciler import Reconciler
 from peek.memory.store import (
@@ -44,6 +50,8 @@ from peek.memory.tables import MemoryTurnRow
 from peek.memory.text import terms
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from peek.contextmap.llm import JSONModel
 
 REFIT_GROWTH = 1.25
@@ -181,7 +189,11 @@ def _maybe_refit(conn: Connection, state: State, embedder: Embedder, fresh: list
         return switched
     if not switched and state.fitted_n and total < REFIT_GROWTH * state.fitted_n:
         return False
-    embedder.fit(_embed_texts(load_turns(conn, state.corpus_id)) + [t.embed_text() for t in fresh])
+    stored = load_turns(conn, state.corpus_id)
+    if isinstance(embedder, TermEmbedder):
+        embedder.fit_terms([t.terms for t in stored] + [terms(t.embed_text()) for t in fresh])
+    else:
+        embedder.fit(_embed_texts(stored) + [t.embed_text() for t in fresh])
     state.embedder_state = embedder.state()
     state.fitted_n = total
     return True
@@ -191,9 +203,17 @@ def _embed_texts(turns: list[TurnRecord]) -> list[str]:
     return [f"{t.speaker}: {t.text}" if t.speaker else t.text for t in turns]
 
 
+def _embed_turns(embedder: Embedder, groups: list[list[TurnRecord]]) -> np.ndarray:
+    """Embed groups of turns (one text per group, a turn per line), from stored terms if the
+    embedder reads terms: the terms of lines joined are the lines' terms joined."""
+    if isinstance(embedder, TermEmbedder):
+        return embedder.embed_terms([[w for t in group for w in t.terms] for group in groups])
+    return embedder.embed(["\n".join(_embed_texts(group)) for group in groups])
+
+
 def _reembed_turns(conn: Connection, state: State, embedder: Embedder) -> None:
     stored = load_turns(conn, state.corpus_id)
-    vectors = embedder.embed(_embed_texts(stored))
+    vectors = _embed_turns(embedder, [[t] for t in stored])
     set_turn_vectors(conn, state.corpus_id, {t.row_id: pack(v)
                                              for t, v in zip(stored, vectors, strict=True)})
 
@@ -206,7 +226,7 @@ def _update_windows(conn: Connection, state: State, embedder: Embedder, changed:
     for turn in turns_in_windows(conn, state.corpus_id, changed):
         grouped.setdefault(turn.window, []).append(turn)
     order = sorted(grouped)
-    vectors = embedder.embed(["\n".join(_embed_texts(grouped[i])) for i in order])
+    vectors = _embed_turns(embedder, [grouped[i] for i in order])
     updated = [WindowRecord(i, grouped[i][0].seq, grouped[i][-1].seq, grouped[i][0].session,
                             pack(v), windows[i].episode if i in windows else None)
                for i, v in zip(order, vectors, strict=True)]

@@ -373,7 +373,8 @@ def list_entities(db: Database, corpus_id: int) -> list[dict[str, Any]]:
 def _entity_row(entity: Entity) -> dict[str, Any]:
     sources = sorted({(r.seq, r.source) for r in entity.roles})
     return {"id": entity.id, "name": entity.name, "kind": entity.kind,
-            "roles": sorted({r.role for r in entity.roles}), "mentions": len(sources),
+            "roles": sorted({r.role for r in entity.roles}),
+            "mentions": len(sources) + entity.folded,
             "first": sources[0][1] if sources else entity.source,
             "last": sources[-1][1] if sources else entity.source,
             "stale": bool(entity.roles) and all(r.stale for r in entity.roles)}

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from peek.memory.embed import Embedder, Fittable, make_embedder
-from peek.memory.models import TEXT_PREFIX, Entity, SpaceTimeNode, VerbPhrase
+from peek.memory.models import NONE_ANSWER, TEXT_PREFIX, Entity, SpaceTimeNode, VerbPhrase
 from peek.memory.tables import (
+    MemoryEdgeRow,
     MemoryEpisodeRow,
     MemoryNodeRow,
     MemoryStateRow,
@@ -208,10 +209,11 @@ def insert_turns(conn: Connection, corpus_id: int, rows: list[dict[str, Any]]) -
 
 
 def set_turn_vectors(conn: Connection, corpus_id: int, vectors: dict[int, bytes]) -> None:
-    """Store re-embedded turn vectors by row id."""
-    for row_id, blob in vectors.items():
-        conn.execute(update(MemoryTurnRow).where(MemoryTurnRow.id == row_id)
-                     .values(vector=blob))
+    """Store re-embedded turn vectors by row id (one prepared statement for all rows)."""
+    from peek.db import driver
+
+    driver(conn).executemany("UPDATE memory_turns SET vector = ? WHERE id = ? AND corpus_id = ?",
+                             [(blob, row_id, corpus_id) for row_id, blob in vectors.items()])
 
 
 # --- windows and episodes -------------------------------------------------------------------
@@ -389,6 +391,28 @@ def save_nodes(conn: Connection, corpus_id: int, nodes: list[Node],
                                                  MemoryNodeRow.id.in_(ids[start:start + 500])))
     conn.execute(insert(MemoryNodeRow), [_node_row(corpus_id, n, vectors.get(n.id, kept.get(n.id)))
                                          for n in nodes])
+    save_edges(conn, corpus_id, [n for n in nodes if isinstance(n, VerbPhrase)])
+
+
+def verb_edges(verb: VerbPhrase) -> list[str]:
+    """The node ids a verb's answers name (not TEXT spans, not None)."""
+    return sorted({a for q in verb.questions for a in q.answers
+                   if a != NONE_ANSWER and not a.startswith(TEXT_PREFIX)})
+
+
+def save_edges(conn: Connection, corpus_id: int, verbs: list[VerbPhrase]) -> None:
+    """Replace the edge rows of these verbs."""
+    if not verbs:
+        return
+    ids = [v.id for v in verbs]
+    for start in range(0, len(ids), 500):
+        conn.execute(delete(MemoryEdgeRow).where(MemoryEdgeRow.corpus_id == corpus_id,
+                                                 MemoryEdgeRow.verb_id.in_(ids[start:start + 500])))
+    rows = [{"corpus_id": corpus_id, "verb_id": v.id, "node_id": node,
+             "open": any(q.is_open for q in v.questions), "seq": v.seq}
+            for v in verbs for node in verb_edges(v)]
+    if rows:
+        conn.execute(insert(MemoryEdgeRow), rows)
 
 
 def _kept_vectors(conn: Connection, corpus_id: int, ids: list[str]) -> dict[str, bytes]:
@@ -418,24 +442,29 @@ def verbs_by_key(conn: Connection, corpus_id: int, key: str, entity_ids: list[st
     """Stored verbs with this key whose answers name every one of `entity_ids` (candidates)."""
     if not entity_ids:
         return []
-    mentions = [MemoryNodeRow.data.contains(f'"{eid}"') for eid in entity_ids]
-    rows = conn.scalars(select(MemoryNodeRow.data).where(
-        MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "verb",
-        MemoryNodeRow.norm == key, *mentions).order_by(MemoryNodeRow.seq))
-    return [VerbPhrase.model_validate_json(d) for d in rows]
+    from peek.db import driver
+
+    marks = ",".join("?" * len(entity_ids))
+    rows = driver(conn).execute(
+        "SELECT n.data FROM memory_nodes n WHERE n.corpus_id = ? AND n.kind = 'verb' "
+        f"AND n.norm = ? AND (SELECT COUNT(*) FROM memory_edges e WHERE e.corpus_id = n.corpus_id "
+        f"AND e.verb_id = n.id AND e.node_id IN ({marks})) = ? ORDER BY n.seq",
+        (corpus_id, key, *entity_ids, len(set(entity_ids))))
+    return [VerbPhrase.model_validate_json(r[0]) for r in rows]
 
 
 def open_verbs_about(conn: Connection, corpus_id: int, entity_ids: list[str]) -> list[VerbPhrase]:
-    """Stored verbs that mention these entities and still have an open question."""
+    """Stored verbs that mention these entities and still have an open question (edge look-up)."""
     if not entity_ids:
         return []
-    from sqlalchemy import or_
+    from peek.db import driver
 
-    mentions = or_(*(MemoryNodeRow.data.contains(f'"{eid}"') for eid in entity_ids))
-    rows = conn.scalars(select(MemoryNodeRow.data).where(
-        MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "verb",
-        MemoryNodeRow.data.contains('"None"'), mentions).order_by(MemoryNodeRow.seq))
-    return [VerbPhrase.model_validate_json(d) for d in rows]
+    marks = ",".join("?" * len(entity_ids))
+    rows = driver(conn).execute(
+        "SELECT data FROM memory_nodes WHERE corpus_id = ? AND id IN (SELECT verb_id FROM "
+        f"memory_edges WHERE corpus_id = ? AND open AND node_id IN ({marks})) ORDER BY seq, id",
+        (corpus_id, corpus_id, *entity_ids))
+    return [VerbPhrase.model_validate_json(r[0]) for r in rows]
 
 
 def spacetime_by_key(conn: Connection, corpus_id: int, kind: str, key: str,

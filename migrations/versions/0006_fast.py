@@ -1,6 +1,8 @@
-"""Speed: the saved file graph (edges, references, PageRank) of each corpus."""
+"""Speed: the saved file graph of each corpus, and memory's verb edges as indexed rows."""
 
 from __future__ import annotations
+
+import json
 
 import sqlalchemy as sa
 from alembic import op
@@ -26,6 +28,38 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "memory_edges",
+        sa.Column("corpus_id", sa.Integer, sa.ForeignKey("corpora.id", ondelete="CASCADE"),
+                  primary_key=True),
+        sa.Column("verb_id", sa.String(32), primary_key=True),
+        sa.Column("node_id", sa.String(32), primary_key=True),
+        sa.Column("open", sa.Boolean, nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
+    )
+    op.create_index("ix_memory_edges_node", "memory_edges", ["corpus_id", "node_id", "open"])
+    _backfill_edges()
+
+
+def _backfill_edges() -> None:
+    """Edges of the verbs already stored, read from their JSON once."""
+    conn = op.get_bind()
+    rows = conn.exec_driver_sql(
+        "SELECT corpus_id, id, data, seq FROM memory_nodes WHERE kind = 'verb'").fetchall()
+    edges = []
+    for corpus_id, verb_id, data, seq in rows:
+        questions = json.loads(data).get("questions", [])
+        is_open = any(all(a == "None" for a in q.get("answers", [])) for q in questions)
+        nodes = {a for q in questions for a in q.get("answers", [])
+                 if a != "None" and not a.startswith("TEXT:")}
+        edges.extend((corpus_id, verb_id, node, is_open, seq) for node in sorted(nodes))
+    if edges:
+        conn.exec_driver_sql("INSERT INTO memory_edges (corpus_id, verb_id, node_id, open, seq) "
+                             "VALUES (?, ?, ?, ?, ?)", edges)
+
+
 def downgrade() -> None:
-    """Drop the graph table."""
+    """Drop the new tables."""
+    op.drop_index("ix_memory_edges_node", "memory_edges")
+    op.drop_table("memory_edges")
     op.drop_table("file_graphs")
