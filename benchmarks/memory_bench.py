@@ -124,9 +124,11 @@ def run_locomo(path: Path, work: Path, budget: int, samples: int) -> dict[str, A
         ids = [t["id"] for t in turns]
         lines = {t["id"]: _line(t) for t in turns}
         floor = Floor([(t["id"], f"{t['speaker']}: {t['text']}") for t in turns])
-        with peek.db.read() as conn:
+        with peek.db.query() as conn:
             index = memory_index(conn, peek.db.path, peek.corpus_id)
-        episode_of = dict(zip((t.turn_id for t in index.turns), index.episode_of, strict=True))
+            assert index is not None
+            episode_of = dict(zip((t.turn_id for t in index.turns), index.episode_of,
+                                  strict=True))
         for qa in sample["qa"]:
             gold = evidence(qa, set(ids))
             if not gold:
@@ -137,9 +139,12 @@ def run_locomo(path: Path, work: Path, budget: int, samples: int) -> dict[str, A
             base = [ids[i] for i in floor.search(q, 10)]
             _score(stats, "mem", cat, gold, got)
             _score(stats, "bm25", cat, gold, base)
-            routed = routed_episode(index, q)
+            with peek.db.query() as conn:
+                index = memory_index(conn, peek.db.path, peek.corpus_id)
+                assert index is not None
+                routed = routed_episode(index, q)
+                nearest = centroid_episode(index, q)
             stats["route"][cat].append(mean([float(episode_of.get(g) == routed) for g in gold]))
-            nearest = centroid_episode(index, q)
             stats["route_c"][cat].append(mean([float(episode_of.get(g) == nearest) for g in gold]))
             stats["tok_search"][cat].append(found.tokens)
             stats["tok_block"][cat].append(count_tokens(

@@ -37,7 +37,8 @@ def _known(exc: Exception) -> int:
     if isinstance(exc, SandboxError):
         return _fail(str(exc), 2)
     if _is_busy(exc):
-        return _fail(f"the store is busy or unavailable: {exc.orig}; try again", 3)
+        return _fail(f"the store is busy or unavailable: {getattr(exc, 'orig', exc)}; try again",
+                     3)
     raise exc
 
 

@@ -4,8 +4,10 @@ Every way into memory (conversation logs, documents, code sessions) ends in `rem
 write transaction: the turns are stored with their terms and vectors, appended to windows,
 placed in episodes (incrementally, or re-clustered when memory has grown), turned into GSW
 chunks by an Operator and merged by the Reconciler. The lexical embedder's IDF is refitted
-(and every vector recomputed) only when memory grew by REFIT_GROWTH since the last fit, so a
-single code session stays a cheap, incremental update.
+(and the window vectors recomputed) only when memory grew by REFIT_GROWTH since the last fit,
+so a single code session stays a cheap, incremental update. Turn vectors are recomputed only for
+an embedder whose similarity the ranking reads (not `hash`, whose weight there is 0), and the
+full-text index of turns is extended in place (`fts.py`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, select
 
+from peek.db import driver
 from peek.memory import episodes as ep
+from peek.memory import fts
 from peek.memory.embed import (
     Embedder,
     Fittable,
@@ -27,6 +31,7 @@ from peek.memory.embed import (
 )
 from peek.memory.operator import Chunk, turn_chunk
 from peek.memory.reconciler import Reconciler
+from peek.memory.search import EMBED_WEIGHT
 from peek.memory.store import (
     State,
     TurnRecord,
@@ -111,13 +116,16 @@ def remember(conn: Connection, corpus_id: int, turns: list[NewTurn], *,
     if not fresh:
         _counts(conn, corpus_id, fresh, done, len(load_windows(conn, corpus_id)))
         return done
+    fts.ensure_indexed(driver(conn), corpus_id)
     records, changed = _place(conn, corpus_id, fresh)
     done.refitted = _maybe_refit(conn, state, embedder, fresh, switched)
     vectors = embedder.embed([t.embed_text() for t in fresh])
     insert_turns(conn, corpus_id, [_row(r, t, pack(v)) for r, t, v in
                                    zip(records, fresh, vectors, strict=True)])
+    fts.index_new_turns(driver(conn), corpus_id, records[0].seq)
+    if done.refitted and EMBED_WEIGHT.get(embedder.name, 0.5) > 0:
+        _reembed_turns(conn, state, embedder)  # only a ranking that reads turn vectors needs it
     if done.refitted:
-        _reembed_turns(conn, state, embedder)
         changed |= set(range(max(changed) + 1))
     windows = _update_windows(conn, state, embedder, sorted(changed))
     done.reclustered = _update_episodes(conn, state, windows, sorted(changed), done.refitted)
@@ -189,11 +197,11 @@ def _maybe_refit(conn: Connection, state: State, embedder: Embedder, fresh: list
         return switched
     if not switched and state.fitted_n and total < REFIT_GROWTH * state.fitted_n:
         return False
-    stored = load_turns(conn, state.corpus_id)
+    old = load_turns(conn, state.corpus_id)
     if isinstance(embedder, TermEmbedder):
-        embedder.fit_terms([t.terms for t in stored] + [terms(t.embed_text()) for t in fresh])
+        embedder.fit_terms([t.terms for t in old] + [terms(t.embed_text()) for t in fresh])
     else:
-        embedder.fit(_embed_texts(stored) + [t.embed_text() for t in fresh])
+        embedder.fit(_embed_texts(old) + [t.embed_text() for t in fresh])
     state.embedder_state = embedder.state()
     state.fitted_n = total
     return True

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from peek.db import driver
+from peek.memory import fts
 from peek.memory.embed import Embedder, Fittable, make_embedder
 from peek.memory.models import NONE_ANSWER, TEXT_PREFIX, Entity, SpaceTimeNode, VerbPhrase
 from peek.memory.tables import (
@@ -210,8 +213,6 @@ def insert_turns(conn: Connection, corpus_id: int, rows: list[dict[str, Any]]) -
 
 def set_turn_vectors(conn: Connection, corpus_id: int, vectors: dict[int, bytes]) -> None:
     """Store re-embedded turn vectors by row id (one prepared statement for all rows)."""
-    from peek.db import driver
-
     driver(conn).executemany("UPDATE memory_turns SET vector = ? WHERE id = ? AND corpus_id = ?",
                              [(blob, row_id, corpus_id) for row_id, blob in vectors.items()])
 
@@ -339,6 +340,11 @@ def verb_key(verb: VerbPhrase) -> str:
     return norm_name(verb.phrase) + ":" + digest
 
 
+def node_from_json(kind: str, data: str) -> Node:
+    """A stored node from its kind and JSON."""
+    return _NODE_TYPES[kind].model_validate_json(data)
+
+
 def load_nodes(conn: Connection, corpus_id: int, kind: str | None = None) -> list[Node]:
     """Stored GSW nodes (optionally of one kind), oldest first."""
     where = [MemoryNodeRow.corpus_id == corpus_id]
@@ -386,12 +392,26 @@ def save_nodes(conn: Connection, corpus_id: int, nodes: list[Node],
     vectors = vectors or {}
     ids = [n.id for n in nodes]
     kept = _kept_vectors(conn, corpus_id, [i for i in ids if i not in vectors])
+    verbs = [n for n in nodes if isinstance(n, VerbPhrase)]
+    raw = driver(conn)
+    fts.forget_nodes(raw, corpus_id, _rowids(raw, corpus_id, [v.id for v in verbs]))
     for start in range(0, len(ids), 500):
         conn.execute(delete(MemoryNodeRow).where(MemoryNodeRow.corpus_id == corpus_id,
                                                  MemoryNodeRow.id.in_(ids[start:start + 500])))
     conn.execute(insert(MemoryNodeRow), [_node_row(corpus_id, n, vectors.get(n.id, kept.get(n.id)))
                                          for n in nodes])
-    save_edges(conn, corpus_id, [n for n in nodes if isinstance(n, VerbPhrase)])
+    save_edges(conn, corpus_id, verbs)
+    if verbs and fts.exists(raw, corpus_id):
+        rowids = _rowids(raw, corpus_id, [v.id for v in verbs])
+        fts.index_verbs(raw, corpus_id, [(rowids[i], v.model_dump()) for i, v in
+                                         enumerate(verbs)])
+
+
+def _rowids(raw: sqlite3.Connection, corpus_id: int, ids: list[str]) -> list[int]:
+    """The SQLite rowids of stored nodes, in the order of `ids` (missing ones left out)."""
+    found = dict(raw.execute("SELECT id, rowid FROM memory_nodes WHERE corpus_id = ? AND id IN "
+                             "(SELECT value FROM json_each(?))", (corpus_id, json.dumps(ids))))
+    return [found[i] for i in ids if i in found]
 
 
 def verb_edges(verb: VerbPhrase) -> list[str]:
@@ -442,8 +462,6 @@ def verbs_by_key(conn: Connection, corpus_id: int, key: str, entity_ids: list[st
     """Stored verbs with this key whose answers name every one of `entity_ids` (candidates)."""
     if not entity_ids:
         return []
-    from peek.db import driver
-
     marks = ",".join("?" * len(entity_ids))
     rows = driver(conn).execute(
         "SELECT n.data FROM memory_nodes n WHERE n.corpus_id = ? AND n.kind = 'verb' "
@@ -457,8 +475,6 @@ def open_verbs_about(conn: Connection, corpus_id: int, entity_ids: list[str]) ->
     """Stored verbs that mention these entities and still have an open question (edge look-up)."""
     if not entity_ids:
         return []
-    from peek.db import driver
-
     marks = ",".join("?" * len(entity_ids))
     rows = driver(conn).execute(
         "SELECT data FROM memory_nodes WHERE corpus_id = ? AND id IN (SELECT verb_id FROM "

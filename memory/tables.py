@@ -34,6 +34,8 @@ class MemoryTurnRow(Base):
     __table_args__ = (
         Index("ix_memory_turns_corpus_turn", "corpus_id", "turn_id", unique=True),
         Index("ix_memory_turns_corpus_seq", "corpus_id", "seq"),
+        Index("ix_memory_turns_corpus_session", "corpus_id", "session"),
+        Index("ix_memory_turns_corpus_speaker", "corpus_id", "source", "speaker"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     corpus_id: Mapped[int] = _corpus_fk()
@@ -99,7 +101,8 @@ class MemoryEdgeRow(Base):
     inside a verb's JSON, so "verbs about this entity" is a look-up, not a scan of every verb."""
 
     __tablename__ = "memory_edges"
-    __table_args__ = (Index("ix_memory_edges_node", "corpus_id", "node_id", "open"),)
+    __table_args__ = (Index("ix_memory_edges_node", "corpus_id", "node_id", "open"),
+                      Index("ix_memory_edges_node_seq", "corpus_id", "node_id", "seq"))
     corpus_id: Mapped[int] = _corpus_fk(primary_key=True)
     verb_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     node_id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -245,12 +245,19 @@ def load_saved_graph(conn: AnyConnection, corpus_id: int) -> FileGraph:
         return load_graph(raw, corpus_id)
     paths = row[0].split("\n") if row[0] else []
     names = row[1].split("\n") if row[1] else []
-    ints = {"src", "dst", "ref_src", "ref_dst", "ref_name"}
-    arrays = [np.frombuffer(b, dtype=np.int64 if a in ints else np.float64)
-              for a, b in zip(_ARRAYS, row[2:9], strict=True)]
-    graph = FileGraph(paths, *arrays, names=names)
+    src, dst, weight, ref_src, ref_dst, ref_name, ref_weight = row[2:9]
+    graph = FileGraph(paths, _ints(src), _ints(dst), _floats(weight), _ints(ref_src),
+                      _ints(ref_dst), _ints(ref_name), _floats(ref_weight), names)
     graph.saved_ranks = np.frombuffer(row[9], dtype=np.float64)
     return graph
+
+
+def _ints(blob: bytes) -> IntArray:
+    return np.frombuffer(blob, dtype=np.int64)
+
+
+def _floats(blob: bytes) -> FloatArray:
+    return np.frombuffer(blob, dtype=np.float64)
 
 
 def refresh_saved_graph(conn: sqlite3.Connection, corpus_id: int) -> FileGraph:

@@ -1,4 +1,6 @@
-"""Speed: the saved file graph of each corpus, and memory's verb edges as indexed rows."""
+"""Speed: the saved file graph of each corpus, memory's verb edges as indexed rows, and
+indexes for the turn look-ups of memory search. Memory's FTS5 tables are per corpus and are
+created (and filled from existing turns) on first use, like the code index."""
 
 from __future__ import annotations
 
@@ -38,6 +40,10 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer, nullable=False),
     )
     op.create_index("ix_memory_edges_node", "memory_edges", ["corpus_id", "node_id", "open"])
+    op.create_index("ix_memory_edges_node_seq", "memory_edges", ["corpus_id", "node_id", "seq"])
+    op.create_index("ix_memory_turns_corpus_session", "memory_turns", ["corpus_id", "session"])
+    op.create_index("ix_memory_turns_corpus_speaker", "memory_turns",
+                    ["corpus_id", "source", "speaker"])
     _backfill_edges()
 
 
@@ -46,7 +52,7 @@ def _backfill_edges() -> None:
     conn = op.get_bind()
     rows = conn.exec_driver_sql(
         "SELECT corpus_id, id, data, seq FROM memory_nodes WHERE kind = 'verb'").fetchall()
-    edges = []
+    edges: list[tuple[int, str, str, bool, int]] = []
     for corpus_id, verb_id, data, seq in rows:
         questions = json.loads(data).get("questions", [])
         is_open = any(all(a == "None" for a in q.get("answers", [])) for q in questions)
@@ -60,6 +66,9 @@ def _backfill_edges() -> None:
 
 def downgrade() -> None:
     """Drop the new tables."""
+    op.drop_index("ix_memory_turns_corpus_speaker", "memory_turns")
+    op.drop_index("ix_memory_turns_corpus_session", "memory_turns")
+    op.drop_index("ix_memory_edges_node_seq", "memory_edges")
     op.drop_index("ix_memory_edges_node", "memory_edges")
     op.drop_table("memory_edges")
     op.drop_table("file_graphs")
