@@ -25,7 +25,6 @@ from peek.memory.tables import (
     MemoryNodeRow,
     MemoryStateRow,
     MemoryTurnRow,
-    MemoryWindowRow,
 )
 from peek.memory.text import norm_name
 
@@ -162,11 +161,14 @@ def _record(row: Any, vector: bytes | None = None) -> TurnRecord:
                       row[8].split(), json.loads(row[9]), bool(row[10]), row[11], vector)
 
 
+_TURN_SQL = ("SELECT id, turn_id, seq, speaker, text, time, session, source, terms, blobs, "
+             "stale, window{} FROM memory_turns WHERE corpus_id = ?")
+
+
 def load_turns(conn: Connection, corpus_id: int, with_vectors: bool = False) -> list[TurnRecord]:
-    """Every turn of the corpus in chronological (seq) order."""
-    cols = (*_TURN_COLUMNS, MemoryTurnRow.vector) if with_vectors else _TURN_COLUMNS
-    rows = conn.execute(select(*cols).where(MemoryTurnRow.corpus_id == corpus_id)
-                        .order_by(MemoryTurnRow.seq))
+    """Every turn of the corpus in chronological (seq) order (plain sqlite3: this reads many)."""
+    sql = _TURN_SQL.format(", vector" if with_vectors else "") + " ORDER BY seq"
+    rows = driver(conn).execute(sql, (corpus_id,))
     return [_record(r, r[12] if with_vectors else None) for r in rows]
 
 
@@ -174,9 +176,9 @@ def turns_in_windows(conn: Connection, corpus_id: int, windows: list[int]) -> li
     """The turns of some windows, in seq order."""
     if not windows:
         return []
-    rows = conn.execute(select(*_TURN_COLUMNS).where(
-        MemoryTurnRow.corpus_id == corpus_id, MemoryTurnRow.window.in_(sorted(set(windows))))
-        .order_by(MemoryTurnRow.seq))
+    sql = _TURN_SQL.format("") + (" AND window IN (SELECT value FROM json_each(?)) "
+                                  "ORDER BY seq")
+    rows = driver(conn).execute(sql, (corpus_id, json.dumps(sorted(set(windows)))))
     return [_record(r) for r in rows]
 
 
@@ -234,24 +236,20 @@ class WindowRecord:
 
 def load_windows(conn: Connection, corpus_id: int) -> list[WindowRecord]:
     """Every window in order."""
-    rows = conn.execute(select(MemoryWindowRow.idx, MemoryWindowRow.first_seq,
-                               MemoryWindowRow.last_seq, MemoryWindowRow.session,
-                               MemoryWindowRow.vector, MemoryWindowRow.episode)
-                        .where(MemoryWindowRow.corpus_id == corpus_id)
-                        .order_by(MemoryWindowRow.idx))
+    rows = driver(conn).execute(
+        "SELECT idx, first_seq, last_seq, session, vector, episode FROM memory_windows "
+        "WHERE corpus_id = ? ORDER BY idx", (corpus_id,))
     return [WindowRecord(*r) for r in rows]
 
 
 def save_windows(conn: Connection, corpus_id: int, windows: list[WindowRecord]) -> None:
     """Insert or replace windows."""
-    if not windows:
-        return
-    conn.execute(delete(MemoryWindowRow).where(
-        MemoryWindowRow.corpus_id == corpus_id,
-        MemoryWindowRow.idx.in_([w.idx for w in windows])))
-    conn.execute(insert(MemoryWindowRow), [
-        {"corpus_id": corpus_id, "idx": w.idx, "first_seq": w.first_seq, "last_seq": w.last_seq,
-         "session": w.session, "vector": w.vector, "episode": w.episode} for w in windows])
+    if windows:
+        driver(conn).executemany(
+            "INSERT OR REPLACE INTO memory_windows (corpus_id, idx, first_seq, last_seq, "
+            "session, vector, episode) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(corpus_id, w.idx, w.first_seq, w.last_seq, w.session, w.vector, w.episode)
+             for w in windows])
 
 
 @dataclass

@@ -91,12 +91,14 @@ def _ignored(rel: str, specs: list[tuple[str, GitIgnoreSpec]]) -> bool:
 def _walk(
     root: Path, folder: Path, rel: str, specs: list[tuple[str, GitIgnoreSpec]], report: WalkReport
 ) -> Iterator[FileEntry]:
-    specs = specs + [(rel, _read_spec(folder / n)) for n in IGNORE_FILES if (folder / n).is_file()]
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
         report.unreadable.append(rel or ".")
         return
+    names = {e.name: e for e in entries}
+    specs = specs + [(rel, _read_spec(folder / n)) for n in IGNORE_FILES
+                     if n in names and names[n].is_file()]
     for entry in entries:
         child = f"{rel}{entry.name}"
         if entry.is_dir(follow_symlinks=False):
@@ -118,14 +120,14 @@ def _file_entry(
             if not target.is_relative_to(root) or target.is_dir():
                 report.outside_symlinks += not target.is_dir()
                 return None
-        st = os.stat(entry.path)
+        st = entry.stat()
     except OSError:
         report.unreadable.append(rel)
         return None
     if not stat.S_ISREG(st.st_mode):
         report.special += 1
         return None
-    if Path(rel).suffix.lower() in BINARY_SUFFIXES:
+    if os.path.splitext(rel)[1].lower() in BINARY_SUFFIXES:
         report.binary_suffix += 1
         return None
     return FileEntry(rel, Path(entry.path), st.st_size, st.st_mtime_ns)
