@@ -81,6 +81,10 @@ class TermEmbedder(Protocol):
         """`fit` over documents already split into terms."""
         ...
 
+    def extend_terms(self, docs: Iterable[list[str]]) -> None:
+        """Add documents to the current fit."""
+        ...
+
     def embed_terms(self, docs: list[list[str]]) -> np.ndarray:
         """`embed` of documents already split into terms."""
         ...
@@ -114,8 +118,14 @@ class HashEmbedder:
 
     def fit_terms(self, docs: Iterable[list[str]]) -> None:
         """`fit` over documents already split into terms."""
-        df: Counter[str] = Counter()
-        n = 0
+        self.df, self.n_docs = {}, 0
+        self.extend_terms(docs)
+
+    def extend_terms(self, docs: Iterable[list[str]]) -> None:
+        """Add documents to the fit: the same table as fitting everything again, since
+        document frequencies only add up."""
+        df: Counter[str] = Counter(self.df)
+        n = self.n_docs
         for words in docs:
             df.update(term_features(words).keys())
             n += 1

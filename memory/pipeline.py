@@ -197,14 +197,25 @@ def _maybe_refit(conn: Connection, state: State, embedder: Embedder, fresh: list
         return switched
     if not switched and state.fitted_n and total < REFIT_GROWTH * state.fitted_n:
         return False
-    old = load_turns(conn, state.corpus_id)
-    if isinstance(embedder, TermEmbedder):
-        embedder.fit_terms([t.terms for t in old] + [terms(t.embed_text()) for t in fresh])
+    fresh_terms = [terms(t.embed_text()) for t in fresh]
+    if isinstance(embedder, TermEmbedder) and not switched and state.fitted_n and getattr(
+            embedder, "n_docs", None) == state.fitted_n:
+        embedder.extend_terms(_terms_after(conn, state.corpus_id, state.fitted_n) + fresh_terms)
+    elif isinstance(embedder, TermEmbedder):
+        embedder.fit_terms([t.terms for t in load_turns(conn, state.corpus_id)] + fresh_terms)
     else:
-        embedder.fit(_embed_texts(old) + [t.embed_text() for t in fresh])
+        embedder.fit(_embed_texts(load_turns(conn, state.corpus_id))
+                     + [t.embed_text() for t in fresh])
     state.embedder_state = embedder.state()
     state.fitted_n = total
     return True
+
+
+def _terms_after(conn: Connection, corpus_id: int, skip: int) -> list[list[str]]:
+    """The stored terms of every turn but the first `skip` (those the last fit counted)."""
+    rows = driver(conn).execute("SELECT terms FROM memory_turns WHERE corpus_id = ? "
+                                "ORDER BY seq LIMIT -1 OFFSET ?", (corpus_id, skip))
+    return [r[0].split() for r in rows]
 
 
 def _embed_texts(turns: list[TurnRecord]) -> list[str]:

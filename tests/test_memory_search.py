@@ -125,3 +125,18 @@ def test_memory_from_before_the_index_is_indexed_on_first_search(memory: Any) ->
         conn.execute(f"DROP TABLE {fts.nodes_table(memory.corpus_id)}")
     again = memory_search(memory.db, memory.corpus_id, question, k=5).to_dict()
     assert again == first and first["results"]
+
+
+def test_refits_extend_the_idf_table_to_what_a_full_fit_gives(memory: Any) -> None:
+    from peek.memory.embed import HashEmbedder
+
+    with memory.db.query() as conn:
+        state, fitted_n = conn.execute("SELECT embedder_state, fitted_n FROM memory_state "
+                                       "WHERE corpus_id = ?", (memory.corpus_id,)).fetchone()
+        index = memory_index(conn, None, memory.corpus_id)
+        assert index is not None
+        turns = index.turns
+    assert fitted_n == len(turns) == 48  # 32, then 48 >= 1.25 * 32: refitted by extension
+    full = HashEmbedder()
+    full.fit_terms([t.terms for t in turns])
+    assert state == full.state()
