@@ -65,6 +65,7 @@ class ReadFile:
     parsed: ParsedFile
     line_count: int
     decode_errors: int
+    fts: list[tuple[str, str]]  # (symbol, body) search fields per chunk, made by the worker
 
 
 Outcome = ReadFile | Literal["same", "binary", "unreadable"]
@@ -228,7 +229,8 @@ def _parse(entry: FileEntry, sha: str, data: bytes) -> ReadFile:
         errors = body.count("\ufffd")
     parsed = parse_file(entry.path, body, language_for(entry.path))
     lines = body.count("\n") + (0 if body.endswith("\n") or not body else 1)
-    return ReadFile(entry, sha, parsed, lines, errors)
+    fields = [(_symbol_field(c.symbol), expand_for_index(c.text)) for c in parsed.chunks]
+    return ReadFile(entry, sha, parsed, lines, errors, fields)
 
 
 def _ensure_corpus(conn: sqlite3.Connection, root: Path, corpus_id: int | None) -> int:
@@ -295,11 +297,10 @@ def _insert_files(conn: sqlite3.Connection, corpus_id: int, reads: list[ReadFile
     for read in reads:
         files.append(_file_row(file_id, corpus_id, read))
         ppath = path_field(read.entry.path)
-        for chunk in read.parsed.chunks:
+        for chunk, (symbol, body) in zip(read.parsed.chunks, read.fts, strict=True):
             chunks.append((chunk_id, file_id, chunk.start_line, chunk.end_line, chunk.kind,
                            chunk.symbol, chunk.text))
-            fts.append({"rowid": chunk_id, "path": ppath, "symbol": _symbol_field(chunk.symbol),
-                        "body": expand_for_index(chunk.text)})
+            fts.append({"rowid": chunk_id, "path": ppath, "symbol": symbol, "body": body})
             chunk_id += 1
         symbols.extend(_symbol_rows(file_id, read.parsed))
         file_id += 1
