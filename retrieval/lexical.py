@@ -142,6 +142,11 @@ def _search_sql(corpus_id: int) -> str:
     """
 
 
+def is_test_path(path: str) -> bool:
+    """Whether a path is a test file or lives in a tests folder."""
+    return _TEST_PATH.search(path.lower()) is not None
+
+
 def path_prior(path: str, terms: list[str]) -> float:
     """Tests, changelogs and prose mention everything; prefer the code unless asked for them.
 
