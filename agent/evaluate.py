@@ -115,7 +115,8 @@ def teach(peek: Peek, items: list[Question], model: Model | None, budgets: Budge
 
 
 def evaluate(corpus: Path, items: list[Question], *, home: Path | None, model: Model | None,
-             budgets: Budgets, learn_n: int = 0) -> dict[str, Any]:
+             budgets: Budgets, learn_n: int = 0,
+             evolve_steps: int | None = None) -> dict[str, Any]:
     """Score the questions on scratch copies of the store, so the real map is never changed.
 
     With `learn_n`, the no-map arm is copied before any teaching, so it has neither the
@@ -130,6 +131,8 @@ def evaluate(corpus: Path, items: list[Question], *, home: Path | None, model: M
         learned = copy_store(source, Path(tmp) / "learned")
         empty = copy_store(source, Path(tmp) / "empty", reset_map=True) if learn_n else None
         if learn_n:
+            if evolve_steps is not None:  # PEEK's m: the map freezes after m updates
+                learned.map_configure(evolve_steps=evolve_steps)
             teach(learned, items[:learn_n], model, budgets)
         scored = items[learn_n:]
         out = summarize(ask_all(learned, scored, model, budgets, learn=False))

@@ -173,7 +173,7 @@ def evaluate(
         raise QueryError("peek eval needs QUESTIONS and --corpus PATH (or --replay FILE)")
     report = run_eval(corpus[0], load_questions(questions), home=home,
                       model=resolve_model(model, api_base), budgets=Budgets(max_steps),
-                      learn_n=learn)
+                      learn_n=learn, evolve_steps=evolve_steps)
     if as_json:
         emit_json(report)
     else:
