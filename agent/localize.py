@@ -40,6 +40,7 @@ POOL = 60
 SIMILAR_K = 10
 PROFILE_K = 50
 COEDIT_SEEDS = 3
+STORED = 40
 CODE_SUFFIXES = frozenset({"py", "pyi", "js", "jsx", "ts", "tsx", "go", "pyx", "c", "h", "rs"})
 
 
@@ -273,8 +274,9 @@ def _save_weights(conn: Connection, corpus_id: int, weights: list[float]) -> Non
 
 
 def pack(cands: Sequence[Candidate]) -> bytes:
-    """Candidates as stored with a session, so recording its outcome needs no new search."""
-    rows = [[c.path, [round(x, 4) for x in c.features]] for c in cands]
+    """The best candidates as stored with a session, so recording its outcome needs no new
+    search; an edited file ranked below the first STORED is not learned from (small rows)."""
+    rows = [[c.path, [round(x, 3) for x in c.features]] for c in cands[:STORED]]
     return zlib.compress(json.dumps({"features": FEATURES, "candidates": rows}).encode())
 
 
