@@ -295,3 +295,9 @@ class Peek:
         """Release the store's connections."""
         if "db" in self.__dict__:
             self.db.close()
+
+    def __enter__(self) -> Peek:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
