@@ -28,7 +28,14 @@ from sqlalchemy import Connection, text
 
 from peek.memory.outcomes import PastOutcome, similar_outcomes
 from peek.retrieval.graph import FileGraph
-from peek.retrieval.lexical import expand_for_index, fts_query, is_test_path, query_terms
+from peek.retrieval.lexical import (
+    create_fts,
+    expand_for_index,
+    fts_query,
+    is_test_path,
+    query_terms,
+    table_exists,
+)
 from peek.retrieval.locate import FileScore, rank_files
 
 FEATURES = ("base", "lexical", "path", "symbol", "map", "test", "non_code", "similar",
@@ -180,7 +187,7 @@ def profile_scores(conn: Connection, corpus_id: int, question: str) -> dict[str,
     """BM25 of the question against each file's past requests, over the best one."""
     terms = query_terms(question)
     table = profile_table(corpus_id)
-    if not terms or not _exists(conn, table):
+    if not terms or not table_exists(conn, table):
         return {}
     rows = list(conn.execute(text(
         f"SELECT path, bm25({table}) FROM {table} WHERE {table} MATCH :q "
@@ -214,16 +221,10 @@ def profile_table(corpus_id: int) -> str:
     return f"outcome_files_fts_{int(corpus_id)}"
 
 
-def _exists(conn: Connection, table: str) -> bool:
-    return conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"),
-                        {"n": table}).first() is not None
-
-
 def index_outcome(conn: Connection, corpus_id: int, edited: Iterable[str]) -> None:
     """Rebuild the profile rows of the edited files from every request that edited them."""
     table = profile_table(corpus_id)
-    conn.exec_driver_sql(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5(path UNINDEXED, "
-                         "body, tokenize = \"porter unicode61 tokenchars '_'\")")
+    create_fts(conn, table, "path UNINDEXED", "body")
     for path in sorted(set(edited)):
         questions = [r[0] for r in conn.execute(text(
             "SELECT o.question FROM session_outcomes o, json_each(o.edited) j "

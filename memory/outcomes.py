@@ -27,7 +27,13 @@ from sqlalchemy import (
 from sqlalchemy import UniqueConstraint as Unique
 from sqlalchemy.orm import Mapped, mapped_column
 
-from peek.retrieval.lexical import expand_for_index, fts_query, query_terms
+from peek.retrieval.lexical import (
+    create_fts,
+    expand_for_index,
+    fts_query,
+    query_terms,
+    table_exists,
+)
 from peek.schema import Base
 
 SIMILAR_POOL = 20
@@ -70,10 +76,7 @@ def fts_name(corpus_id: int) -> str:
 
 def ensure_fts(conn: Connection, corpus_id: int) -> None:
     """Create the corpus's outcome index on first use (same tokenizer as code search)."""
-    conn.exec_driver_sql(
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts_name(corpus_id)} USING fts5("
-        "question, tokenize = \"porter unicode61 tokenchars '_'\")"
-    )
+    create_fts(conn, fts_name(corpus_id), "question")
 
 
 _COLUMNS = (OutcomeRow.session, OutcomeRow.question, OutcomeRow.edited, OutcomeRow.success,
@@ -107,7 +110,7 @@ def similar_outcomes(conn: Connection, corpus_id: int, question: str,
                      k: int = SIMILAR_POOL) -> list[tuple[PastOutcome, float]]:
     """The k past requests most similar to a question (BM25, higher is better), best first."""
     terms = query_terms(question)
-    if not terms or not _has_fts(conn, corpus_id):
+    if not terms or not table_exists(conn, fts_name(corpus_id)):
         return []
     table = fts_name(corpus_id)
     rows = conn.execute(text(
@@ -116,8 +119,3 @@ def similar_outcomes(conn: Connection, corpus_id: int, question: str,
         f"WHERE {table} MATCH :q ORDER BY bm25({table}) LIMIT :k"),
         {"q": fts_query(terms), "k": k})
     return [(_past(r), -float(r[5])) for r in rows]
-
-
-def _has_fts(conn: Connection, corpus_id: int) -> bool:
-    return conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"),
-                        {"n": fts_name(corpus_id)}).first() is not None
