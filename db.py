@@ -63,7 +63,8 @@ class Database:
             try:
                 yield conn
             finally:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
 
     @contextmanager
     def raw_write(self) -> Iterator[sqlite3.Connection]:
@@ -73,7 +74,8 @@ class Database:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 
