@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from peek.bounds import check_k, check_map_budget, check_memory_budget
 from peek.config import Settings
 from peek.db import Database, open_database
 from peek.errors import CorpusError, NotIndexedError, QueryError
@@ -25,6 +26,16 @@ if TYPE_CHECKING:
     from peek.retrieval.indexer import IndexStats, Progress
     from peek.retrieval.lexical import Hit
     from peek.status import CorpusStatus
+
+
+def check_budgets(budgets: Budgets) -> Budgets:
+    """The same bounds for `peek ask` options and MCP `peek_ask` arguments."""
+    from peek.bounds import check_cost, check_steps, check_tokens
+
+    check_steps(budgets.max_steps)
+    check_tokens(budgets.max_tokens)
+    check_cost(budgets.max_cost)
+    return budgets
 
 
 def resolve_root(path: str | os.PathLike[str]) -> Path:
@@ -75,7 +86,9 @@ class Peek:
         from peek.retrieval.indexer import index_corpus
 
         stats = index_corpus(self.db, self.root, self.settings.max_file_bytes, progress)
-        bootstrap_map(self.db, self.corpus_id, self.root)  # seeds once: a no-op once seeded
+        with self.db.lock("seed"):  # two first indexes at once must not both seed the map
+            bootstrap_map(self.db, self.corpus_id, self.root)  # a no-op once seeded
+        self.memory_invalidate()  # memory citing code that changed is marked stale now
         return stats
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
@@ -84,8 +97,7 @@ class Peek:
 
         if not query.strip():
             raise QueryError("the query is empty", "say what you are looking for")
-        if k < 1:
-            raise QueryError(f"-k must be at least 1, got {k}")
+        k = check_k(k)
         corpus_id = self.corpus_id
         with self.db.read() as conn:
             return search_chunks(conn, corpus_id, query, k)
@@ -117,7 +129,10 @@ class Peek:
 
         if not question.strip() and not resume:
             raise QueryError("the question is empty", "ask something about the corpus")
-        budgets = budgets or Budgets()
+        budgets = check_budgets(budgets or Budgets())
+        if resume and model is None:
+            raise QueryError("--resume needs a model (the offline answer has no steps to resume)",
+                             "pass --model, or ask again without --resume")
         if model is None:
             from peek.agent.offline import run_offline
 
@@ -153,6 +168,7 @@ class Peek:
 
         if not query.strip():
             raise QueryError("the query is empty", "say what you are looking for")
+        k, budget = check_k(k), check_memory_budget(budget)
         return memory_search(self.db, self.corpus_id, query, k, budget)
 
     def memory_ingest(self, path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -202,6 +218,7 @@ class Peek:
         if edited or success is not None:
             outcome = Outcome(edited_files=[self.relative(p) for p in edited], success=success)
             traj = traj.model_copy(update={"outcome": outcome})
+        budget = check_map_budget(budget)
         policy = CachePolicy(self.db, self.corpus_id, root=self.root, budget=budget)
         result = policy.update(traj, session=session)
         self.remember_session(traj.model_dump(), result.session)
@@ -223,6 +240,7 @@ class Peek:
         """The map as agents see it: anchors checked against the working tree, within budget."""
         from peek.contextmap.policy import CachePolicy
 
+        budget = check_map_budget(budget)
         return CachePolicy(self.db, self.corpus_id, root=self.root, budget=budget).view()
 
     def map_history(self, limit: int | None = 20) -> list[VersionRecord]:

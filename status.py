@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from peek.retrieval.skipped import load_skipped, still_skipped
 from peek.retrieval.walk import git_state, walk_corpus
 from peek.schema import Corpus, File
 
@@ -54,8 +55,10 @@ def corpus_status(peek: Peek) -> CorpusStatus:
         ).one()
         known = {r[0]: (r[1], r[2]) for r in conn.execute(
             select(File.path, File.size, File.mtime_ns).where(File.corpus_id == corpus_id))}
+    skipped = load_skipped(peek.db, corpus_id)
     on_disk = {e.path: (e.size, e.mtime_ns) for e in
-               walk_corpus(peek.root, peek.settings.max_file_bytes).files}
+               walk_corpus(peek.root, peek.settings.max_file_bytes).files
+               if not still_skipped(e, skipped)}
     changed = sorted(p for p in known.keys() & on_disk.keys() if known[p] != on_disk[p])
     age = time.time() - indexed_at if indexed_at else None
     return CorpusStatus(

@@ -146,7 +146,9 @@ def evaluate(
     from peek.agent.registry import resolve_model
     from peek.agent.session import Budgets
     from peek.cli.render import print_eval
+    from peek.service import check_budgets
 
+    check_budgets(Budgets(max_steps))
     report = run_eval(corpus, load_questions(questions), home=home,
                       model=resolve_model(model, api_base), budgets=Budgets(max_steps),
                       learn_n=learn)
@@ -180,11 +182,14 @@ def mcp(
         "Offer peek_ask with this model (as for `peek ask`); without it peek_ask is absent, "
         "since host agents bring their own model."))] = None,
     api_base: ApiBaseOpt = None,
+    root: Annotated[list[Path] | None, typer.Option("--root", help=(
+        "A folder whose corpora the server may serve (repeatable; also PEEK_ROOTS). Without "
+        "one, only the roots the MCP host declares are allowed."))] = None,
 ) -> None:
     """Serve peek's tools (peek_map, peek_search, peek_read, peek_record, ...) over MCP."""
-    from peek.cli.mcp_server import serve
+    from peek.cli.mcp_server import configured_roots, serve
 
-    serve(transport, host, port, home, model, api_base)
+    serve(transport, host, port, home, model, api_base, configured_roots(root or []))
 
 
 @app.command()

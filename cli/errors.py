@@ -6,9 +6,11 @@ import sys
 
 import typer
 
+USAGE_EXIT = 2
+
 
 def run_guarded(app: typer.Typer) -> int:
-    """Run the typer app; map peek's and the sandbox's errors to `peek: error: ...` and exit 2."""
+    """Run the typer app; map peek's, the sandbox's and usage errors to `peek: error: ...`."""
     from peek.errors import PeekError
 
     try:
@@ -22,26 +24,49 @@ def run_guarded(app: typer.Typer) -> int:
     return 0
 
 
+def click_kind(exc: BaseException) -> str | None:
+    """The click exception family of `exc`, whether from click or the copy typer bundles."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    for kind in ("NoArgsIsHelpError", "UsageError", "Exit", "Abort", "ClickException"):
+        if kind in names:
+            return kind
+    return None
+
+
 def _known(exc: Exception) -> int:
-    import click
     from sqlalchemy.exc import OperationalError
 
     from peek.sandbox import SandboxError
 
-    if isinstance(exc, click.exceptions.Exit):
-        return int(exc.exit_code)
-    if isinstance(exc, click.ClickException):
-        exc.show()
-        return int(exc.exit_code)
-    if isinstance(exc, click.exceptions.Abort):
-        return _fail("aborted", 1)
+    kind = click_kind(exc)
+    if kind is not None:
+        return _click(exc, kind)
     if isinstance(exc, SandboxError):
         return _fail(str(exc), 2)
     if isinstance(exc, OperationalError):
         return _fail(f"the store is busy or unavailable: {exc.orig}; try again", 3)
+    if isinstance(exc, OverflowError):
+        return _fail(f"a number is out of range ({exc}); use a smaller value", USAGE_EXIT)
     raise exc
 
 
+def _click(exc: Exception, kind: str) -> int:
+    code = int(getattr(exc, "exit_code", USAGE_EXIT) or 0)
+    if kind == "Exit":
+        return code
+    if kind == "Abort":
+        return _fail("aborted", 1)
+    if kind == "NoArgsIsHelpError":
+        exc.show()  # type: ignore[attr-defined]
+        return code
+    message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    if kind == "UsageError":
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path} --help" if ctx is not None else "peek --help"
+        return _fail(f"{message} (see: {where})", USAGE_EXIT)
+    return _fail(message, code or 1)
+
+
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"peek: error: {message}\n")
+    sys.stderr.write(f"peek: error: {' '.join(message.split())}\n")
     return code

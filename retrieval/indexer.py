@@ -15,6 +15,7 @@ from sqlalchemy import Connection, delete, insert, select, text, update
 
 from peek.db import Database
 from peek.errors import CorpusError
+from peek.gitutil import is_git_tree
 from peek.retrieval.chunking import ParsedFile, language_for, parse_file
 from peek.retrieval.lexical import (
     delete_fts_rows,
@@ -23,6 +24,7 @@ from peek.retrieval.lexical import (
     insert_fts_rows,
     path_field,
 )
+from peek.retrieval.skipped import Skipped, load_skipped, still_skipped
 from peek.retrieval.walk import (
     FileEntry,
     GitState,
@@ -31,7 +33,8 @@ from peek.retrieval.walk import (
     is_binary,
     walk_corpus,
 )
-from peek.schema import Chunk, Corpus, File, Symbol
+from peek.safefs import SandboxError, read_beneath
+from peek.schema import Chunk, Corpus, File, SkippedFile, Symbol
 
 Progress = Callable[[int, int], None]
 PARALLEL_MIN = 200
@@ -112,15 +115,18 @@ def _index(
     if not report.files:
         raise CorpusError(f"no indexable files in {root}", "add text files or check .peekignore")
     corpus_id, known = _load_known(db, root)
+    skipped = load_skipped(db, corpus_id)
     stats.first_index = not known
-    todo = [e for e in report.files if not _unchanged(e, known.get(e.path))]
-    db.engine.dispose()  # no SQLite connection may cross a fork into the parse workers
-    reads, touched, binary = _read_all(todo, known, stats, progress)
-    present = {e.path for e in report.files} - binary
+    todo = [e for e in report.files
+            if not _unchanged(e, known.get(e.path)) and not still_skipped(e, skipped)]
+    reads, touched, binary = _read_all(root, max_file_bytes, todo, known, stats, progress)
+    still = {e.path for e in report.files if still_skipped(e, skipped)}
+    present = {e.path for e in report.files} - set(binary) - still
     git = git_state(root)
     with db.write() as conn:
         corpus_id = _ensure_corpus(conn, root, corpus_id)
         _apply(conn, corpus_id, known, present, reads, touched, stats)
+        _remember_skipped(conn, corpus_id, report.files, skipped, binary)
         stats.files, stats.chunks = _totals(conn, corpus_id)
         stats.seconds = time.perf_counter() - started
         _stamp(conn, corpus_id, git, stats.seconds)
@@ -130,6 +136,19 @@ def _index(
 def _unchanged(entry: FileEntry, known: Known | None) -> bool:
     """Same size and mtime as when it was indexed: trust it without reading (as git does)."""
     return known is not None and known.size == entry.size and known.mtime_ns == entry.mtime_ns
+
+
+def _remember_skipped(conn: Connection, corpus_id: int, files: list[FileEntry],
+                      skipped: Skipped, binary: dict[str, str]) -> None:
+    """Keep skipped files that are unchanged, add new ones, forget the rest."""
+    by_path = {e.path: e for e in files}
+    keep = {p for p in skipped if p in by_path and still_skipped(by_path[p], skipped)}
+    conn.execute(delete(SkippedFile).where(SkippedFile.corpus_id == corpus_id,
+                                           SkippedFile.path.not_in(keep)))
+    rows = [{"corpus_id": corpus_id, "path": p, "size": by_path[p].size,
+             "mtime_ns": by_path[p].mtime_ns, "reason": why} for p, why in binary.items()]
+    if rows:
+        conn.execute(insert(SkippedFile), rows)
 
 
 def _load_known(db: Database, root: Path) -> tuple[int | None, dict[str, Known]]:
@@ -146,20 +165,22 @@ def _load_known(db: Database, root: Path) -> tuple[int | None, dict[str, Known]]
 
 
 def _read_all(
-    todo: list[FileEntry], known: dict[str, Known], stats: IndexStats, progress: Progress | None
-) -> tuple[list[ReadFile], list[tuple[int, FileEntry]], set[str]]:
+    root: Path, max_bytes: int, todo: list[FileEntry], known: dict[str, Known],
+    stats: IndexStats, progress: Progress | None,
+) -> tuple[list[ReadFile], list[tuple[int, FileEntry]], dict[str, str]]:
     """Read and parse new or changed files; a same-blob file only gets its stat refreshed."""
     reads: list[ReadFile] = []
     touched: list[tuple[int, FileEntry]] = []
-    binary: set[str] = set()
-    jobs = [(e, known[e.path].blob_sha if e.path in known else None) for e in todo]
+    binary: dict[str, str] = {}
+    jobs = [(root, max_bytes, e, known[e.path].blob_sha if e.path in known else None)
+            for e in todo]
     for n, (entry, outcome) in enumerate(_run_jobs(jobs), 1):
         if isinstance(outcome, ReadFile):
             reads.append(outcome)
         elif outcome == "same":
             touched.append((known[entry.path].id, entry))
         else:
-            binary.add(entry.path)
+            binary[entry.path] = outcome
             if outcome == "binary":
                 stats.skipped_binary += 1
             else:
@@ -170,26 +191,39 @@ def _read_all(
     return reads, touched, binary
 
 
-def _run_jobs(jobs: list[tuple[FileEntry, str | None]]) -> Iterator[tuple[FileEntry, Outcome]]:
-    """Parse on every core for big batches (tree-sitter parsing dominates a cold index)."""
+Job = tuple[Path, int, FileEntry, str | None]
+
+
+def _run_jobs(jobs: list[Job]) -> Iterator[tuple[FileEntry, Outcome]]:
+    """Parse on every core for big batches (tree-sitter parsing dominates a cold index).
+
+    Workers start from a fork server, never by forking this process: the MCP server indexes
+    from a worker thread, and forking a threaded process can copy a held lock.
+    """
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    if len(jobs) < PARALLEL_MIN or workers < 2 or "fork" not in mp.get_all_start_methods():
-        yield from ((entry, _read_one(entry, prior)) for entry, prior in jobs)
+    if len(jobs) < PARALLEL_MIN or workers < 2:
+        yield from ((job[2], _read_one_job(job)) for job in jobs)
         return
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+    methods = mp.get_all_start_methods()
+    context = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
         outcomes = pool.map(_read_one_job, jobs, chunksize=32)
-        yield from zip((entry for entry, _ in jobs), outcomes, strict=True)
+        yield from zip((job[2] for job in jobs), outcomes, strict=True)
 
 
-def _read_one_job(job: tuple[FileEntry, str | None]) -> Outcome:
+def _read_one_job(job: Job) -> Outcome:
     return _read_one(*job)
 
 
-def _read_one(entry: FileEntry, prior_sha: str | None) -> Outcome:
-    """One file's fate: parsed, the same blob as before, binary, or unreadable."""
+def _read_one(root: Path, max_bytes: int, entry: FileEntry, prior_sha: str | None) -> Outcome:
+    """One file's fate: parsed, the same blob as before, binary, or unreadable.
+
+    Read through the race-free reader: a file swapped for a symlink or a FIFO after the walk
+    is refused, never followed out of the root or waited on.
+    """
     try:
-        data = entry.abspath.read_bytes()
-    except OSError:
+        data = read_beneath(root, entry.fs_rel or entry.path, max_bytes, entry.path)
+    except SandboxError:
         return "unreadable"
     if is_binary(data):
         return "binary"
@@ -215,7 +249,7 @@ def _ensure_corpus(conn: Connection, root: Path, corpus_id: int | None) -> int:
     found = conn.scalar(select(Corpus.id).where(Corpus.root == str(root)))
     if found is not None:
         return int(found)
-    kind = "git" if (root / ".git").exists() else "folder"
+    kind = "git" if is_git_tree(root) else "folder"
     values = {"root": str(root), "kind": kind, "created_at": time.time()}
     key = conn.execute(insert(Corpus).values(**values)).inserted_primary_key
     assert key is not None
