@@ -211,7 +211,7 @@ def _walk(
         if kind == "dir":
             yield from _subfolder(root, fd, entry.name, child + "/", rules, report)
         elif kind == "symlink":
-            found = _symlinked(root, child, report)
+            found = _symlinked(root, child, rules, report)
             if found is not None:
                 yield found
         elif kind == "file":
@@ -256,15 +256,15 @@ def _plain(root: Path, entry: os.DirEntry[str], rel: str, report: WalkReport) ->
     return _entry(root, rel, st)
 
 
-def _symlinked(root: Path, rel: str, report: WalkReport) -> FileEntry | None:
-    """A symlink to a regular file inside the root (folder symlinks are not followed)."""
+def _symlinked(root: Path, rel: str, rules: IgnoreRules, report: WalkReport) -> FileEntry | None:
+    """A symlink to a served regular file inside the root (folder symlinks are not followed)."""
     try:
         with open_beneath(root, rel) as opened:
-            info = opened.info
+            info, target = opened.info, opened.rel
     except SandboxError:
         report.outside_symlinks += not os.path.isdir(root / rel)  # folder links are not followed
         return None
-    if stat.S_ISDIR(info.st_mode):
+    if stat.S_ISDIR(info.st_mode) or rules.excluded(target):
         return None
     return _entry(root, rel, info, True)
 
