@@ -61,10 +61,18 @@ def _click(exc: Exception, kind: str) -> int:
         return code
     message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
     if kind == "UsageError":
-        ctx = getattr(exc, "ctx", None)
-        where = f"{ctx.command_path} --help" if ctx is not None else "peek --help"
-        return _fail(f"{message} (see: {where})", USAGE_EXIT)
+        return _fail(f"{message} (see: {_help_command(getattr(exc, 'ctx', None))})", USAGE_EXIT)
     return _fail(message, code or 1)
+
+
+def _help_command(ctx: object) -> str:
+    """`peek SUB --help` for the command that failed, named the way a person typed it."""
+    names: list[str] = []
+    while ctx is not None and getattr(ctx, "parent", None) is not None:
+        command = getattr(ctx, "command", None)
+        names.append(str(getattr(command, "name", "") or ""))
+        ctx = getattr(ctx, "parent", None)
+    return " ".join(["peek", *reversed([n for n in names if n]), "--help"])
 
 
 def _fail(message: str, code: int) -> int:

@@ -52,7 +52,7 @@ HomeOpt = Annotated[Path | None, typer.Option(
     "--home", help="Where peek keeps its state (default: $PEEK_HOME or the user data dir).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 BudgetOpt = Annotated[int | None, typer.Option(
-    "--budget", min=1, help="Set the map's token budget (kept for later commands).")]
+    "--budget", help="Set the map's token budget (kept for later commands).")]
 
 
 def emit(payload: Any) -> None:

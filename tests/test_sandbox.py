@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import write_tree as write
 
-from peek.sandbox import FileSlice, FileTools, PathEscapeError, SandboxError
 from peek.safefs import read_beneath
+from peek.sandbox import FileSlice, FileTools, PathEscapeError, SandboxError
 
 SANDBOX_DIR = Path(__file__).resolve().parent.parent / "sandbox"
 
