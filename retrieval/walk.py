@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,7 +46,27 @@ IGNORE_FILE_MAX_BYTES = 1 << 20
 _DIR_FLAGS = (
     os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 )
-_Specs = tuple[tuple[str, GitIgnoreSpec], ...]
+_Specs = tuple[tuple[str, "Rules"], ...]
+
+
+class Rules:
+    """One ignore file's patterns, with a combined regex that rules out a non-match at once.
+
+    pathspec tries every pattern on every path; most paths match none, so one search over the
+    union of the patterns skips that work and leaves the verdict to pathspec only on a hit.
+    """
+
+    def __init__(self, lines: list[str] | tuple[str, ...]) -> None:
+        self.spec = GitIgnoreSpec.from_lines(lines)
+        parts = [p.regex.pattern.replace("(?P<ps_d>", "(?:") for p in self.spec.patterns
+                 if p.include is not None and p.regex is not None]
+        self.any = re.compile("|".join(f"(?:{part})" for part in parts)) if parts else None
+
+    def verdict(self, target: str) -> bool | None:
+        """True: ignored, False: re-included by a `!` line, None: no line speaks of it."""
+        if self.any is None or self.any.search(target) is None:
+            return None
+        return self.spec.check_file(target).include
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +125,7 @@ class IgnoreRules:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        base = [("", GitIgnoreSpec.from_lines((*DEFAULT_IGNORES, *SECRET_IGNORES)))]
+        base = [("", Rules((*DEFAULT_IGNORES, *SECRET_IGNORES)))]
         exclude = self._load(".git/info/exclude")
         if exclude is not None:
             base.append(("", exclude))
@@ -127,10 +148,10 @@ class IgnoreRules:
     def ignored_in(self, dir_rel: str, rel: str, is_dir: bool) -> bool:
         """Whether `rel`, an entry of the folder `dir_rel`, is ignored (folders already kept)."""
         target = rel + "/" if is_dir else rel
-        for base, spec in reversed(self.specs(dir_rel)):
-            result = spec.check_file(target[len(base) :] if base else target)
-            if result.include is not None:
-                return bool(result.include)
+        for base, rules in reversed(self.specs(dir_rel)):
+            verdict = rules.verdict(target[len(base) :] if base else target)
+            if verdict is not None:
+                return verdict
         return False
 
     def excluded(self, rel: str, is_dir: bool = False) -> bool:
@@ -144,13 +165,13 @@ class IgnoreRules:
                 return True
         return self.ignored_in(_dir_of(rel), rel, is_dir)
 
-    def _load(self, rel: str) -> GitIgnoreSpec | None:
+    def _load(self, rel: str) -> Rules | None:
         try:
             data = read_beneath(self.root, rel, IGNORE_FILE_MAX_BYTES)
         except SandboxError:
             return None
         lines = data.decode("utf-8", errors="replace").splitlines()
-        return GitIgnoreSpec.from_lines(lines) if lines else None
+        return Rules(lines) if lines else None
 
 
 def _dir_of(rel: str) -> str:

@@ -10,6 +10,7 @@ reader, so a file swapped for a symlink after the walk can never put outside tex
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ from .textfile import decode_utf8, looks_binary, split_lines
 LINE_CHARS = 300
 _CHARS_BEFORE_MATCH = 100
 _ARGV_BYTES = 64 * 1024
+_NO_PREFILTER = ("(?!", "(?<!", "\\A", "\\Z", "\\z", "\\G", "(?|", "(?(")
 _RG_FLAGS = (
     "--json", "--no-config", "--no-ignore", "--no-messages", "--sort", "path", "--hidden",
     "--no-follow",
@@ -51,6 +53,17 @@ class GrepQuery:
     limit: int
     max_file_bytes: int
     timeout: float
+
+    @property
+    def whole(self) -> regex.Pattern[str] | None:
+        """The pattern over a whole file (MULTILINE), to skip files with no possible match.
+
+        Any line it matches on its own it also matches inside the file, except with anchors
+        to the string's ends or negative look-around, which then get no prefilter.
+        """
+        if any(token in self.pattern for token in _NO_PREFILTER):
+            return None
+        return _whole(self.pattern, self.regex.flags)
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,14 @@ def compile_pattern(pattern: str, ignore_case: bool) -> regex.Pattern[str]:
         ) from err
 
 
+@functools.lru_cache(maxsize=32)
+def _whole(pattern: str, flags: int) -> regex.Pattern[str] | None:
+    try:
+        return regex.compile(pattern, flags | regex.MULTILINE)
+    except (regex.error, OverflowError, RecursionError):
+        return None
+
+
 def corpus_files(root: Path, path_filter: PathFilter | None) -> Iterator[FileEntry]:
     """The files grep may search: the corpus walk, narrowed by the glob, symlinks left out."""
     for entry in iter_files(root, IgnoreRules(root)):
@@ -110,13 +131,16 @@ def python_search(root: Path, query: GrepQuery) -> SearchOutcome:
     """Search without ripgrep: same files, same binary and size skips, same line numbers."""
     deadline = time.monotonic() + query.timeout
     matches: list[GrepMatch] = []
+    whole = query.whole
     for entry in corpus_files(root, query.path_filter):
         left = deadline - time.monotonic()
         if left <= 0:
             return SearchOutcome(matches, "python", timed_out=True)
-        lines = _lines(root, entry, query.max_file_bytes)
         try:
-            matches.extend(_search_lines(entry.path, lines, query, deadline))
+            text = _text(root, entry, query.max_file_bytes)
+            if whole is not None and whole.search(text, timeout=left) is None:
+                continue
+            matches.extend(_search_lines(entry.path, split_lines(text), query, deadline))
         except TimeoutError:
             return SearchOutcome(matches[: query.limit], "python", timed_out=True)
         if len(matches) >= query.limit:
@@ -125,13 +149,18 @@ def python_search(root: Path, query: GrepQuery) -> SearchOutcome:
 
 
 def _lines(root: Path, entry: FileEntry, max_bytes: int) -> list[str]:
+    return split_lines(_text(root, entry, max_bytes))
+
+
+def _text(root: Path, entry: FileEntry, max_bytes: int) -> str:
+    """A file's text read race-free; empty for a refused, binary or vanished file."""
     from peek.safefs import read_beneath
 
     try:
         data = read_beneath(root, entry.fs_rel, max_bytes, entry.path)
     except SandboxError:
-        return []
-    return [] if looks_binary(data) else split_lines(decode_utf8(data).text)
+        return ""
+    return "" if looks_binary(data) else decode_utf8(data).text
 
 
 def _search_lines(
