@@ -74,6 +74,7 @@ def corpus_cases(p: Place) -> dict[str, tuple[str, dict[str, Any], str]]:
         cases[f"map@{name}"] = ("peek_map", {"corpus": corpus}, refusal)
     for name in ("etc", "slash", "etc_alias", "other", "outside_dir"):
         corpus = elsewhere[name][0]
+        cases[f"ask@{name}"] = ("peek_ask", {"corpus": corpus, "question": "q"}, OUT_OF_ROOTS)
         cases[f"index@{name}"] = ("peek_index", {"corpus": corpus}, OUT_OF_ROOTS)
         cases[f"status@{name}"] = ("peek_status", {"corpus": corpus}, OUT_OF_ROOTS)
         cases[f"record@{name}"] = ("peek_record", {"corpus": corpus, "question": "q"},
@@ -104,6 +105,13 @@ BAD_INPUTS = {
                        "end 1 is before start 2"),
     "read:past-end": ("peek_read", {"path": "a.py", "start_line": 99}, "is past the end"),
     "record:bad-traj": ("peek_record", {"question": "q", "trajectory": {"steps": "x"}}, "steps"),
+    "ask:steps-neg": ("peek_ask", {"question": "q", "max_steps": -3},
+                      "max_steps must be a whole number from 1 to 1000, got -3"),
+    "ask:steps-0": ("peek_ask", {"question": "q", "max_steps": 0},
+                    "max_steps must be a whole number from 1 to 1000, got 0"),
+    "ask:steps-huge": ("peek_ask", {"question": "q", "max_steps": 10**20},
+                       "max_steps must be a whole number from 1 to 1000"),
+    "ask:empty": ("peek_ask", {"question": "  "}, "the question is empty"),
 }
 
 
@@ -156,7 +164,8 @@ def all_cases(p: Place) -> dict[str, tuple[str, dict[str, Any], str]]:
 
 @pytest.fixture(scope="module")
 def answers(place: Place) -> dict[str, tuple[bool, str]]:
-    return asyncio.run(run_all(place, all_cases(place), ["--root", str(place.allowed)], None))
+    extra = ["--root", str(place.allowed), "--model", "offline"]
+    return asyncio.run(run_all(place, all_cases(place), extra, None))
 
 
 @pytest.fixture(scope="module")

@@ -137,3 +137,19 @@ def test_unsafe_tools_are_not_retried_on_a_busy_store() -> None:
 
     result = tool_result(flaky)
     assert not result.is_error and json.loads(result.content[0].text) == {"done": True}
+
+
+def test_cited_files_are_read_beneath_the_root_with_the_cap(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cited symlink out of the corpus has no sha; a cited file over the cap is not read."""
+    from peek.contextmap.freshness import working_tree_sha
+
+    outside = tmp_path / "passwd"
+    outside.write_text("root:x:0:0\n")
+    root = write_tree(tmp_path / "c", {"a.py": "x = 1\n", "big.txt": "y" * 5000})
+    (root / "link").symlink_to(outside)
+    assert working_tree_sha("a.py", root) is not None
+    assert working_tree_sha("link", root) is None
+    assert working_tree_sha("../passwd", root) is None
+    monkeypatch.setenv("PEEK_MAX_FILE_BYTES", "1000")
+    assert working_tree_sha("big.txt", root) is None
