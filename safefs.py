@@ -232,7 +232,8 @@ def _follow(walk: _Walk, name: str, parts: deque[str]) -> None:
 
 def _open_root(root: Path) -> int:
     try:
-        return os.open(os.fspath(root), os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+        return os.open(os.fspath(root), flags | getattr(os, "O_NOFOLLOW", 0))
     except OSError as err:
         message = f"cannot open the corpus root {os.fspath(root)!r} ({err.strerror})"
         raise SandboxError(message) from err

@@ -43,6 +43,7 @@ BINARY_SUFFIXES = frozenset(
 )
 SNIFF_BYTES = 8192
 IGNORE_FILE_MAX_BYTES = 1 << 20
+MAX_DEPTH = 128
 _DIR_FLAGS = (
     os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 )
@@ -246,6 +247,9 @@ def _walk(
 def _subfolder(
     root: Path, parent: int, name: str, rel: str, rules: IgnoreRules, report: WalkReport
 ) -> Iterator[FileEntry]:
+    if rel.count("/") > MAX_DEPTH:  # a folder nested this deep is left out, not a crash
+        report.unreadable.append(display_path(rel.rstrip("/")))
+        return
     try:
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
     except OSError:

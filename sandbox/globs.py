@@ -5,16 +5,36 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import regex
+
 from .errors import PathEscapeError, SandboxError
 
 _MAX_EXPANSIONS = 64
+MATCH_TIMEOUT_S = 0.25
 _CLASS_SPECIALS = frozenset("\\^[]&~|")
 
 
-def compile_glob(pattern: str) -> re.Pattern[str]:
-    """Compile a root-anchored glob into a regex that must match a whole relative path."""
+class Glob:
+    """A compiled glob; matching runs under a time limit, so `*a*a*a*...b` cannot hang a tool."""
+
+    def __init__(self, pattern: str, compiled: regex.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.compiled = compiled
+
+    def fullmatch(self, rel: str) -> bool:
+        """Whether the glob names the whole relative path; refuse a pattern too slow to match."""
+        try:
+            return self.compiled.fullmatch(rel, timeout=MATCH_TIMEOUT_S) is not None
+        except TimeoutError as err:
+            raise SandboxError(
+                f"glob {self.pattern!r} is too complex to match; use fewer '*' in one name"
+            ) from err
+
+
+def compile_glob(pattern: str) -> Glob:
+    """Compile a root-anchored glob into a matcher of whole relative paths."""
     alternatives = [_translate(expanded) for expanded in _expand_braces(pattern, pattern)]
-    return re.compile("(?:" + "|".join(alternatives) + ")", re.DOTALL)
+    return Glob(pattern, regex.compile("(?:" + "|".join(alternatives) + ")", regex.DOTALL))
 
 
 def normalize_tool_glob(pattern: str) -> str:
@@ -36,11 +56,11 @@ class GlobRule:
 
     negated: bool
     dir_only: bool
-    regex: re.Pattern[str]
+    glob: Glob
 
     def matches(self, rel: str, is_dir: bool) -> bool:
         """Say whether this rule names the path itself (folders are pruned, not matched through)."""
-        return (is_dir or not self.dir_only) and self.regex.fullmatch(rel) is not None
+        return (is_dir or not self.dir_only) and self.glob.fullmatch(rel)
 
 
 def glob_rule(glob: str, negated: bool | None = None) -> GlobRule:

@@ -34,6 +34,7 @@ from .results import GrepMatch
 from .textfile import decode_utf8, looks_binary, split_lines
 
 LINE_CHARS = 300
+MAX_PATTERN_CHARS = 2000
 _CHARS_BEFORE_MATCH = 100
 _ARGV_BYTES = 64 * 1024
 _NO_PREFILTER = ("(?!", "(?<!", "\\A", "\\Z", "\\z", "\\G", "(?|", "(?(")
@@ -87,6 +88,11 @@ def compile_pattern(pattern: str, ignore_case: bool) -> regex.Pattern[str]:
     """Validate the regex with Python's rules (the `regex` engine, re-compatible V0 syntax)."""
     if not isinstance(pattern, str) or not pattern:
         raise SandboxError("grep needs a non-empty regex pattern, e.g. 'def main'")
+    if len(pattern) > MAX_PATTERN_CHARS or "\0" in pattern:
+        raise SandboxError(
+            f"grep pattern is over {MAX_PATTERN_CHARS} characters or has a NUL byte; "
+            "search for a shorter, distinctive part"
+        )
     flags = regex.V0 | (regex.IGNORECASE if ignore_case else 0)
     try:
         with warnings.catch_warnings():

@@ -210,3 +210,54 @@ def test_malformed_tool_calls_are_refused(tools: FileTools,
     name, args = bad
     with pytest.raises(SandboxError):
         tools.call(name, args)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("glob", ["*a*a*a*a*a*a*a*a*a*a*a*b", "**/*a*a*a*a*a*a*a*a*a*a*b"])
+def test_catastrophic_globs_stop_at_the_time_limit(tmp_path: Path, glob: str) -> None:
+    """Either the engine fails fast or the match times out and the glob is refused."""
+    (tmp_path / ("ab" * 60 + "c")).write_text("x\n")
+    (tmp_path / ("a" * 200)).write_text("x\n")
+    tools = FileTools(tmp_path, use_ripgrep=False)
+    started = time.monotonic()
+    for call in (lambda: tools.glob(glob).paths, lambda: tools.grep("x", glob).matches):
+        try:
+            assert call() == ()
+        except SandboxError as err:
+            assert "too complex to match" in str(err)
+    assert time.monotonic() - started < 5
+
+
+def test_overlong_grep_pattern_is_refused(tools: FileTools) -> None:
+    with pytest.raises(SandboxError, match="over 2000 characters"):
+        tools.grep("a" * 2001)
+
+
+def test_deeply_nested_folders_neither_crash_nor_hang(tmp_path: Path) -> None:
+    from peek.retrieval.walk import MAX_DEPTH, walk_corpus
+
+    deep = tmp_path / "root"
+    path = deep
+    for _ in range(MAX_DEPTH + 20):
+        path = path / "d"
+    path.mkdir(parents=True)
+    (path / "bottom.py").write_text("x = 1\n")
+    (deep / "top.py").write_text("y = 2\n")
+    report = walk_corpus(deep.resolve(), 1 << 20)
+    assert [f.path for f in report.files] == ["top.py"]
+    assert report.unreadable and FileTools(deep).glob("**/*.py").paths == ("top.py",)
+
+
+def test_root_swapped_for_a_symlink_after_start_is_refused(tmp_path: Path,
+                                                           world: World) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.py").write_text("fine\n")
+    tools = FileTools(root)
+    root.rename(tmp_path / "moved")
+    root.symlink_to(world.outside)
+    with pytest.raises(SandboxError):
+        tools.read_file("secret.txt")
+    with pytest.raises(SandboxError):
+        tools.list_dir(".")
+    assert tools.glob("**/*").paths == ()
