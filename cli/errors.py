@@ -47,7 +47,20 @@ def _known(exc: Exception) -> int:
         return _fail(f"the store is busy or unavailable: {exc.orig}; try again", 3)
     if isinstance(exc, OverflowError):
         return _fail(f"a number is out of range ({exc}); use a smaller value", USAGE_EXIT)
-    raise exc
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}", USAGE_EXIT)
+    return _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> int:
+    """A bug, not a usage error: still one line, with the traceback only when asked for."""
+    import os
+    import traceback
+
+    if os.environ.get("PEEK_DEBUG"):
+        traceback.print_exception(exc)
+    return _fail(f"unexpected error ({type(exc).__name__}): {exc} (PEEK_DEBUG=1 shows where)", 1)
 
 
 def _click(exc: Exception, kind: str) -> int:

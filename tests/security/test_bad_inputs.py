@@ -72,6 +72,8 @@ def cases(w: dict[str, Path]) -> dict[str, tuple[list[str], dict[str, str], str]
         "map-diff-abc": (["map", "diff", root, "a", "b"], {}, "'v1': " + NOT_INT),
         "map-pin-missing": (["map", "pin", root], {}, "Missing argument 'entry_id'"),
         "map-unknown-sub": (["map", "frob", root], {}, "Got unexpected extra argument(s)"),
+        "map-export-bad-dir": (["map", "export", root, "-o", str(base / "no" / "x.json")], {},
+                               "No such file or directory"),
         "map-import-missing": (["map", "import", root, str(base / "nope.json")], {},
                                "nope.json"),
         "ask-steps-0": (["ask", root, "q", "--max-steps", "0"], {}, STEPS_RANGE + ", got 0"),
