@@ -200,9 +200,14 @@ def walk_corpus(root: Path, max_file_bytes: int, rules: IgnoreRules | None = Non
 
 
 def iter_files(
-    root: Path, rules: IgnoreRules | None = None, report: WalkReport | None = None
+    root: Path, rules: IgnoreRules | None = None, report: WalkReport | None = None,
+    *, with_stat: bool = True,
 ) -> Iterator[FileEntry]:
-    """Every file the corpus holds (not ignored, regular, inside the root), in path order."""
+    """Every file the corpus holds (not ignored, regular, inside the root), in path order.
+
+    Without `with_stat`, plain files are not stat-ed (size -1): enough for glob and grep,
+    which read through the capped reader anyway.
+    """
     rules = IgnoreRules(root) if rules is None else rules
     report = WalkReport() if report is None else report
     try:
@@ -211,13 +216,13 @@ def iter_files(
         report.unreadable.append(".")
         return
     try:
-        yield from _walk(root, fd, "", rules, report)
+        yield from _walk(root, fd, "", rules, report, with_stat)
     finally:
         os.close(fd)
 
 
 def _walk(
-    root: Path, fd: int, rel: str, rules: IgnoreRules, report: WalkReport
+    root: Path, fd: int, rel: str, rules: IgnoreRules, report: WalkReport, with_stat: bool
 ) -> Iterator[FileEntry]:
     try:
         with os.scandir(fd) as listing:
@@ -231,11 +236,13 @@ def _walk(
         if kind is None or rules.ignored_in(rel, child, kind == "dir"):
             continue
         if kind == "dir":
-            yield from _subfolder(root, fd, entry.name, child + "/", rules, report)
+            yield from _subfolder(root, fd, entry.name, child + "/", rules, report, with_stat)
         elif kind == "symlink":
             found = _symlinked(root, child, rules, report)
             if found is not None:
                 yield found
+        elif kind == "file" and not with_stat:
+            yield FileEntry(display_path(child), root / child, -1, 0, child)
         elif kind == "file":
             found = _plain(root, entry, child, report)
             if found is not None:
@@ -245,7 +252,8 @@ def _walk(
 
 
 def _subfolder(
-    root: Path, parent: int, name: str, rel: str, rules: IgnoreRules, report: WalkReport
+    root: Path, parent: int, name: str, rel: str, rules: IgnoreRules, report: WalkReport,
+    with_stat: bool,
 ) -> Iterator[FileEntry]:
     if rel.count("/") > MAX_DEPTH:  # a folder nested this deep is left out, not a crash
         report.unreadable.append(display_path(rel.rstrip("/")))
@@ -256,7 +264,7 @@ def _subfolder(
         report.unreadable.append(rel.rstrip("/"))
         return
     try:
-        yield from _walk(root, fd, rel, rules, report)
+        yield from _walk(root, fd, rel, rules, report, with_stat)
     finally:
         os.close(fd)
 

@@ -117,7 +117,7 @@ def _whole(pattern: str, flags: int) -> regex.Pattern[str] | None:
 
 def corpus_files(root: Path, path_filter: PathFilter | None) -> Iterator[FileEntry]:
     """The files grep may search: the corpus walk, narrowed by the glob, symlinks left out."""
-    for entry in iter_files(root, IgnoreRules(root)):
+    for entry in iter_files(root, IgnoreRules(root), with_stat=False):
         if entry.is_symlink or not _kept(path_filter, entry.path):
             continue
         yield entry

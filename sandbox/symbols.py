@@ -65,7 +65,7 @@ def regex_symbols(root: Path, name: str, limit: int, max_file_bytes: int) -> lis
     """Scan source files for definitions of `name`, in path order, stopping after `limit` hits."""
     compiled = _compile(name)
     hits: list[SymbolHit] = []
-    for entry in iter_files(root):
+    for entry in iter_files(root, with_stat=False):
         language = _LANGUAGES.get(Path(entry.path).suffix)
         if entry.is_symlink or language is None:
             continue

@@ -118,7 +118,8 @@ class FileTools:
         """Find files by path pattern, so an agent can locate files without listing every folder."""
         normalized = normalize_tool_glob(pattern)
         matcher = compile_glob(normalized)
-        found = (entry.path for entry in iter_files(self.root) if matcher.fullmatch(entry.path))
+        found = (entry.path for entry in iter_files(self.root, with_stat=False)
+                 if matcher.fullmatch(entry.path))
         kept, reason = take_within(found, self.max_results, self.max_output_chars, _path_size)
         note = f"{reason}; use a narrower pattern such as 'src/**/*.py'" if reason else None
         return GlobResult(pattern, tuple(kept), reason is not None, note)
