@@ -22,7 +22,8 @@ from peek.service import Peek
 
 INSIDE = "inside text\n"
 OUTSIDE = "TOKEN_OUTSIDE\n"
-SECONDS = 1.5
+SWAPS = 2000  # each test runs until this many swaps (or MAX_SECONDS under a busy CPU)
+MAX_SECONDS = 8.0
 
 
 @contextmanager
@@ -69,10 +70,12 @@ def folder_swapper(root: Path, outside: Path) -> Callable[[int], None]:
     return swap
 
 
-def reads_until(deadline: float, read: Callable[[], str]) -> tuple[int, int, list[str]]:
+def reads_until(swaps: list[int], read: Callable[[], str]) -> tuple[int, int, list[str]]:
+    """Read until SWAPS swaps happened (or MAX_SECONDS): (inside reads, refusals, leaks)."""
     ok = refused = 0
     bad: list[str] = []
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + MAX_SECONDS
+    while swaps[0] < SWAPS and time.monotonic() < deadline:
         try:
             text = read()
         except SandboxError:
@@ -92,10 +95,9 @@ def test_parent_folder_swapped_for_a_symlink_never_leaks(tmp_path: Path) -> None
     swap(1)
     with swapping(swap) as swaps:
         ok, refused, bad = reads_until(
-            time.monotonic() + SECONDS,
-            lambda: read_beneath(root, "swap/file.txt", 1 << 20).decode())
+            swaps, lambda: read_beneath(root, "swap/file.txt", 1 << 20).decode())
     assert bad == []
-    assert swaps[0] > 500 and ok + refused > 500
+    assert swaps[0] > 200 and ok + refused > 200
     assert refused > 0  # the outside side of the swap was seen, and refused
 
 
@@ -110,7 +112,7 @@ def test_read_file_tool_under_a_folder_swap_never_leaks(tmp_path: Path) -> None:
         return tools.read_file("swap/file.txt").text.split("| ", 1)[1] + "\n"
 
     with swapping(swap) as swaps:
-        ok, refused, bad = reads_until(time.monotonic() + SECONDS, read)
+        ok, refused, bad = reads_until(swaps, read)
     assert bad == []
     assert swaps[0] > 200 and ok > 0
 
@@ -134,10 +136,9 @@ def test_file_swapped_for_a_symlink_never_leaks(tmp_path: Path) -> None:
 
     with swapping(swap) as swaps:
         ok, refused, bad = reads_until(
-            time.monotonic() + SECONDS,
-            lambda: read_beneath(root, "real/file.txt", 1 << 20).decode())
+            swaps, lambda: read_beneath(root, "real/file.txt", 1 << 20).decode())
     assert bad == []
-    assert swaps[0] > 500 and ok > 0 and refused > 0
+    assert swaps[0] > 200 and ok > 0 and refused > 0
 
 
 @pytest.mark.timeout(60)
@@ -157,8 +158,7 @@ def test_file_swapped_for_a_fifo_never_blocks(tmp_path: Path) -> None:
 
     with swapping(swap) as swaps:
         ok, refused, bad = reads_until(
-            time.monotonic() + SECONDS,
-            lambda: read_beneath(root, "real/file.txt", 1 << 20).decode())
+            swaps, lambda: read_beneath(root, "real/file.txt", 1 << 20).decode())
     assert bad == [] and swaps[0] > 200 and ok + refused > 200
 
 
