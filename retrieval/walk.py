@@ -51,23 +51,49 @@ _Specs = tuple[tuple[str, "Rules"], ...]
 
 
 class Rules:
-    """One ignore file's patterns, with a combined regex that rules out a non-match at once.
+    """One ignore file's patterns (translated by pathspec), decided the way git decides.
 
-    pathspec tries every pattern on every path; most paths match none, so one search over the
-    union of the patterns skips that work and leaves the verdict to pathspec only on a hit.
+    The walk checks every folder before what it holds, so a pattern that only matches a path
+    through one of its folders (`build/` against `build/a.py`) has already had its say; the
+    last pattern that matches the path itself wins. A combined regex rules out, in one search,
+    the common case of a path that no pattern matches.
     """
 
     def __init__(self, lines: list[str] | tuple[str, ...]) -> None:
-        self.spec = GitIgnoreSpec.from_lines(lines)
-        parts = [p.regex.pattern.replace("(?P<ps_d>", "(?:") for p in self.spec.patterns
-                 if p.include is not None and p.regex is not None]
+        spec = GitIgnoreSpec.from_lines(lines)
+        self.patterns = [(bool(p.include), *_split_regex(p.regex.pattern))
+                         for p in reversed(spec.patterns)
+                         if p.include is not None and p.regex is not None]
+        parts = [rx.pattern for _, *both in self.patterns for rx in both if rx is not None]
         self.any = re.compile("|".join(f"(?:{part})" for part in parts)) if parts else None
 
     def verdict(self, target: str) -> bool | None:
-        """True: ignored, False: re-included by a `!` line, None: no line speaks of it."""
+        """True: ignored, False: re-included by a `!` line, None: no line speaks of it.
+
+        `target` ends with `/` for a folder. The last matching line wins, as in git.
+        """
         if self.any is None or self.any.search(target) is None:
             return None
-        return self.spec.check_file(target).include
+        is_dir = target.endswith("/")
+        for include, for_file, for_dir in self.patterns:
+            rx = for_dir if is_dir else for_file
+            if rx is not None and rx.search(target) is not None:
+                return include
+        return None
+
+
+def _split_regex(source: str) -> tuple[re.Pattern[str] | None, re.Pattern[str]]:
+    """pathspec's regex as two: one for a file itself, one for a folder (`a/b/`) itself.
+
+    pathspec also matches a path through a folder above it (`build/` matches `build/a.py`);
+    the walk has already judged those folders, so only the path's own last part counts here,
+    and a folder-only line (`build/`) never matches a file.
+    """
+    either = "(?:(?P<ps_d>/)|$)"
+    file_source = source.replace(either, "$")
+    for_file = None if "(?P<ps_d>" in file_source else re.compile(file_source)
+    for_dir = re.compile(source.replace(either, "/$").replace("(?P<ps_d>/)", "/$"))
+    return for_file, for_dir
 
 
 @dataclass(frozen=True, slots=True)
