@@ -105,7 +105,6 @@ class FileEntry:
     """
 
     path: str
-    abspath: Path
     size: int
     mtime_ns: int
     fs_rel: str = ""
@@ -268,7 +267,7 @@ def _walk(
             if found is not None:
                 yield found
         elif kind == "file" and not with_stat:
-            yield FileEntry(display_path(child), root / child, -1, 0, child)
+            yield FileEntry(display_path(child), -1, 0, child)
         elif kind == "file":
             found = _plain(root, entry, child, report)
             if found is not None:
@@ -312,7 +311,7 @@ def _plain(root: Path, entry: os.DirEntry[str], rel: str, report: WalkReport) ->
     except OSError:
         report.unreadable.append(display_path(rel))
         return None
-    return _entry(root, rel, st)
+    return _entry(rel, st)
 
 
 def _symlinked(root: Path, rel: str, rules: IgnoreRules, report: WalkReport) -> FileEntry | None:
@@ -325,13 +324,13 @@ def _symlinked(root: Path, rel: str, rules: IgnoreRules, report: WalkReport) -> 
         return None
     if stat.S_ISDIR(info.st_mode) or rules.excluded(target):
         return None
-    return _entry(root, rel, info, True)
+    return _entry(rel, info, True)
 
 
-def _entry(root: Path, rel: str, st: os.stat_result, link: bool = False) -> FileEntry | None:
+def _entry(rel: str, st: os.stat_result, link: bool = False) -> FileEntry | None:
     if not stat.S_ISREG(st.st_mode):
         return None
-    return FileEntry(display_path(rel), root / rel, st.st_size, st.st_mtime_ns, rel, link)
+    return FileEntry(display_path(rel), st.st_size, st.st_mtime_ns, rel, link)
 
 
 @dataclass(frozen=True, slots=True)
