@@ -246,6 +246,7 @@ class Peek:
         """Keep a token budget and/or evolve steps (PEEK's m; None = always evolve)."""
         from peek.contextmap.policy import CachePolicy
 
+        budget = check_map_budget(budget)
         return CachePolicy(self.db, self.corpus_id, root=self.root, budget=budget,
                            evolve_steps=evolve_steps).configure()
 
