@@ -8,9 +8,10 @@ use `query()`/`raw_write()`, plain sqlite3 connections with the same pragmas.
 from __future__ import annotations
 
 import fcntl
+import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     AnyConnection = Connection | sqlite3.Connection
 
 # Every revision this peek knows, oldest first; tests check it against migrations/versions.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 HEAD_REVISION = REVISIONS[-1]
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
@@ -93,8 +94,9 @@ class Database:
 
 def open_database(path: Path) -> Database:
     """Open (creating if needed) and migrate a store; refuse corrupt, foreign or newer files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_home(path.parent)
     revision = _inspect(path)
+    _make_private(path)
     db = Database(path)
     try:
         if revision != HEAD_REVISION:
@@ -128,6 +130,35 @@ def _pragmas(dbapi_conn: sqlite3.Connection) -> None:
     cur.execute("PRAGMA foreign_keys = ON")
     cur.execute("PRAGMA synchronous = NORMAL")
     cur.close()
+
+
+def ensure_home(home: Path) -> None:
+    """Create the home folder (0700) or refuse with one line when it cannot hold a store."""
+    hint = "set PEEK_HOME or --home to a writable folder"
+    try:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except FileExistsError as exc:
+        raise StoreError(f"peek home {home} is not a folder", hint) from exc
+    except OSError as exc:
+        raise StoreError(f"cannot create peek home {home} ({exc.strerror})", hint) from exc
+    if not home.is_dir():
+        raise StoreError(f"peek home {home} is not a folder", hint)
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise StoreError(f"peek home {home} is not writable (peek needs it for its store)", hint)
+
+
+def _make_private(path: Path) -> None:
+    """Create the store file readable by its owner only (SQLite gives -wal/-shm the same mode)."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        with suppress(OSError):
+            if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+                os.chmod(path, 0o600)
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create {path} ({exc.strerror})", "check the home folder") from exc
+    os.close(fd)
 
 
 def _make_engine(path: Path) -> Engine:
@@ -207,12 +238,15 @@ def _run_alembic(conn: Connection) -> None:
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 @contextmanager

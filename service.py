@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from peek.bounds import check_k, check_map_budget, check_memory_budget
 from peek.config import Settings
 from peek.db import Database, open_database
 from peek.errors import CorpusError, NotIndexedError, QueryError
@@ -22,6 +23,16 @@ if TYPE_CHECKING:
     from peek.retrieval.indexer import IndexStats, Progress
     from peek.retrieval.lexical import Hit
     from peek.status import CorpusStatus
+
+
+def check_budgets(budgets: Budgets) -> Budgets:
+    """The same bounds for `peek ask` options and MCP `peek_ask` arguments."""
+    from peek.bounds import check_cost, check_steps, check_tokens
+
+    check_steps(budgets.max_steps)
+    check_tokens(budgets.max_tokens)
+    check_cost(budgets.max_cost)
+    return budgets
 
 
 def resolve_root(path: str | os.PathLike[str]) -> Path:
@@ -79,7 +90,10 @@ class Peek:
         if not self._map_seeded():
             from peek.contextmap.bootstrap import bootstrap_map
 
-            bootstrap_map(self.db, self.corpus_id, self.root)  # seeds a new map once
+            with self.db.lock("seed"):  # two first indexes at once must not both seed the map
+                bootstrap_map(self.db, self.corpus_id, self.root)  # a no-op once seeded
+        if stats.added or stats.changed or stats.removed:
+            self.memory_invalidate()  # memory citing code that changed is marked stale now
         return stats
 
     def _map_seeded(self) -> bool:
@@ -96,8 +110,7 @@ class Peek:
 
         if not query.strip():
             raise QueryError("the query is empty", "say what you are looking for")
-        if k < 1:
-            raise QueryError(f"-k must be at least 1, got {k}")
+        k = check_k(k)
         corpus_id = self.corpus_id
         with self.db.query() as conn:
             return search_chunks(conn, corpus_id, query, k)
@@ -135,7 +148,10 @@ class Peek:
 
         if not question.strip() and not resume:
             raise QueryError("the question is empty", "ask something about the corpus")
-        budgets = budgets or Budgets()
+        budgets = check_budgets(budgets or Budgets())
+        if resume and model is None:
+            raise QueryError("--resume needs a model (the offline answer has no steps to resume)",
+                             "pass --model, or ask again without --resume")
         if learn and evolve_steps != "stored":
             self.map_configure(evolve_steps=evolve_steps)
         if model is None:
@@ -172,6 +188,7 @@ class Peek:
 
         if not query.strip():
             raise QueryError("the query is empty", "say what you are looking for")
+        k, budget = check_k(k), check_memory_budget(budget)
         return memory_search(self.db, self.corpus_id, query, k, budget)
 
     def memory_ingest(self, path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -213,6 +230,7 @@ class Peek:
         `peek.agent.feedback` for the signal each path gives)."""
         from peek.agent.feedback import record_session
 
+        budget = check_map_budget(budget)
         return record_session(self, trajectory, session=session, edited=edited, success=success,
                               budget=budget, model=model, evolve_steps=evolve_steps)
 
@@ -233,6 +251,7 @@ class Peek:
         the working tree, within `budget` (default: the stored budget)."""
         from peek.contextmap.policy import CachePolicy
 
+        budget = check_map_budget(budget)
         return CachePolicy(self.db, self.corpus_id, root=self.root, budget=budget).view()
 
     def map_configure(self, budget: int | None = None,
@@ -240,6 +259,7 @@ class Peek:
         """Keep a token budget and/or evolve steps (PEEK's m; None = always evolve)."""
         from peek.contextmap.policy import CachePolicy
 
+        budget = check_map_budget(budget)
         return CachePolicy(self.db, self.corpus_id, root=self.root, budget=budget,
                            evolve_steps=evolve_steps).configure()
 

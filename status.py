@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from peek.retrieval.skipped import load_skipped, still_skipped
 from peek.retrieval.walk import git_state, walk_corpus
 
 if TYPE_CHECKING:
@@ -56,8 +57,10 @@ def corpus_status(peek: Peek) -> CorpusStatus:
             "SELECT path, size, mtime_ns FROM files WHERE corpus_id = ?", (corpus_id,))}
         version = conn.execute("SELECT version FROM map_state WHERE corpus_id = ?",
                                (corpus_id,)).fetchone()
+    skipped = load_skipped(peek.db, corpus_id)
     on_disk = {e.path: (e.size, e.mtime_ns) for e in
-               walk_corpus(peek.root, peek.settings.max_file_bytes).files}
+               walk_corpus(peek.root, peek.settings.max_file_bytes).files
+               if not still_skipped(e, skipped)}
     changed = sorted(p for p in known.keys() & on_disk.keys() if known[p] != on_disk[p])
     age = time.time() - indexed_at if indexed_at else None
     return CorpusStatus(

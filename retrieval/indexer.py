@@ -9,6 +9,7 @@ file graph and the stamp (`indexed_at`, HEAD) are written last.
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import sqlite3
@@ -21,6 +22,7 @@ from typing import Literal
 
 from peek.db import Database
 from peek.errors import CorpusError
+from peek.gitutil import is_git_tree
 from peek.retrieval.chunking import ParsedFile, language_for, parse_file
 from peek.retrieval.lexical import (
     delete_fts_rows,
@@ -29,6 +31,7 @@ from peek.retrieval.lexical import (
     insert_fts_rows,
     path_field,
 )
+from peek.retrieval.skipped import Skipped, load_skipped, still_skipped
 from peek.retrieval.walk import (
     FileEntry,
     GitState,
@@ -37,13 +40,14 @@ from peek.retrieval.walk import (
     is_binary,
     walk_corpus,
 )
+from peek.safefs import SandboxError, read_beneath
 
 Progress = Callable[[int, int], None]
 PARALLEL_MIN = 200
 MAX_WORKERS = 4
 BATCH_FILES = 256
 JOB_FILES = 16
-Job = tuple[FileEntry, str | None]
+Job = tuple[Path, int, FileEntry, str | None]  # root, size cap, file, blob sha it had
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +125,10 @@ def _index(
     if not report.files:
         raise CorpusError(f"no indexable files in {root}", "add text files or check .peekignore")
     corpus_id, known, has_graph = _load_known(db, root)
+    skipped = load_skipped(db, corpus_id)
     stats.first_index = not known
-    todo = [e for e in report.files if not _unchanged(e, known.get(e.path))]
+    todo = [e for e in report.files
+            if not _unchanged(e, known.get(e.path)) and not still_skipped(e, skipped)]
     on_disk = {e.path for e in report.files}
     gone = [k.id for p, k in known.items() if p not in on_disk]
     with db.raw_write() as conn:
@@ -130,16 +136,20 @@ def _index(
         ensure_fts(conn, corpus_id)
         _delete_files(conn, corpus_id, gone)
     stats.removed = len(gone)
-    jobs = [(e, known[e.path].blob_sha if e.path in known else None) for e in todo]
+    jobs = [(root, max_file_bytes, e, known[e.path].blob_sha if e.path in known else None)
+            for e in todo]
     done = 0
+    left_out: dict[str, str] = {}
     for batch in _parsed_batches(jobs):
         with db.raw_write() as conn:
             _apply(conn, corpus_id, known, batch, stats)
+        left_out.update((e.path, o) for e, o in batch if o in ("binary", "unreadable"))
         done += len(batch)
         if progress is not None:
             progress(done, len(todo))
     git = git_state(root)
     with db.raw_write() as conn:
+        _remember_skipped(conn, corpus_id, report.files, skipped, left_out)
         if stats.added or stats.changed or stats.removed or not has_graph:
             from peek.retrieval.graph import refresh_saved_graph
 
@@ -153,6 +163,21 @@ def _index(
 def _unchanged(entry: FileEntry, known: Known | None) -> bool:
     """Same size and mtime as when it was indexed: trust it without reading (as git does)."""
     return known is not None and known.size == entry.size and known.mtime_ns == entry.mtime_ns
+
+
+def _remember_skipped(conn: sqlite3.Connection, corpus_id: int, files: list[FileEntry],
+                      skipped: Skipped, left_out: dict[str, str]) -> None:
+    """Keep skipped files that are unchanged, add new ones, forget the rest, so a binary file
+    with an unknown suffix is not read again on every index (nor keeps `status` dirty)."""
+    by_path = {e.path: e for e in files}
+    keep = [p for p in skipped if p in by_path and still_skipped(by_path[p], skipped)]
+    conn.execute("DELETE FROM skipped_files WHERE corpus_id = ? AND path NOT IN "
+                 "(SELECT value FROM json_each(?))", (corpus_id, json.dumps(keep)))
+    conn.executemany(
+        "INSERT INTO skipped_files (corpus_id, path, size, mtime_ns, reason) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(corpus_id, p, by_path[p].size, by_path[p].mtime_ns, why)
+         for p, why in left_out.items()])
 
 
 def _load_known(db: Database, root: Path) -> tuple[int | None, dict[str, Known], bool]:
@@ -178,14 +203,14 @@ def _parsed_batches(jobs: list[Job]) -> Iterator[list[tuple[FileEntry, Outcome]]
     context = _pool_context()
     if len(jobs) < PARALLEL_MIN or workers < 2 or context is None:
         for batch in batches:
-            yield [(entry, _read_one(entry, prior)) for entry, prior in batch]
+            yield [(job[2], _read_one(*job)) for job in batch]
         return
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         pending = _submit(pool, batches[0])
         for k, batch in enumerate(batches):
             following = _submit(pool, batches[k + 1]) if k + 1 < len(batches) else []
             outcomes = [o for future in pending for o in future.result()]
-            yield list(zip((entry for entry, _ in batch), outcomes, strict=True))
+            yield list(zip((job[2] for job in batch), outcomes, strict=True))
             pending = following
 
 
@@ -205,14 +230,18 @@ def _submit(pool: ProcessPoolExecutor, batch: list[Job]) -> list[Future[list[Out
 
 
 def _read_jobs(jobs: list[Job]) -> list[Outcome]:
-    return [_read_one(entry, prior) for entry, prior in jobs]
+    return [_read_one(*job) for job in jobs]
 
 
-def _read_one(entry: FileEntry, prior_sha: str | None) -> Outcome:
-    """One file's fate: parsed, the same blob as before, binary, or unreadable."""
+def _read_one(root: Path, max_bytes: int, entry: FileEntry, prior_sha: str | None) -> Outcome:
+    """One file's fate: parsed, the same blob as before, binary, or unreadable.
+
+    Read through the race-free reader: a file swapped for a symlink or a FIFO after the walk
+    is refused, never followed out of the root or waited on.
+    """
     try:
-        data = entry.abspath.read_bytes()
-    except OSError:
+        data = read_beneath(root, entry.fs_rel or entry.path, max_bytes, entry.path)
+    except SandboxError:
         return "unreadable"
     if is_binary(data):
         return "binary"
@@ -239,7 +268,7 @@ def _ensure_corpus(conn: sqlite3.Connection, root: Path, corpus_id: int | None) 
     found = conn.execute("SELECT id FROM corpora WHERE root = ?", (str(root),)).fetchone()
     if found is not None:
         return int(found[0])
-    kind = "git" if (root / ".git").exists() else "folder"
+    kind = "git" if is_git_tree(root) else "folder"
     cur = conn.execute("INSERT INTO corpora (root, kind, created_at) VALUES (?, ?, ?)",
                        (str(root), kind, time.time()))
     assert cur.lastrowid is not None
