@@ -111,6 +111,9 @@ def ask(
     ] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
+    draft: Annotated[str, typer.Option(
+        "--draft", help="With --model local: off, llma (copy from what was read) or rapid.")
+    ] = "off",
 ) -> None:
     """Answer a question with cited path:start-end locations; the session teaches the map."""
     from peek.agent.registry import resolve_model
@@ -119,7 +122,7 @@ def ask(
 
     peek = open_peek(path, home)
     budgets = Budgets(max_steps, max_tokens, max_cost)
-    result = peek.ask(question, resolve_model(model, api_base), budgets, session=resume,
+    result = peek.ask(question, resolve_model(model, api_base, draft), budgets, session=resume,
                       resume=resume is not None, on_event=None if as_json else step_printer())
     if as_json:
         emit_json(result.to_dict())

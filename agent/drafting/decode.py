@@ -49,7 +49,7 @@ def prefill(session: LlamaSession, prompt: list[int]) -> tuple[np.ndarray, float
 def greedy(session: LlamaSession, prompt: list[int], max_tokens: int) -> Decoded:
     """One token per forward: the reference every drafted decode must reproduce."""
     logits, prefill_s = prefill(session, prompt)
-    started, out = time.perf_counter(), []
+    started, out = time.perf_counter(), list[int]()
     while len(out) < max_tokens:
         token = int(np.argmax(logits))
         if session.is_end(token):
