@@ -11,6 +11,7 @@ import typer
 
 from peek.cli.map_commands import map_app, record
 from peek.cli.memory_commands import memory_app
+from peek.cli.serve_commands import serve_model
 
 if TYPE_CHECKING:
     from peek.service import Peek
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.add_typer(map_app, name="map", help="Show and correct a corpus's context map.")
 app.command("record")(record)
 app.add_typer(memory_app, name="memory", help="Episodic memory: ingest, search, episodes.")
+app.command("serve-model")(serve_model)
 
 CorpusArg = Annotated[
     Path, typer.Argument(help="The corpus: a repository or a folder of documents.")

@@ -32,9 +32,16 @@ def test_ngram_index_prefers_the_longest_match_and_the_first_occurrence() -> Non
 def test_drafter_copies_references_then_repeats_of_its_own_output() -> None:
     drafter = LlmaDrafter([[10, 11, 12, 13, 14]], k=3)
     assert drafter.draft([1, 2, 10, 11]) == [12, 13, 14]
-    assert drafter.draft([1, 2, 10, 11, 99, 98, 97, 99, 98]) == [97, 99, 98]
+    assert LlmaDrafter(k=3).draft([1, 2, 99, 98, 97, 99, 98]) == [97, 99, 98]
     assert lookup_recent([5, 6, 7, 5, 6], 0, 2, 4, 2) == [7, 5]
-    assert drafter.proposed == 6
+
+
+def test_draft_length_shrinks_after_rejections_and_grows_after_acceptance() -> None:
+    drafter = LlmaDrafter([[10, 11, 12, 13, 14, 15, 16, 17]], k=4)
+    assert drafter.draft([1, 10, 11]) == [12, 13, 14, 15]
+    assert drafter.draft([1, 10, 11, 12, 50, 10, 11]) == [12, 13]  # one kept: two next
+    assert drafter.draft([1, 10, 11, 12, 50, 10, 11, 12, 13, 14]) == [15, 16, 17]  # doubled
+    assert drafter.proposed == 9
 
 
 @pytest.fixture(scope="module")

@@ -70,6 +70,8 @@ class LlmaDrafter:
     calls: int = 0
     _prompt: list[int] = field(default_factory=list)
     _index: NgramIndex | None = None
+    _length: int = 0
+    _last: tuple[int, list[int]] = (0, [])
 
     def draft(self, tokens: Sequence[int]) -> list[int]:
         """The draft for a sequence (prompt + output so far); a new prompt is indexed once."""
@@ -77,15 +79,34 @@ class LlmaDrafter:
         if self._index is None or list(tokens[:len(self._prompt)]) != self._prompt:
             self._start(tokens)
         assert self._index is not None
-        out = self._index.propose(tokens, self.k)
+        self._adapt(tokens)
+        out = self._index.propose(tokens, self._length)
         if not out and len(tokens) > len(self._prompt) + self.min_n:
-            out = lookup_recent(tokens, len(self._prompt), self.min_n, self.max_n, self.k)
+            out = lookup_recent(tokens, len(self._prompt), self.min_n, self.max_n, self._length)
         self.proposed += len(out)
+        self._last = (len(tokens), out)
         return out
+
+    def _adapt(self, tokens: Sequence[int]) -> None:
+        """Draft length: double after a fully accepted draft, else one past what was kept.
+
+        Every drafted token costs a row of the target's forward, so drafts that keep failing
+        must shrink; the previous draft's fate is read off the tokens that followed it.
+        """
+        start, previous = self._last
+        if not previous:
+            return
+        kept = 0
+        while (kept < len(previous) and start + kept < len(tokens)
+               and tokens[start + kept] == previous[kept]):
+            kept += 1
+        full = kept == len(previous)
+        self._length = min(self.k, 2 * self._length) if full else max(1, kept + 1)
 
     def _start(self, prompt: Sequence[int]) -> None:
         """Index the references, then the prompt (which often holds them too)."""
         self._prompt = list(prompt)
+        self._length, self._last = self.k, (0, [])
         self._index = NgramIndex(self.min_n, self.max_n)
         for ref in self.references:
             self._index.add(ref)
