@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 EngineOpt = Annotated[str, typer.Option(
-    "--engine", help="auto (vLLM on a CUDA GPU with the gpu extra, else llama.cpp), vllm, llama.cpp.")]
+    "--engine", help="auto (vLLM on a CUDA GPU with the gpu extra, else llama.cpp), vllm, "
+    "llama.cpp.")]
 
 
 def serve_model(
