@@ -15,7 +15,7 @@ from sqlalchemy.exc import DatabaseError
 from peek.errors import StoreError
 
 # Every revision this peek knows, oldest first; tests check it against migrations/versions.
-REVISIONS = ("0001", "0002", "0003", "0004")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 HEAD_REVISION = REVISIONS[-1]
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import select
 
@@ -110,14 +110,22 @@ class Peek:
         session: str | None = None,
         resume: bool = False,
         learn: bool = True,
+        evolve_steps: int | None | Literal["stored"] = "stored",
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> AskResult:
-        """Answer a question with cited locations; the session then teaches the map."""
+        """Answer a question with cited locations, using what past sessions learned.
+
+        With `learn`, the session is stored (a model's session is also remembered and distilled
+        into the map, as a hypothesis); only `record` with an outcome makes it evidence.
+        Without `learn`, nothing is written.
+        """
         from peek.agent.session import Budgets
 
         if not question.strip() and not resume:
             raise QueryError("the question is empty", "ask something about the corpus")
         budgets = budgets or Budgets()
+        if learn and evolve_steps != "stored":
+            self.map_configure(evolve_steps=evolve_steps)
         if model is None:
             from peek.agent.offline import run_offline
 
@@ -125,10 +133,9 @@ class Peek:
         else:
             from peek.agent.loop import run_agent
 
-            result = run_agent(
-                self, question, model, budgets, session=session, resume=resume, on_event=on_event
-            )
-        if learn:
+            result = run_agent(self, question, model, budgets, session=session, resume=resume,
+                               learn=learn, on_event=on_event)
+        if learn and model is not None:  # an offline answer enters memory with its outcome
             self.remember_session(result.trajectory, result.session)
         return result
 
@@ -187,25 +194,15 @@ class Peek:
         edited: Sequence[str] = (),
         success: bool | None = None,
         budget: int | None = None,
+        model: Model | None = None,
+        evolve_steps: int | None | Literal["stored"] = "stored",
     ) -> UpdateResult:
-        """Teach the map from a finished session: a trajectory, or a stored session plus outcome."""
-        from peek.contextmap.policy import CachePolicy
-        from peek.contextmap.trajectory import Outcome, parse_trajectory
+        """Teach the map and memory from what a session led to; once per session (see
+        `peek.agent.feedback` for the signal each path gives)."""
+        from peek.agent.feedback import record_session
 
-        if trajectory is None:
-            if session is None:
-                raise QueryError("nothing to record", "give --trajectory FILE or --session ID")
-            from peek.agent.session import SessionStore
-
-            trajectory = SessionStore(self.db, self.corpus_id).trajectory(session)
-        traj = parse_trajectory(trajectory)
-        if edited or success is not None:
-            outcome = Outcome(edited_files=[self.relative(p) for p in edited], success=success)
-            traj = traj.model_copy(update={"outcome": outcome})
-        policy = CachePolicy(self.db, self.corpus_id, root=self.root, budget=budget)
-        result = policy.update(traj, session=session)
-        self.remember_session(traj.model_dump(), result.session)
-        return result
+        return record_session(self, trajectory, session=session, edited=edited, success=success,
+                              budget=budget, model=model, evolve_steps=evolve_steps)
 
     def relative(self, path: str) -> str:
         """A corpus path as stored (posix, relative to the root), from any form a user gives."""
@@ -220,10 +217,19 @@ class Peek:
     # --- the context map -------------------------------------------------------------------
 
     def map(self, budget: int | None = None) -> MapView:
-        """The map as agents see it: anchors checked against the working tree, within budget."""
+        """The map as agents see it, computed on read (never written): anchors checked against
+        the working tree, within `budget` (default: the stored budget)."""
         from peek.contextmap.policy import CachePolicy
 
         return CachePolicy(self.db, self.corpus_id, root=self.root, budget=budget).view()
+
+    def map_configure(self, budget: int | None = None,
+                      evolve_steps: int | None | Literal["stored"] = "stored") -> MapView:
+        """Keep a token budget and/or evolve steps (PEEK's m; None = always evolve)."""
+        from peek.contextmap.policy import CachePolicy
+
+        return CachePolicy(self.db, self.corpus_id, root=self.root, budget=budget,
+                           evolve_steps=evolve_steps).configure()
 
     def map_history(self, limit: int | None = 20) -> list[VersionRecord]:
         """The map's versions, newest first, each with its edits and why they were made."""
@@ -289,3 +295,9 @@ class Peek:
         """Release the store's connections."""
         if "db" in self.__dict__:
             self.db.close()
+
+    def __enter__(self) -> Peek:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

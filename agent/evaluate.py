@@ -115,28 +115,35 @@ def teach(peek: Peek, items: list[Question], model: Model | None, budgets: Budge
 
 
 def evaluate(corpus: Path, items: list[Question], *, home: Path | None, model: Model | None,
-             budgets: Budgets, learn_n: int = 0) -> dict[str, Any]:
-    """Score the questions on scratch copies of the store, so the real map is never changed."""
+             budgets: Budgets, learn_n: int = 0,
+             evolve_steps: int | None = None) -> dict[str, Any]:
+    """Score the questions on scratch copies of the store, so the real map is never changed.
+
+    With `learn_n`, the no-map arm is copied before any teaching, so it has neither the
+    taught map nor the taught sessions' memory and outcomes: an honest A/B.
+    """
     if learn_n < 0 or learn_n >= len(items) and learn_n:
         raise QueryError(f"--learn {learn_n} leaves no question to score",
                          f"use a number below {len(items)}")
     source = Peek(corpus, home)
     source.corpus_id  # noqa: B018 - fails clearly when the corpus is not indexed
     with tempfile.TemporaryDirectory(prefix="peek-eval-") as tmp:
-        learned = _scratch(source, Path(tmp) / "learned")
+        learned = copy_store(source, Path(tmp) / "learned")
+        empty = copy_store(source, Path(tmp) / "empty", reset_map=True) if learn_n else None
         if learn_n:
+            if evolve_steps is not None:  # PEEK's m: the map freezes after m updates
+                learned.map_configure(evolve_steps=evolve_steps)
             teach(learned, items[:learn_n], model, budgets)
         scored = items[learn_n:]
         out = summarize(ask_all(learned, scored, model, budgets, learn=False))
         out["no_map"] = None
-        if learn_n:
-            empty = _scratch(learned, Path(tmp) / "empty", reset_map=True)
+        if empty is not None:
             out["no_map"] = summarize(ask_all(empty, scored, model, budgets, learn=False))
     out["learned_from"] = learn_n
     return out
 
 
-def _scratch(source: Peek, home: Path, reset_map: bool = False) -> Peek:
+def copy_store(source: Peek, home: Path, reset_map: bool = False) -> Peek:
     """A copy of the store in a scratch home (SQLite's online backup), optionally map-less."""
     home.mkdir(parents=True)
     with closing(sqlite3.connect(source.settings.db_path)) as src, closing(

@@ -5,7 +5,8 @@ cheap for CLI paths that never run a model. The graph state holds plain JSON val
 reducer fields, so each checkpoint is the whole state and `resume` continues exactly from it.
 Budgets are checked before every model call against the session's running totals; on reaching
 one the loop goes straight to `answer` with the best partial answer and says which budget
-ended it. Every session's trajectory (the context-map contract) is stored and learned from.
+ended it. With learning on, every session's trajectory (the context-map contract) is stored and
+distilled into the map as a hypothesis; its outcome, reported later, is what teaches.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from peek.agent.citations import extract_citations, verify_citations
 from peek.agent.models import Message, Model, ToolCall, ToolChoice, Usage
-from peek.agent.prompts import fallback_answer, memory_allowance, system_prompt
+from peek.agent.prompts import fallback_answer, learned_hints, memory_allowance, system_prompt
 from peek.agent.session import AskResult, Budgets, Citation, SessionStore, new_session_id
 from peek.agent.tools import AgentTools
 from peek.errors import PeekError, QueryError
+from peek.tokens import count_tokens
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
+    from langgraph.checkpoint.base import BaseCheckpointSaver
     from langgraph.checkpoint.sqlite import SqliteSaver
     from langgraph.graph.state import CompiledStateGraph
 
@@ -57,13 +60,16 @@ class AgentState(TypedDict, total=False):
 
 
 def run_agent(peek: Peek, question: str, model: Model, budgets: Budgets, *,
-              session: str | None = None, resume: bool = False,
+              session: str | None = None, resume: bool = False, learn: bool = True,
               on_event: EventSink | None = None) -> AskResult:
     """Answer `question` with `model` and the corpus tools; `resume` continues a stopped session.
 
     Budgets apply to the session's totals, so a resumed session needs larger ones to go on. On
-    resume the stored question is used and `question` is ignored.
+    resume the stored question is used and `question` is ignored. Without `learn` nothing is
+    written: no session row, checkpoints in memory, no map update.
     """
+    if not learn:
+        return _run_unstored(peek, question, model, budgets, session, resume, on_event)
     store = SessionStore(peek.db, peek.corpus_id)
     session = _open_session(store, question, model, session, resume)
     loop = _Loop(peek, model, budgets, session, on_event)
@@ -79,6 +85,23 @@ def run_agent(peek: Peek, question: str, model: Model, budgets: Budgets, *,
     result = _result(final, model.name, session)
     store.finish(result)
     return result
+
+
+def _run_unstored(peek: Peek, question: str, model: Model, budgets: Budgets,
+                  session: str | None, resume: bool, on_event: EventSink | None) -> AskResult:
+    """The same loop with learning off: nothing reaches the store."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    if resume:
+        raise PeekError("--resume needs a stored session", "resume with learning on")
+    if not question.strip():
+        raise QueryError("the question is empty", "say what you want to know")
+    session = session or new_session_id()
+    loop = _Loop(peek, model, budgets, session, on_event, learn=False)
+    app = _compile(loop, InMemorySaver())
+    final = cast(AgentState, app.invoke({"question": question.strip()},
+                                        _config(session, budgets)))
+    return _result(final, model.name, session)
 
 
 def _open_session(store: SessionStore, question: str, model: Model, session: str | None,
@@ -130,7 +153,8 @@ def _config(session: str, budgets: Budgets) -> RunnableConfig:
     return {"configurable": {"thread_id": session}, "recursion_limit": limit}
 
 
-def _compile(loop: _Loop, saver: SqliteSaver) -> CompiledStateGraph[Any, Any, Any, Any]:
+def _compile(loop: _Loop,
+             saver: BaseCheckpointSaver[Any]) -> CompiledStateGraph[Any, Any, Any, Any]:
     """The graph: orient -> act -> (tools -> act)* -> answer -> learn."""
     from langgraph.graph import END, START, StateGraph
 
@@ -175,8 +199,9 @@ class _Loop:
     """The graph's nodes, sharing one corpus, model, tool set and budget."""
 
     def __init__(self, peek: Peek, model: Model, budgets: Budgets, session: str,
-                 on_event: EventSink | None) -> None:
+                 on_event: EventSink | None, learn: bool = True) -> None:
         self.peek = peek
+        self.learns = learn
         self.model = model
         self.budgets = budgets
         self.session = session
@@ -193,7 +218,10 @@ class _Loop:
         from peek.contextmap.policy import CachePolicy
 
         view = CachePolicy(self.peek.db, self.peek.corpus_id, root=self.peek.root).view()
-        memory = self.peek.memory_block(state["question"], memory_allowance(view.text))
+        allowance = memory_allowance(view.text)
+        hints = learned_hints(self.peek, state["question"], allowance // 2)
+        memory = "\n".join(part for part in (hints, self.peek.memory_block(
+            state["question"], allowance - count_tokens(hints))) if part)
         system = system_prompt(view.text, memory)
         messages = [Message("system", system), Message("user", state["question"])]
         return {"messages": [message_to_state(m) for m in messages], "steps": 0,
@@ -223,7 +251,8 @@ class _Loop:
 
     def run_tools(self, state: AgentState) -> AgentState:
         """Run every requested call; failures come back to the model as results."""
-        calls = message_from_state(state["messages"][-1]).tool_calls
+        asked = message_from_state(state["messages"][-1])
+        calls = asked.tool_calls
         outcomes = [self.tools.run(call.name, call.arguments) for call in calls]
         for outcome in outcomes:
             self.emit({"event": "tool", "step": state["steps"], "tool": outcome.tool,
@@ -231,7 +260,7 @@ class _Loop:
         results = [message_to_state(Message("tool", o.content, tool_call_id=c.id, name=c.name))
                    for c, o in zip(calls, outcomes, strict=True)]
         return {"messages": [*state["messages"], *results],
-                "tool_steps": [*state["tool_steps"], *(o.step() for o in outcomes)],
+                "tool_steps": [*state["tool_steps"], *(o.step(asked.content) for o in outcomes)],
                 "read": [*state["read"], *_spans(o.read for o in outcomes)],
                 "seen": [*state["seen"], *_spans(o.seen for o in outcomes)]}
 
@@ -252,6 +281,8 @@ class _Loop:
 
     def learn(self, state: AgentState) -> AgentState:
         """Teach the map from this session; a failed update never fails the ask."""
+        if not self.learns:
+            return {}
         try:
             version = self._update_map(state["trajectory"])
         except Exception as exc:  # learning is a side effect: the answer stands without it

@@ -3,7 +3,8 @@
 Order: map entries that match the question → ranked files (lexical search, the paths, modules
 and symbols the question names, personalized PageRank over the import graph) → sandboxed reads
 of the best spans → an answer of ranked locations, the lines that matter and a short
-extractive summary → the deterministic cache policy learns from the session.
+extractive summary. Ranking uses what recorded outcomes taught (`peek.agent.localize`); the
+answer itself teaches nothing until someone reports what it led to (`peek record`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from peek.agent.localize import Candidate, localize, pack
 from peek.agent.session import AskResult, Budgets, Citation, SessionStore, new_session_id
 from peek.retrieval.lexical import query_terms, term_idf
-from peek.retrieval.locate import FileScore, rank_files
+from peek.retrieval.locate import FileScore
 from peek.sandbox import FileTools, SandboxError
 
 if TYPE_CHECKING:
     from peek.contextmap.model import Entry
+    from peek.contextmap.policy import MapView
     from peek.service import Peek
 
 MODEL_NAME = "offline"
@@ -31,6 +34,7 @@ KEY_LINES = 3
 MAP_MIN_IDF = 0.3
 MAP_MIN_WEIGHT = 0.75
 MAP_HALF_WEIGHT = 0.75
+VOUCHED = 2.0
 _LINE = re.compile(r"^\s*(\d+)\| ?(.*)$")
 
 
@@ -45,54 +49,83 @@ class Span:
 
 def run_offline(peek: Peek, question: str, budgets: Budgets, session: str | None = None,
                 learn: bool = True) -> AskResult:
-    """Answer with ranked, cited locations; every step is recorded as a trajectory step."""
+    """Answer with ranked, cited locations; every step is recorded as a trajectory step.
+
+    With `learn` the session is stored with its scored candidates (one write), so a later
+    outcome can teach the ranker without searching again; without it nothing is written.
+    """
     session = session or new_session_id()
-    store = SessionStore(peek.db, peek.corpus_id)
-    store.start(session, question, MODEL_NAME)
     steps: list[dict[str, Any]] = []
-    matched = map_matches(peek, question)
+    view = _map_view(peek)
+    matched = map_matches(peek, question, view)
     steps.append(_step("map", {"question": question[:200]}, _anchor_paths(matched)))
-    ranked = _locate(peek, question, matched)
+    ranked, cands = _locate(peek, question, matched)
     steps.append(_step("search", {"query": question[:200], "k": 10}, [f.path for f in ranked]))
     spans = _read_spans(peek, ranked, question, steps, budgets.max_steps - len(steps))
     result = _result(question, ranked, spans, steps, session, budgets)
-    result.map_version = _learn(peek, result, session) if learn else _map_version(peek)
-    store.finish(result)
+    result.map_version = view.version
+    if learn:
+        SessionStore(peek.db, peek.corpus_id).save(result, question, MODEL_NAME, pack(cands))
     return result
 
 
-def map_matches(peek: Peek, question: str) -> list[tuple[Entry, float]]:
-    """Map entries that share specific (rare in the corpus) words with the question."""
+def _map_view(peek: Peek) -> MapView:
     from peek.contextmap.policy import CachePolicy
 
+    return CachePolicy(peek.db, peek.corpus_id, root=peek.root).view()
+
+
+def map_matches(peek: Peek, question: str,
+                view: MapView | None = None) -> list[tuple[Entry, float]]:
+    """Map entries that share specific (rare in the corpus) words with the question.
+
+    A matching entry a person pinned or wrote has strength VOUCHED (above any learned one),
+    and the files it anchors are answered first: a person's word wins over what was learned.
+    """
+    from peek.contextmap.curation import vouched
+
     terms = set(query_terms(question))
-    entries = [e for e, _ in CachePolicy(peek.db, peek.corpus_id, root=peek.root).view().entries
-               if e.anchors and not e.outdated]
+    view = view or _map_view(peek)
+    entries = [e for e, _ in view.entries if e.anchors and not e.outdated]
     shared = {e.id: terms & set(query_terms(e.text)) for e in entries}
     wanted = sorted(set().union(*shared.values())) if shared else []
     with peek.db.read() as conn:
         idf = term_idf(conn, peek.corpus_id, wanted)
+        people = vouched(conn, peek.corpus_id, entries)
     found = []
     for entry in entries:
-        weight = sum(idf[t] for t in shared[entry.id] if idf[t] >= MAP_MIN_IDF)
+        floor = 0.0 if entry.id in people else MAP_MIN_IDF  # a person's words all count
+        weight = sum(idf[t] for t in shared[entry.id] if idf[t] >= floor)
         if weight >= MAP_MIN_WEIGHT:
-            found.append((entry, weight / (weight + MAP_HALF_WEIGHT)))
+            strength = VOUCHED if entry.id in people else weight / (weight + MAP_HALF_WEIGHT)
+            found.append((entry, strength))
     return found
+
+
+def learned_files(peek: Peek, question: str, k: int) -> list[tuple[str, str]]:
+    """The top files by the learned ranking that learning (not search alone) put there."""
+    ranked, _ = _locate(peek, question, map_matches(peek, question))
+    learned = ("learned:", "map ")
+    return [(f.path, "; ".join(r for r in f.reasons if r.startswith(learned)))
+            for f in ranked[:k] if any(r.startswith(learned) for r in f.reasons)]
 
 
 def _anchor_paths(matched: list[tuple[Entry, float]]) -> list[str]:
     return sorted({a.path for entry, _ in matched for a in entry.anchors})
 
 
-def _locate(peek: Peek, question: str, matched: list[tuple[Entry, float]]) -> list[FileScore]:
+def _locate(peek: Peek, question: str,
+            matched: list[tuple[Entry, float]]) -> tuple[list[FileScore], list[Candidate]]:
     boosts: dict[str, tuple[float, str]] = {}
     for entry, strength in matched:
         for anchor in entry.anchors:
             prior = boosts.get(anchor.path, (0.0, ""))
-            boosts[anchor.path] = (max(prior[0], strength), f"map {entry.id}")
+            if strength > prior[0]:
+                boosts[anchor.path] = (strength, f"map {entry.id}")
     graph = peek.graph()
+    first = {p for p, (strength, _) in boosts.items() if strength >= VOUCHED}
     with peek.db.read() as conn:
-        return rank_files(conn, peek.corpus_id, question, 10, graph, boosts)
+        return localize(conn, peek.corpus_id, question, graph, boosts, ANSWER_FILES, first)
 
 
 def _read_spans(peek: Peek, ranked: list[FileScore], question: str,
@@ -174,17 +207,3 @@ def _summary(spans: list[Span]) -> str:
 
 def _step(tool: str, args: dict[str, Any], paths: list[str], ok: bool = True) -> dict[str, Any]:
     return {"tool": tool, "args": args, "paths": paths, "ok": ok}
-
-
-def _learn(peek: Peek, result: AskResult, session: str) -> int:
-    """Run the deterministic cache policy on this session; return the map version after it."""
-    from peek.contextmap.policy import CachePolicy
-
-    policy = CachePolicy(peek.db, peek.corpus_id, root=peek.root)
-    return int(policy.update(result.trajectory, session=session).version)
-
-
-def _map_version(peek: Peek) -> int:
-    from peek.contextmap.policy import CachePolicy
-
-    return int(CachePolicy(peek.db, peek.corpus_id, root=peek.root).view().version)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from peek.agent.session import Citation
+
+if TYPE_CHECKING:
+    from peek.service import Peek
 
 SYSTEM = """\
 You answer questions about one corpus (a code repository or a folder of documents) by reading \
@@ -48,6 +52,21 @@ def memory_allowance(map_text: str) -> int:
 
     used = count_tokens(system_prompt(map_text)) + count_tokens(f"\n\n{MEMORY_HEADER}\n")
     return max(0, PROMPT_BUDGET - used)
+
+
+LEARNED_HEADER = "Where recorded outcomes of similar past requests point (check before citing):"
+LEARNED_FILES = 5
+
+
+def learned_hints(peek: Peek, question: str, budget: int) -> str:
+    """The files past outcomes point to for this question, with why, within `budget` tokens."""
+    from peek.agent.offline import learned_files
+    from peek.tokens import count_tokens
+
+    lines = [f"- {path} ({why})" for path, why in learned_files(peek, question, LEARNED_FILES)]
+    while lines and count_tokens("\n".join([LEARNED_HEADER, *lines])) > budget:
+        lines.pop()
+    return "\n".join([LEARNED_HEADER, *lines]) if lines else ""
 
 
 def fallback_answer(stopped_by: str | None, spans: Sequence[Citation]) -> str:

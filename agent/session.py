@@ -8,7 +8,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text, select, update
+from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm import Session as OrmSession
 
@@ -85,6 +85,7 @@ class AgentSessionRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     steps: Mapped[int] = mapped_column(Integer, default=0)
+    ranking: Mapped[bytes | None] = mapped_column(LargeBinary)  # zlib JSON: ranked candidates
 
 
 def new_session_id() -> str:
@@ -120,6 +121,19 @@ class SessionStore:
             conn.execute(
                 update(AgentSessionRow).where(AgentSessionRow.id == result.session).values(**values)
             )
+
+    def save(self, result: AskResult, question: str, model: str,
+             ranking: bytes | None = None) -> None:
+        """Store a session that finished in one go (the offline policy), in one write."""
+        now = time.time()
+        status = "stopped" if result.stopped_by else "done"
+        row = {"id": result.session, "corpus_id": self.corpus_id, "question": question,
+               "model": model, "status": status, "stopped_by": result.stopped_by,
+               "trajectory": json.dumps(result.trajectory),
+               "result": json.dumps(result.to_dict()), "created_at": now, "updated_at": now,
+               "steps": result.steps, "ranking": ranking}
+        with self.db.write() as conn:
+            conn.execute(AgentSessionRow.__table__.insert(), row)  # type: ignore[attr-defined]
 
     def load(self, session: str) -> AgentSessionRow:
         """A stored session of this corpus, or a PeekError naming how to find one."""

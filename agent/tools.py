@@ -46,6 +46,10 @@ SEARCH_SPEC: dict[str, Any] = {
 }
 
 
+STEP_OUTPUT_CHARS = 2000
+THOUGHT_CHARS = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class ToolOutcome:
     """One executed call: what the model sees, whether it worked, and what it touched."""
@@ -58,9 +62,11 @@ class ToolOutcome:
     read: tuple[Citation, ...] = ()
     seen: tuple[Citation, ...] = ()
 
-    def step(self) -> dict[str, Any]:
-        """The trajectory-contract step the cache policy learns from."""
-        return {"tool": self.tool, "args": self.args, "paths": list(self.paths), "ok": self.ok}
+    def step(self, thought: str = "") -> dict[str, Any]:
+        """The trajectory-contract step the cache policy learns from: the call, what it
+        returned (capped) and the reasoning the model gave with it."""
+        return {"tool": self.tool, "args": self.args, "paths": list(self.paths), "ok": self.ok,
+                "output": self.content[:STEP_OUTPUT_CHARS], "thought": thought[:THOUGHT_CHARS]}
 
 
 class AgentTools:

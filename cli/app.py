@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from peek.cli.map_commands import map_app, record
+from peek.cli.map_commands import EvolveOpt, map_app, record
 from peek.cli.memory_commands import memory_app
 from peek.cli.serve_commands import serve_model
 
@@ -111,6 +111,10 @@ def ask(
     resume: Annotated[
         str | None, typer.Option("--resume", help="Continue a stopped session by its id.")
     ] = None,
+    learn: Annotated[bool, typer.Option(
+        "--learn/--no-learn", help="Store the session to learn from its outcome later; "
+        "--no-learn writes nothing.")] = True,
+    evolve_steps: EvolveOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
     draft: Annotated[str, typer.Option(
@@ -125,7 +129,9 @@ def ask(
     peek = open_peek(path, home)
     budgets = Budgets(max_steps, max_tokens, max_cost)
     result = peek.ask(question, resolve_model(model, api_base, draft), budgets, session=resume,
-                      resume=resume is not None, on_event=None if as_json else step_printer())
+                      resume=resume is not None, learn=learn,
+                      evolve_steps="stored" if evolve_steps is None else evolve_steps,
+                      on_event=None if as_json else step_printer())
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -134,8 +140,17 @@ def ask(
 
 @app.command("eval")
 def evaluate(
-    questions: Annotated[Path, typer.Argument(help="JSON lines with question and gold_files.")],
-    corpus: Annotated[Path, typer.Option("--corpus", help="The indexed corpus to ask about.")],
+    questions: Annotated[Path | None, typer.Argument(
+        help="JSON lines with question and gold_files (not with --replay).")] = None,
+    corpus: Annotated[list[Path] | None, typer.Option(
+        "--corpus", help="The corpus to ask about; with --replay, repeatable: a corpus folder "
+        "or a folder holding the replay's corpora by name.")] = None,
+    replay_file: Annotated[Path | None, typer.Option(
+        "--replay", help="Replay a history (corpus, question, gold_files per line, oldest "
+        "first): ask, score, record the edits; learned vs off.")] = None,
+    arms: Annotated[str, typer.Option(
+        "--arms", help="With --replay: which arms to run, comma-separated.")] = "learned,off",
+    evolve_steps: EvolveOpt = None,
     learn: Annotated[
         int, typer.Option("--learn", help="Teach the map with the first N, score the rest.")
     ] = 0,
@@ -145,20 +160,47 @@ def evaluate(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score file-level recall@1/5/10 and MRR; with --learn, learned map vs empty map."""
-    from peek.agent.evaluate import evaluate as run_eval
-    from peek.agent.evaluate import load_questions
+    """Score file-level recall@1/5/10 and MRR; with --learn or --replay, learning on vs off."""
     from peek.agent.registry import resolve_model
     from peek.agent.session import Budgets
+
+    if replay_file is not None:
+        _replay(replay_file, corpus or [Path(".")], arms, Budgets(max_steps), evolve_steps,
+                as_json)
+        return
+    from peek.agent.evaluate import evaluate as run_eval
+    from peek.agent.evaluate import load_questions
     from peek.cli.render import print_eval
 
-    report = run_eval(corpus, load_questions(questions), home=home,
+    if questions is None or not corpus:
+        from peek.errors import QueryError
+
+        raise QueryError("peek eval needs QUESTIONS and --corpus PATH (or --replay FILE)")
+    report = run_eval(corpus[0], load_questions(questions), home=home,
                       model=resolve_model(model, api_base), budgets=Budgets(max_steps),
-                      learn_n=learn)
+                      learn_n=learn, evolve_steps=evolve_steps)
     if as_json:
         emit_json(report)
     else:
         print_eval(report)
+
+
+def _replay(path: Path, corpora: list[Path], arms: str, budgets: Any,
+            evolve_steps: int | None, as_json: bool) -> None:
+    """`peek eval --replay`: a progress bar on a terminal, then the table or JSON."""
+    from peek.agent.replay import load_replay, replay, resolve_corpora
+    from peek.cli.render import print_replay, replay_progress
+
+    rows = load_replay(path)
+    found = resolve_corpora(rows, corpora)
+    chosen = [a.strip() for a in arms.split(",") if a.strip()]
+    with replay_progress(len(rows) * len(chosen)) as advance:
+        report = replay(rows, found, arms=chosen, budgets=budgets, on_row=advance,
+                        evolve_steps=evolve_steps)
+    if as_json:
+        emit_json(report)
+    else:
+        print_replay(report)
 
 
 @app.command()

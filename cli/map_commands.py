@@ -51,6 +51,8 @@ IdArg = Annotated[str, typer.Argument(help="An entry id such as cr-00003.")]
 HomeOpt = Annotated[Path | None, typer.Option(
     "--home", help="Where peek keeps its state (default: $PEEK_HOME or the user data dir).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+EvolveOpt = Annotated[int | None, typer.Option(
+    "--evolve-steps", min=0, help="Freeze the map after M policy updates in all (PEEK's m).")]
 BudgetOpt = Annotated[int | None, typer.Option(
     "--budget", min=1, help="Set the map's token budget (kept for later commands).")]
 
@@ -90,7 +92,7 @@ def show(path: CorpusArg, budget: BudgetOpt = None, as_json: JsonOpt = False,
          home: HomeOpt = None) -> None:
     """Show the map as agents see it (entries anchored to changed code are marked stale)."""
     with opened(path, home) as (peek, _cid):
-        view = peek.map(budget)
+        view = peek.map() if budget is None else peek.map_configure(budget)
     if as_json:
         emit(view.to_json())
     else:
@@ -292,14 +294,27 @@ def record(
     success: Annotated[bool | None, typer.Option(
         "--success/--failure", help="Whether the session solved the task.")] = None,
     budget: BudgetOpt = None,
+    evolve_steps: EvolveOpt = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="Distill with this model (the LLM Distiller and Cartographer); "
+        "default: the deterministic pair.")] = None,
+    api_base: Annotated[str | None, typer.Option(
+        "--api-base", help="An OpenAI-compatible endpoint for --model.")] = None,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
 ) -> None:
-    """Teach the map from one finished session: Distiller -> Cartographer -> apply -> Evictor."""
+    """Report what a session led to (edited files, success): the signal that teaches peek.
+
+    Applied once per session: recording the same outcome again changes nothing.
+    """
+    from peek.agent.registry import resolve_model
+
     raw = _read(trajectory, "trajectory") if trajectory is not None else None
     with opened(path, home) as (peek, _cid):
         result = peek.record(raw, session=session, edited=[*(edited or []), *(files or [])],
-                             success=success, budget=budget)
+                             success=success, budget=budget,
+                             evolve_steps="stored" if evolve_steps is None else evolve_steps,
+                             model=resolve_model(model, api_base) if model else None)
     if as_json:
         emit(result.to_json())
     else:

@@ -105,7 +105,10 @@ KArg = Annotated[int, Field(description="How many hits to return (at least 1).")
 MemoryBudgetArg = Annotated[int, Field(
     description="Token budget of the returned memory block.")]
 BudgetArg = Annotated[int | None, Field(
-    description="The map's token budget; omit to keep the stored one.")]
+    description="A token budget for this view of the map; omit for the stored one.")]
+EvolveArg = Annotated[int | None, Field(
+    description="Freeze the map after this many policy updates in all (PEEK's m); omit to "
+                "leave the stored setting. Setting it writes.")]
 PathArg = Annotated[str, Field(description="A file path relative to the corpus root.")]
 StartArg = Annotated[int | None, Field(description="First line to show (1-based); omit for 1.")]
 EndArg = Annotated[int | None, Field(description="Last line to show (inclusive); omit for all.")]
@@ -189,9 +192,13 @@ class PeekTools:
         self._model: tuple[Model | None] | None = None
         self._model_lock = threading.Lock()
 
-    def map(self, corpus: str, budget: int | None) -> dict[str, Any]:
-        """The rendered map plus the `peek map --json` fields."""
-        view = self.corpora.get(corpus).peek.map(budget)
+    def map(self, corpus: str, budget: int | None,
+            evolve_steps: int | None = None) -> dict[str, Any]:
+        """The rendered map plus the `peek map --json` fields (a pure read without m)."""
+        peek = self.corpora.get(corpus).peek
+        if evolve_steps is not None:
+            peek.map_configure(evolve_steps=evolve_steps)
+        view = peek.map(budget)
         return {"rendered": view.text, **view.to_json()}
 
     def search(self, corpus: str, query: str, k: int) -> dict[str, Any]:
@@ -226,7 +233,8 @@ class PeekTools:
             trajectory = host_trajectory(question, [peek.relative(p) for p in files_read or ()])
         else:
             trajectory = {"question": question, **trajectory}
-        result = peek.record(trajectory, edited=files_edited or (), success=success)
+        result = peek.record(trajectory, edited=files_edited or (), success=success,
+                             model=self.model())
         return result.to_json()
 
     def ask(self, corpus: str, question: str, max_steps: int) -> dict[str, Any]:
@@ -305,9 +313,10 @@ class PeekMcpTools:
     def __init__(self, tools: PeekTools) -> None:
         self.tools = tools
 
-    def peek_map(self, corpus: CorpusArg, budget: BudgetArg = None) -> CallToolResult:
+    def peek_map(self, corpus: CorpusArg, budget: BudgetArg = None,
+                 evolve_steps: EvolveArg = None) -> CallToolResult:
         """The map first, so the agent starts where earlier sessions ended."""
-        return tool_result(lambda: self.tools.map(corpus, budget))
+        return tool_result(lambda: self.tools.map(corpus, budget, evolve_steps))
 
     def peek_search(self, corpus: CorpusArg, query: QueryArg, k: KArg = 10) -> CallToolResult:
         """Ranked chunks when the map does not say where something is."""

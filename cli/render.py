@@ -33,6 +33,44 @@ def index_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]
         yield update
 
 
+@contextmanager
+def replay_progress(total: int) -> Iterator[Callable[[str, str, int, int], None] | None]:
+    """A rich progress bar over every asked row on a TTY (stderr), nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  transient=True) as bar:
+        task = bar.add_task("replay", total=total)
+
+        def advance(arm: str, corpus: str, done: int, rows: int) -> None:
+            bar.update(task, advance=1, description=f"{arm} {corpus} {done}/{rows}")
+
+        yield advance
+
+
+def print_replay(report: dict[str, Any]) -> None:
+    """Per arm and corpus: recall@1/5/10 and MRR on the later halves, then the curves."""
+    keys = ("n", "recall@1", "recall@5", "recall@10", "mrr")
+    print(f"replay of {report['rows']} rows; reported: {report['reported']}")
+    print("| arm     | corpus               | " + " | ".join(f"{k:>9}" for k in keys) + " |")
+    for arm, data in report["arms"].items():
+        for corpus, row in [*data["corpora"].items(), ("all", data["all"])]:
+            values = " | ".join(f"{row.get(k, ''):>9}" for k in keys)
+            print(f"| {arm:<7} | {corpus:<20} | {values} |")
+    if "gain_recall@5" in report:
+        gains = ", ".join(f"{c} {g:+.3f}" for c, g in report["gain_recall@5"].items())
+        print(f"learning gain, recall@5: {gains}")
+    for arm, data in report["arms"].items():
+        for corpus, curve in data["curve"].items():
+            print(f"curve {arm} {corpus} (recall@5 per 50 rows): {' '.join(map(str, curve))}")
+    if "learned_ms" in report:
+        print(f"learned arm p50: ask {report['learned_ms']['ask']} ms, "
+              f"record {report['learned_ms']['record']} ms")
+
+
 def print_index_stats(stats: IndexStats) -> None:
     """One summary line, then what was skipped and why."""
     print(

@@ -7,11 +7,13 @@ under session "user", and ends with the Evictor so the budget invariant holds af
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy import Connection, text
 
 from peek.contextmap.errors import MapImportError
 from peek.contextmap.evictor import Evictor
@@ -52,16 +54,34 @@ def forget(db: Database, corpus_id: int, entry_id: str) -> int:
 
 def edit_entry(db: Database, corpus_id: int, entry_id: str, text: str,
                root: Path | None = None, evictor: Evictor | None = None) -> int:
-    """Rewrite an entry's text; its anchors are re-stamped, as the user vouches for it now."""
+    """Rewrite an entry as a person vouches for it now: anchors come from the places the new
+    text names (`path:start-end`, symbols), else the old ones re-stamped; past harm is cleared."""
+    from peek.contextmap.anchors import anchors_from_text
+
     with _store(db, corpus_id).change(USER) as cs:
         old = cs.map.get(entry_id)
         view = CorpusView(cs.conn, corpus_id, root)
-        anchors = tuple(replace(a, blob_sha=view.current_blob(a.path) or a.blob_sha)
-                        for a in old.anchors)
+        anchors = anchors_from_text(text, view) or tuple(
+            replace(a, blob_sha=view.current_blob(a.path) or a.blob_sha) for a in old.anchors)
         fresh = replace(old, anchors=anchors)
-        cs.update(entry_id, op="EDIT", text=text, anchors=anchors,
-                  outdated=is_outdated(fresh, view), reason="by user")
+        cs.update(entry_id, op="EDIT", text=text, anchors=anchors, harmful=0, stale=0,
+                  updated_step=cs.map.state.updates, outdated=is_outdated(fresh, view),
+                  reason="by user")
         return _close(cs, evictor)
+
+
+def vouched(conn: Connection, corpus_id: int, entries: Iterable[Entry]) -> set[str]:
+    """Entries a person stands behind: pinned, or whose text a person wrote last."""
+    ids = {e.id for e in entries}
+    out = {e.id for e in entries if e.pinned}
+    rows = conn.execute(text(
+        "SELECT entry_id, op FROM map_edits WHERE corpus_id = :c AND entry_id IN "
+        "(SELECT value FROM json_each(:ids)) AND op IN ('ADD', 'REPLACE', 'EDIT') ORDER BY id"),
+        {"c": corpus_id, "ids": json.dumps(sorted(ids))})
+    last: dict[str, str] = {}
+    for entry_id, op in rows:
+        last[str(entry_id)] = str(op)
+    return out | {i for i, op in last.items() if op == "EDIT"}
 
 
 def reset(db: Database, corpus_id: int) -> int:

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -138,38 +138,42 @@ class DeterministicDistiller:
         return Distillation(diagnose(trajectory, evidence, tags), tags, candidates)
 
     def evidence(self, trajectory: Trajectory, view: CorpusView) -> list[Evidence]:
-        """Cited files (with their lines), then edited files, else read files the answer names."""
-        found: dict[str, Evidence] = {}
+        """What the session found: the edited files when the outcome names them (with the
+        lines cited in them), else the cited files, else read files the answer names."""
+        cited: dict[str, Evidence] = {}
         for c in trajectory.citations:
-            p, old = view.normalize(c.path), found.get(view.normalize(c.path))
+            p, old = view.normalize(c.path), cited.get(view.normalize(c.path))
             start = c.start_line if old is None or old.start_line is None else min(
                 old.start_line, c.start_line)
             end = c.end_line if old is None or old.end_line is None else max(
                 old.end_line, c.end_line)
-            found[p] = Evidence(p, start, end)
-        for f in trajectory.outcome.edited_files:
-            p = view.normalize(f)
-            found.setdefault(p, Evidence(p, edited=True))
+            cited[p] = Evidence(p, start, end)
+        edited = [view.normalize(f) for f in trajectory.outcome.edited_files]
+        found = {p: replace(cited.get(p, Evidence(p)), edited=True) for p in edited} or cited
         if not found:
-            for p in _answer_named_paths(trajectory, view):
-                found.setdefault(p, Evidence(p))
+            found = {p: Evidence(p) for p in _answer_named_paths(trajectory, view)}
         real = [e for e in found.values() if e.path and view.current_blob(e.path) is not None]
         return real[: self.max_files]
 
     def tags(self, trajectory: Trajectory, cmap: ContextMap, view: CorpusView,
              evidence: list[Evidence], touched: set[str]) -> dict[str, Tag]:
-        """helpful: anchors led to the answer; stale: anchors changed; harmful: session failed."""
+        """Stale for touched entries whose code changed; otherwise only entries this session
+        used (named, or sharing the question's words) get a tag: helpful when their anchors
+        hold the evidence, harmful on failure."""
         mentioned = mentioned_ids(trajectory)
+        words = {w.lower() for w in salient_terms(trajectory.question, limit=12)}
         answered = {e.path for e in evidence}
         failed = trajectory.outcome.success is False
         tags: dict[str, Tag] = {}
         for entry in cmap.ordered():
             paths = {a.path for a in entry.anchors}
-            if not paths & touched and entry.id not in mentioned:
+            seen = bool(paths & touched) or entry.id in mentioned
+            if seen and entry.anchors and is_outdated(entry, view):
+                tags[entry.id] = "stale"  # a fact about the code, whatever the question
                 continue
-            if entry.anchors and is_outdated(entry, view):
-                tags[entry.id] = "stale"
-            elif failed:
+            if not (entry.id in mentioned or (seen and words & _entry_words(entry))):
+                continue
+            if failed:
                 tags[entry.id] = "harmful"
             elif paths & answered or entry.id in mentioned:
                 tags[entry.id] = "helpful"
@@ -216,6 +220,10 @@ class DeterministicDistiller:
         paths |= {view.normalize(c.path) for c in trajectory.citations}
         paths |= {view.normalize(p) for p in trajectory.outcome.edited_files}
         return paths | {a.path for e in cmap.entries.values() for a in e.anchors}
+
+
+def _entry_words(entry: Entry) -> set[str]:
+    return {w.lower() for w in _WORD.findall(entry.text) if len(w) >= 3}
 
 
 def _name_matches(name: str, term: str) -> bool:
@@ -330,21 +338,36 @@ def map_for_prompt(entries: Iterable[Entry]) -> str:
     return render_entries(entries) or "(the map is empty)"
 
 
+STEP_OUTPUT_CHARS = 600
+THOUGHT_CHARS = 300
+
+
 def trajectory_digest(trajectory: Trajectory, max_steps: int = 60) -> str:
-    """A compact, bounded text form of a session for prompts (long step lists keep both ends)."""
+    """The whole session for the Distiller, bounded: each call with its output and the model's
+    reasoning (truncated), long step lists keeping both ends."""
     steps = list(enumerate(trajectory.steps, 1))
     if len(steps) > max_steps:
         steps = steps[: max_steps // 2] + steps[-max_steps // 2:]
     lines = [f"Question: {trajectory.question}", "Steps:"]
     for i, s in steps:
+        if s.thought:
+            lines.append(f"{i}. thought: {_clip(s.thought, THOUGHT_CHARS)}")
         args = json.dumps(s.args, ensure_ascii=False)[:300]
         lines.append(f"{i}. {s.tool} {args} paths={s.paths[:8]} ok={s.ok}")
+        if s.output:
+            lines.append(f"   -> {_clip(s.output, STEP_OUTPUT_CHARS)}")
     lines.append(f"Answer: {trajectory.answer[:2000]}")
     cites = ", ".join(f"{c.path}:{c.start_line}-{c.end_line}" for c in trajectory.citations)
     lines.append(f"Citations: {cites or 'none'}")
     o = trajectory.outcome
-    lines.append(f"Outcome: edited={o.edited_files} success={o.success}")
+    known = "unknown (nobody confirmed this answer)" if o.success is None else o.success
+    lines.append(f"Outcome: edited={o.edited_files} success={known}")
     return "\n".join(lines)
+
+
+def _clip(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + " …"
 
 
 class LLMDistiller:

@@ -58,17 +58,28 @@ class Evictor:
     score: ScoreFn = default_score
 
     def victims(self, entries: Iterable[Entry], budget: int, step: int) -> list[Entry]:
-        """The entries to drop, in eviction order, so that the rendered map fits `budget`."""
+        """The entries to drop, in eviction order, so that the rendered map fits `budget`.
+
+        Exact: a per-entry estimate drops fast, then o200k counts of the rendered block decide;
+        once the map fits, every dropped entry that still fits is given back (best score
+        first), so no entry is dropped while the map would fit with it.
+        """
         live = {e.id: e for e in entries}
         if exact_tokens(render_entries(live.values())) <= budget:
             return []
         check_pinned_fit(live.values(), budget)
         queue = sorted((e for e in live.values() if not e.pinned), key=self._key(step))
         out: list[Entry] = []
-        while queue and estimate_tokens(live.values()) > budget:
+        while queue and estimate_tokens(live.values()) > budget:  # fast, may overshoot
             out.append(live.pop(queue.pop(0).id))
         while queue and exact_tokens(render_entries(live.values())) > budget:
             out.append(live.pop(queue.pop(0).id))
+        for entry in reversed(list(out)):
+            live[entry.id] = entry
+            if exact_tokens(render_entries(live.values())) > budget:
+                del live[entry.id]
+            else:
+                out.remove(entry)
         return out
 
     def enforce(self, cs: ChangeSet, step: int | None = None) -> list[Entry]:

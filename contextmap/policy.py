@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Connection, Table, insert, select
 
 from peek.contextmap.cartographer import (
     Cartographer,
@@ -31,7 +32,7 @@ from peek.contextmap.evictor import Evictor
 from peek.contextmap.freshness import CorpusView, apply_outdated, outdated_changes
 from peek.contextmap.model import ContextMap, Entry, MapState, Tag
 from peek.contextmap.render import render_entries
-from peek.contextmap.store import ChangeSet, EditRecord, MapStore, load_map
+from peek.contextmap.store import ChangeSet, EditRecord, MapStore, load_map, load_state
 from peek.contextmap.tables import MapSessionRow
 from peek.contextmap.tokens import exact_tokens
 from peek.contextmap.trajectory import Trajectory, parse_trajectory
@@ -160,31 +161,51 @@ class CachePolicy:
         return self._corpus
 
     def update(self, trajectory: Trajectory | dict[str, Any] | str,
-               session: str | None = None) -> UpdateResult:
-        """Learn from one finished session; frozen maps and failed plans leave the map as is."""
+               session: str | None = None,
+               also: Callable[[Connection], None] | None = None) -> UpdateResult:
+        """Learn from one finished session; frozen maps and failed plans leave the map as is.
+
+        `also` runs inside the same write transaction (an outcome, memory), so a session's
+        whole update commits or rolls back as one; it may raise to abort everything.
+        """
         traj = trajectory if isinstance(trajectory, Trajectory) else parse_trajectory(trajectory)
         session = session or uuid.uuid4().hex[:12]
         plan = self._plan(traj)
         with self.store.change(session) as cs:
+            if also is not None:
+                also(cs.conn)
             self.settle(cs)
             if cs.map.state.frozen or plan is None or plan.error:
                 return self._skip(cs, traj, plan)
             return self._apply(cs, traj, plan)
 
     def view(self) -> MapView:
-        """The map now: settings applied, anchors checked against the working tree, in budget."""
+        """The map now, computed on read and never written: anchors checked against the working
+        tree, this policy's budget applied. Writers (`update`, `configure`) persist marks."""
         with self.db.read() as conn:
             snap = load_map(conn, self.corpus_id)
             marks = outdated_changes(snap.entries.values(), CorpusView(conn, self.corpus_id,
                                                                        self.root))
-        if marks or self._unsettled(snap.state):
-            with self.store.change("render") as cs:
+        entries = {k: replace(e, outdated=marks.get(k, e.outdated))
+                   for k, e in snap.entries.items()}
+        state = snap.state
+        if self.budget is not None:
+            state = replace(state, budget_tokens=self.budget)
+        for entry in self.evictor.victims(entries.values(), state.budget_tokens, state.updates):
+            del entries[entry.id]
+        return self._make_view(ContextMap(state, entries))
+
+    def configure(self) -> MapView:
+        """Persist this policy's budget and evolve steps (and the marks and evictions they
+        imply) when they differ from the stored ones; then the view."""
+        with self.db.read() as conn:
+            state, _ = load_state(conn, self.corpus_id)
+        if self._unsettled(state):
+            with self.store.change("configure") as cs:
                 self.settle(cs)
                 apply_outdated(cs, outdated_changes(cs.map.entries.values(), self._view(cs)))
                 self.evictor.enforce(cs)
-                cs.finish()
-                snap = ContextMap(cs.map.state, dict(cs.map.entries))
-        return self._make_view(snap)
+        return self.view()
 
     def render(self) -> str:
         """The block to put in the system prompt ("" for an empty map)."""
@@ -225,7 +246,7 @@ class CachePolicy:
             marks = outdated_changes(snap.entries.values(), view)
             shown = ContextMap(snap.state, {k: replace(e, outdated=marks.get(k, e.outdated))
                                             for k, e in snap.entries.items()})
-            dist = self.distiller.distill(traj, shown, view)
+            dist = unconfirmed(self.distiller.distill(traj, shown, view), traj)
             carto = self.cartographer.plan(dist, shown) if dist.ok else Cartography()
         return _Plan(snap, dist, carto, view.blobs)
 
@@ -278,6 +299,21 @@ class CachePolicy:
         return MapView(self.corpus, cmap.state.version, cmap.state.budget_tokens,
                        exact_tokens(text), text,
                        tuple((e, self.evictor.score(e, step)) for e in entries))
+
+
+def confirmed(traj: Trajectory) -> bool:
+    """Whether a session has an outcome (edits or a verdict): only then is it evidence."""
+    return bool(traj.outcome.edited_files) or traj.outcome.success is not None
+
+
+def unconfirmed(dist: Distillation, traj: Trajectory) -> Distillation:
+    """An answer nobody confirmed is a hypothesis: it marks nothing helpful and anchors no
+    new knowledge to the places it cited (unanchored notes, stale and harmful tags stay)."""
+    if confirmed(traj) or not dist.ok:
+        return dist
+    tags: dict[str, Tag] = {k: ("neutral" if t == "helpful" else t) for k, t in dist.tags.items()}
+    kept = tuple(c for c in dist.candidates if not c.anchors)
+    return replace(dist, tags=tags, candidates=kept)
 
 
 def apply_tag(cs: ChangeSet, entry_id: str, tag: Tag, step: int) -> None:

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from peek.contextmap.errors import TrajectoryError
 
 _CONTRACT = (
-    '{"question": str, "steps": [{"tool": str, "args": object, "paths": [str], "ok": bool}], '
+    '{"question": str, "steps": [{"tool": str, "args": object, "paths": [str], "ok": bool, '
+    '"output": str?, "thought": str?}], '
     '"answer": str, "citations": [{"path": str, "start_line": int, "end_line": int}], '
     '"outcome": {"edited_files": [str], "success": bool|null}}'
 )
@@ -24,6 +25,8 @@ class Step(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
     paths: list[str] = Field(default_factory=list)
     ok: bool = True
+    output: str = ""  # what the tool returned (capped), for the Distiller
+    thought: str = ""  # the reasoning the model gave with the call
 
 
 class Citation(BaseModel):

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, select
 
 from peek.memory.operator import CodeFacts, code_session_chunk
 from peek.memory.pipeline import NewTurn, remember
+from peek.memory.store import existing_turn_ids
 from peek.schema import Corpus, File, Symbol
 
 if TYPE_CHECKING:
@@ -29,17 +30,49 @@ SYMBOLS_PER_CITATION = 2
 def record_code_session(db: Database, corpus_id: int, root: Path | str,
                         trajectory: dict[str, Any], session: str) -> None:
     """Remember a finished code session (a session id already remembered is left as it is)."""
-    from peek.contextmap.trajectory import parse_trajectory
-
-    traj = parse_trajectory(trajectory)
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     with db.write() as conn:
-        facts = code_facts(conn, corpus_id, Path(root), traj, when)
-        turn = NewTurn(f"session:{session}", "agent", session_text(traj), when,
-                       f"session:{session}", "code", facts.blobs)
-        remember(conn, corpus_id, [turn],
-                 chunks=lambda records: [code_session_chunk(traj, session, records[0].seq, facts)]
-                 if records else [])
+        remember_code_session(conn, corpus_id, Path(root), trajectory, session)
+
+
+def remember_code_session(conn: Connection, corpus_id: int, root: Path,
+                          trajectory: dict[str, Any] | Trajectory, session: str,
+                          outcome: bool = False) -> None:
+    """Remember a session inside the caller's write transaction, in one memory update: its
+    turn (once per session id) and, with `outcome`, what it led to as a second turn."""
+    from peek.contextmap.trajectory import Trajectory, parse_trajectory
+
+    traj = trajectory if isinstance(trajectory, Trajectory) else parse_trajectory(trajectory)
+    when = _now()
+    turn_id = f"session:{session}"
+    turns: list[NewTurn] = []
+    facts = None
+    if not existing_turn_ids(conn, corpus_id, [turn_id]):
+        facts = code_facts(conn, corpus_id, root, traj, when)
+        turns.append(NewTurn(turn_id, "agent", session_text(traj), when, turn_id, "code",
+                             facts.blobs))
+    if outcome:
+        turns.append(_outcome_turn(conn, corpus_id, traj, session, when))
+    if turns:
+        remember(conn, corpus_id, turns, chunks=lambda records: [
+            code_session_chunk(traj, session, r.seq, facts) for r in records
+            if r.turn_id == turn_id and facts is not None])
+
+
+def _outcome_turn(conn: Connection, corpus_id: int, traj: Trajectory, session: str,
+                  when: str) -> NewTurn:
+    """What a session led to (edited files, success): one more turn of that session, since
+    the session turn itself is immutable; its id makes a repeated report a no-op."""
+    o = traj.outcome
+    verdict = {True: "succeeded", False: "failed", None: "outcome unknown"}[o.success]
+    edited = ", ".join(sorted(set(o.edited_files))) or "nothing"
+    text = f"Outcome of: {traj.question}\nEdited: {edited}; {verdict}"
+    blobs = _indexed_blobs(conn, corpus_id, sorted(set(o.edited_files)))
+    return NewTurn(f"session:{session}:outcome", "user", text, when, f"session:{session}",
+                   "code", blobs)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def session_text(traj: Trajectory) -> str:

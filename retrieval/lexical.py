@@ -100,12 +100,23 @@ def fts_table(corpus_id: int) -> str:
     return f"chunks_fts_{int(corpus_id)}"
 
 
-def ensure_fts(conn: Connection, corpus_id: int) -> None:
-    """Create the corpus's FTS5 table; porter stems words, '_' stays inside identifiers."""
+def create_fts(conn: Connection, table: str, *columns: str) -> None:
+    """An FTS5 table with peek's tokenizer: porter stems words, '_' stays inside identifiers."""
     conn.exec_driver_sql(
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts_table(corpus_id)} USING fts5("
-        "path, symbol, body, tokenize = \"porter unicode61 tokenchars '_'\")"
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5({', '.join(columns)}, "
+        "tokenize = \"porter unicode61 tokenchars '_'\")"
     )
+
+
+def table_exists(conn: Connection, table: str) -> bool:
+    """Whether a table (an FTS index made on first use, for one) exists yet."""
+    return conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"),
+                        {"n": table}).first() is not None
+
+
+def ensure_fts(conn: Connection, corpus_id: int) -> None:
+    """Create the corpus's chunk index (path, symbol and body fields)."""
+    create_fts(conn, fts_table(corpus_id), "path", "symbol", "body")
 
 
 def delete_fts_rows(conn: Connection, corpus_id: int, file_ids: list[int]) -> None:
@@ -140,6 +151,11 @@ def _search_sql(corpus_id: int) -> str:
     WHERE {table} MATCH :q
     ORDER BY rank LIMIT :k
     """
+
+
+def is_test_path(path: str) -> bool:
+    """Whether a path is a test file or lives in a tests folder."""
+    return _TEST_PATH.search(path.lower()) is not None
 
 
 def path_prior(path: str, terms: list[str]) -> float:

@@ -37,6 +37,7 @@ class FileScore:
     score: float = 0.0
     hits: list[Hit] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    parts: dict[str, float] = field(default_factory=dict)  # evidence by kind, before weights
 
 
 def rank_files(
@@ -55,13 +56,16 @@ def rank_files(
     scores: dict[str, FileScore] = {}
     terms = query_terms(question)
     _add_lexical(scores, search_chunks(conn, corpus_id, question, CHUNK_POOL))
-    _add_evidence(scores, mentioned_paths(question, paths), W_PATH, "named in the question")
-    _add_evidence(scores, mentioned_symbols(conn, corpus_id, question), W_SYMBOL, "defines")
-    _add_evidence(scores, boosts or {}, W_MAP, "learned:")
+    _add_evidence(scores, mentioned_paths(question, paths), W_PATH, "named in the question",
+                  "path")
+    _add_evidence(scores, mentioned_symbols(conn, corpus_id, question), W_SYMBOL, "defines",
+                  "symbol")
+    _add_evidence(scores, boosts or {}, W_MAP, "", "map")
     if graph is not None:
         _add_graph(scores, graph)
     for item in scores.values():
-        item.score *= path_prior(item.path, terms)
+        item.parts["prior"] = path_prior(item.path, terms)
+        item.score *= item.parts["prior"]
     ranked = sorted(scores.values(), key=lambda f: (-f.score, f.path))
     return ranked[:k]
 
@@ -77,6 +81,7 @@ def _add_graph(scores: dict[str, FileScore], graph: FileGraph) -> None:
         if rank / top > 0.01:
             item = scores.setdefault(path, FileScore(path))
             item.score += W_GRAPH * rank / top
+            item.parts["graph"] = rank / top
 
 
 def _corpus_paths(conn: Connection, corpus_id: int) -> list[str]:
@@ -95,15 +100,18 @@ def _add_lexical(scores: dict[str, FileScore], hits: list[Hit]) -> None:
     for path, file_hits in per_file.items():
         rel = [h.score / top for h in file_hits]
         item = scores.setdefault(path, FileScore(path))
-        item.score += W_LEXICAL * (rel[0] + 0.1 * sum(rel[1:4]))
+        item.parts["lexical"] = rel[0] + 0.1 * sum(rel[1:4])
+        item.score += W_LEXICAL * item.parts["lexical"]
         item.hits = file_hits
 
 
 def _add_evidence(
-    scores: dict[str, FileScore], evidence: dict[str, tuple[float, str]], weight: float, why: str
+    scores: dict[str, FileScore], evidence: dict[str, tuple[float, str]], weight: float, why: str,
+    kind: str,
 ) -> None:
     for path, (strength, detail) in evidence.items():
         item = scores.setdefault(path, FileScore(path))
+        item.parts[kind] = strength
         item.score += weight * strength
         item.reasons.append(f"{why} {detail}".strip())
 

@@ -80,6 +80,9 @@ def test_full_loop_reads_answers_verifies_learns_and_stores(peek: Peek) -> None:
     events: list[dict[str, Any]] = []
     result = run_agent(peek, "How are redirects followed?", model, Budgets(),
                        on_event=events.append)
+    assert LEARNED not in CachePolicy(peek.db, peek.corpus_id).render()  # a hypothesis only
+    teacher = ScriptedModel([], json_replies=learned_json())
+    peek.record(session=result.session, edited=[SESSION_PY], success=True, model=teacher)
 
     search_result = json.loads(tool_messages(model.seen[1])[0].content)
     assert SESSION_PY in {hit["path"] for hit in search_result["hits"]}
@@ -88,7 +91,8 @@ def test_full_loop_reads_answers_verifies_learns_and_stores(peek: Peek) -> None:
     assert result.citations == [Citation(SESSION_PY, 9, 13)]  # the invented file is dropped
     assert result.stopped_by is None and result.steps == 3 and result.model == "scripted"
     assert (result.input_tokens, result.output_tokens) == (30, 15)
-    assert result.map_version > before and LEARNED in CachePolicy(peek.db, peek.corpus_id).render()
+    assert map_version(peek) > before and LEARNED in CachePolicy(peek.db, peek.corpus_id).render()
+    assert "success=True" in teacher.seen_json[0][1]  # the Distiller saw the outcome
     assert [(e["tool"], e["ok"]) for e in events if e["event"] == "tool"] == [
         ("search", True), ("read_file", True)]
     assert next(e for e in events if e["event"] == "answer")["dropped"] == ["nowhere/fake.py:1-4"]

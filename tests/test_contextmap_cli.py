@@ -21,7 +21,8 @@ FILES = {
     "lib/cli.py": "from lib.parser import Parser\n\n\ndef main():\n    return Parser()\n",
 }
 SESSION = {"question": "Where is the Parser defined?", "answer": "lib/parser.py",
-           "citations": [{"path": "lib/parser.py", "start_line": 1, "end_line": 3}]}
+           "citations": [{"path": "lib/parser.py", "start_line": 1, "end_line": 3}],
+           "outcome": {"edited_files": [], "success": True}}  # confirmed, so it teaches
 
 
 def make_app() -> typer.Typer:

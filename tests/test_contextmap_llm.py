@@ -28,6 +28,7 @@ SESSION = {
                "ok": True}],
     "answer": "8080, from DEFAULT_PORT in app/config.py",
     "citations": [{"path": "app/config.py", "start_line": 1, "end_line": 1}],
+    "outcome": {"edited_files": [], "success": True},  # confirmed: it may anchor knowledge
 }
 
 

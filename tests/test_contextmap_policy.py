@@ -55,8 +55,8 @@ def indexed(index_unseeded) -> tuple[Database, int, Path]:
 
 
 def session(question: str, path: str | None = None, lines: tuple[int, int] = (1, 3),
-            success: bool | None = None, reads: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A trajectory that read some files and cited one span."""
+            success: bool | None = True, reads: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A trajectory that read some files and cited one span; confirmed (success) by default."""
     steps = [{"tool": "read", "args": {"path": p}, "paths": [p], "ok": True}
              for p in (*reads, *([path] if path else []))]
     cites = [{"path": path, "start_line": lines[0], "end_line": lines[1]}] if path else []
@@ -134,9 +134,11 @@ def test_failed_sessions_tag_harmful_add_nothing_and_repeated_harm_deletes(index
     db, cid, root = indexed
     policy = CachePolicy(db, cid, root=root)
     policy.update(session("Where is slugify_title?", "engine/util.py", (4, 5)))
-    bad = session("Why does the retry loop fail?", reads=("engine/util.py",), success=False)
+    bad = session("Why does slugify_title fail?", reads=("engine/util.py",), success=False)
     first = policy.update(bad)
     assert first.tags == {"cr-00001": "harmful"} and first.edits == ()
+    unrelated = session("Why does the retry loop fail?", reads=("engine/util.py",), success=False)
+    assert policy.update(unrelated).tags == {}  # touching a file is not using its entries
     second = policy.update(bad)
     assert [(e.op, e.entry_id) for e in second.edits] == [("DELETE", "cr-00001")]
     assert MapStore(db, cid).load().entries == {}
@@ -154,7 +156,7 @@ def test_changed_code_marks_entries_stale_on_render_and_in_sessions(indexed) -> 
     entry, score = stale.entries[0]
     assert entry.outdated and score < 0 and "(stale)" in stale.text
     assert stale.to_json()["entries"][0]["stale"] is True
-    assert MapStore(db, cid).history(1)[0].edits[0].op == "STALE"
+    assert MapStore(db, cid).history(1)[0].edits[0].op == "ADD"  # a read never writes
     touched = policy.update(session("What else is in util?", reads=("engine/util.py",)))
     assert touched.tags == {"cr-00001": "stale"}
     (root / "engine/util.py").write_text(original)
@@ -177,7 +179,7 @@ def test_map_freezes_after_m_updates_and_is_then_only_read(indexed) -> None:
         statuses = [r[0] for r in conn.exec_driver_sql(
             "SELECT status FROM map_sessions ORDER BY id")]
     assert statuses == ["applied", "applied", "frozen"]
-    CachePolicy(db, cid, evolve_steps=None).view()  # m = None: keep evolving again
+    CachePolicy(db, cid, evolve_steps=None).configure()  # m = None: keep evolving again
     assert not MapStore(db, cid).load().state.frozen
 
 

@@ -155,7 +155,7 @@ def test_growing_a_pinned_entry_past_the_budget_is_refused(corpus) -> None:
     db, cid, root = corpus
     from peek.contextmap.policy import CachePolicy
 
-    CachePolicy(db, cid, budget=30).view()
+    CachePolicy(db, cid, budget=30).configure()  # keeps the budget (a view would not)
     entry_id = add(db, cid, "cu", "short fact")
     curation.set_pinned(db, cid, entry_id, True)
     before = MapStore(db, cid).load()

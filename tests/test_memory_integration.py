@@ -1,4 +1,5 @@
-"""Memory wired into peek: every ask is remembered, and the agent's prompt carries it in budget."""
+"""Memory wired into peek: recorded sessions are remembered, and the agent's prompt carries it in
+budget."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ FILES = {
 def test_asks_are_remembered_and_the_prompt_stays_in_budget(make_corpus, home: Path) -> None:
     peek = Peek(make_corpus(FILES))
     peek.index()
-    for _ in range(3):
-        peek.ask("where is the invoice discount applied?")
+    for n in range(3):
+        session = peek.ask("where is the invoice discount applied?").session
+        assert n or not peek.memory_episodes()  # an offline answer enters memory with its outcome
+        peek.record(session=session, edited=["billing/invoice.py"], success=True)
     found = peek.memory_search("invoice discount", k=3)
     assert found.to_dict()["results"]
     assert peek.memory_episodes()

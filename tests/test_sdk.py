@@ -67,3 +67,11 @@ def test_sdk_map_operations_round_trip(make_corpus, tmp_path: Path) -> None:
     sdk.map_rollback(1)
     assert sdk.map().entries[0][0].text != "alpha lives in a.py"
     assert sdk.status().dirty is False
+
+
+def test_peek_is_a_context_manager(make_corpus, tmp_path: Path) -> None:
+    root = make_corpus({"a.py": "def frobnicate():\n    return 1\n"})
+    with peek.Peek(root, tmp_path / "home") as service:
+        service.index()
+        assert service.search("frobnicate")
+    assert "db" in service.__dict__  # opened inside, closed on exit (engine disposed)

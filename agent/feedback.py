@@ -1,0 +1,203 @@
+"""Feedback: what a finished session led to, applied once, as one transaction.
+
+The signal each path gives (the README's "What teaches peek" table says the same):
+- `ask` (offline or a model) without an outcome is a hypothesis: it is remembered as "asked,
+  cited X", tags nothing helpful and anchors no new map knowledge to what it cited.
+- `record` with an outcome (edited files and/or success) is evidence: the outcome is stored once
+  per session, the map learns concept -> edited files, entries that led there are tagged
+  helpful (harmful on failure), and episodic memory gains the outcome.
+- `record --trajectory` without an outcome is a hypothesis like an ask.
+- `map edit/pin/forget` are a person's word and always win over what sessions learned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import Connection
+
+from peek.errors import QueryError
+
+if TYPE_CHECKING:
+    from peek.agent.models import Model
+    from peek.contextmap.policy import CachePolicy, UpdateResult
+    from peek.contextmap.trajectory import Trajectory
+    from peek.service import Peek
+
+
+class AlreadyRecorded(Exception):
+    """Raised inside the write transaction to roll back a second report of the same outcome."""
+
+
+def record_session(peek: Peek, trajectory: dict[str, Any] | str | None, *,
+                   session: str | None, edited: Sequence[str], success: bool | None,
+                   budget: int | None = None, model: Model | None = None,
+                   evolve_steps: int | None | Literal["stored"] = "stored",
+                   source: str = "record") -> UpdateResult:
+    """Teach the map and memory from one session's outcome; a repeated report changes nothing."""
+    traj = _trajectory(peek, trajectory, session)
+    session = session or _new_id()
+    traj = _with_outcome(peek, traj, edited, success)
+    previous = _previous(peek, session)
+    if previous is not None:  # checked again inside the write, against concurrent reports
+        return _unchanged(peek, traj, session, previous)
+    policy = _policy(peek, budget, model, evolve_steps)
+    try:
+        result = policy.update(traj, session=session, also=_persist(peek, traj, session, source))
+        if result.status == "failed" and model is not None:  # outcome and memory are in
+            result = _policy(peek, budget, None, evolve_steps).update(traj, session=session)
+    except AlreadyRecorded:
+        return _unchanged(peek, traj, session, _previous(peek, session))
+    return result
+
+
+def _trajectory(peek: Peek, raw: dict[str, Any] | str | None, session: str | None) -> Trajectory:
+    from peek.contextmap.trajectory import parse_trajectory
+
+    if raw is None:
+        if session is None:
+            raise QueryError("nothing to record", "give --trajectory FILE or --session ID")
+        from peek.agent.session import SessionStore
+
+        raw = SessionStore(peek.db, peek.corpus_id).trajectory(session)
+    return parse_trajectory(raw)
+
+
+def _with_outcome(peek: Peek, traj: Trajectory, edited: Sequence[str],
+                  success: bool | None) -> Trajectory:
+    """The trajectory with the reported outcome (flags win over the file's), paths checked."""
+    from peek.contextmap.trajectory import Outcome
+
+    files = list(edited) or list(traj.outcome.edited_files)
+    verdict = success if success is not None else traj.outcome.success
+    outcome = Outcome(edited_files=check_edited(peek, files), success=verdict)
+    return traj.model_copy(update={"outcome": outcome})
+
+
+def check_edited(peek: Peek, files: Sequence[str]) -> list[str]:
+    """Edited files as corpus paths; files that are neither indexed nor on disk are an error."""
+    from sqlalchemy import select
+
+    from peek.schema import File
+
+    rel = list(dict.fromkeys(peek.relative(f) for f in files))
+    with peek.db.read() as conn:
+        known = set(conn.scalars(select(File.path).where(
+            File.corpus_id == peek.corpus_id, File.path.in_(rel))))
+    unknown = [p for p in rel if p not in known and not _on_disk(peek.root, p)]
+    if unknown:
+        raise QueryError(f"edited files not in the corpus {peek.root}: {', '.join(unknown)}",
+                         "give paths relative to the corpus root (run peek index for new files)")
+    return rel
+
+
+def _on_disk(root: Path, rel: str) -> bool:
+    if rel.startswith(("/", "../")) or rel in ("", "..", "."):
+        return False
+    path = root / rel
+    try:
+        return path.resolve().is_relative_to(root) and path.is_file()
+    except OSError:
+        return False
+
+
+def _previous(peek: Peek, session: str) -> Any:
+    from peek.memory.outcomes import stored_outcome
+
+    with peek.db.read() as conn:
+        return stored_outcome(conn, peek.corpus_id, session)
+
+
+def _policy(peek: Peek, budget: int | None, model: Model | None,
+            evolve_steps: int | None | Literal["stored"]) -> CachePolicy:
+    from peek.contextmap.cartographer import LLMCartographer
+    from peek.contextmap.policy import CachePolicy
+
+    if model is None:
+        return CachePolicy(peek.db, peek.corpus_id, root=peek.root, budget=budget,
+                           evolve_steps=evolve_steps)
+    from peek.contextmap.distiller import LLMDistiller
+
+    return CachePolicy(peek.db, peek.corpus_id, root=peek.root, budget=budget,
+                       evolve_steps=evolve_steps, distiller=LLMDistiller(model),
+                       cartographer=LLMCartographer(model))
+
+
+def _persist(peek: Peek, traj: Trajectory, session: str, source: str) -> Any:
+    """The outcome row and the session's memory, written in the policy's transaction."""
+
+    def write(conn: Connection) -> None:
+        from peek.agent.localize import index_outcome
+        from peek.contextmap.policy import confirmed
+        from peek.memory.outcomes import PastOutcome, save_outcome, stored_outcome
+        from peek.memory.sessions import remember_code_session
+
+        if not confirmed(traj):
+            if _policy_saw(conn, peek.corpus_id, session):
+                raise AlreadyRecorded(session)
+            remember_code_session(conn, peek.corpus_id, peek.root, traj, session)
+            return
+        if stored_outcome(conn, peek.corpus_id, session) is not None:
+            raise AlreadyRecorded(session)
+        o = traj.outcome
+        teach_ranker(peek, conn, traj, session)
+        save_outcome(conn, peek.corpus_id, PastOutcome(
+            session, traj.question, tuple(o.edited_files), o.success, time.time()), source)
+        index_outcome(conn, peek.corpus_id, o.edited_files)
+        remember_code_session(conn, peek.corpus_id, peek.root, traj, session, outcome=True)
+
+    return write
+
+
+def teach_ranker(peek: Peek, conn: Connection, traj: Trajectory, session: str) -> None:
+    """Move the ranker's weights toward what was edited, from the candidates the ask scored
+    (scored again now if the session came from elsewhere). A failure teaches nothing here."""
+    from sqlalchemy import select
+
+    from peek.agent.localize import learn, localize, unpack
+    from peek.agent.session import AgentSessionRow
+
+    if traj.outcome.success is False or not traj.outcome.edited_files:
+        return
+    cands = unpack(conn.scalar(select(AgentSessionRow.ranking).where(
+        AgentSessionRow.id == session, AgentSessionRow.corpus_id == peek.corpus_id)))
+    if cands is None:
+        _, cands = localize(conn, peek.corpus_id, traj.question, peek.graph(), {}, 0)
+    learn(conn, peek.corpus_id, cands, traj.outcome.edited_files)
+
+
+def _policy_saw(conn: Connection, corpus_id: int, session: str) -> bool:
+    """Whether the cache policy already learned from this session (a repeated trajectory)."""
+    from sqlalchemy import select
+
+    from peek.contextmap.tables import MapSessionRow
+
+    return conn.scalar(select(MapSessionRow.id).where(
+        MapSessionRow.corpus_id == corpus_id, MapSessionRow.session == session,
+        MapSessionRow.status == "applied").limit(1)) is not None
+
+
+def _unchanged(peek: Peek, traj: Trajectory, session: str, previous: Any) -> UpdateResult:
+    """The same outcome again is a no-op; a different one for the same session is an error."""
+    from peek.contextmap.policy import CachePolicy, UpdateResult
+
+    o = traj.outcome
+    if previous is not None and not previous.same_as(tuple(o.edited_files), o.success):
+        raise QueryError(f"session {session} already has a recorded outcome "
+                         f"(edited {', '.join(previous.edited) or 'nothing'}, "
+                         f"success {previous.success})",
+                         "an outcome is recorded once; report a new session for new work")
+    view = CachePolicy(peek.db, peek.corpus_id, root=peek.root).view()
+    return UpdateResult(corpus=view.corpus, session=session, status="unchanged",
+                        version=view.version, diagnosis="outcome already recorded", tags={},
+                        edits=(), evicted=(), tokens=view.tokens,
+                        budget_tokens=view.budget_tokens)
+
+
+def _new_id() -> str:
+    from peek.agent.session import new_session_id
+
+    return new_session_id()

@@ -1,0 +1,171 @@
+"""`peek eval --replay`: replay a project's history and measure whether peek learns from it.
+
+Each row is a real change: the request (a pull request's title) and the files it edited, oldest
+first. The `learned` arm asks each row, scores the answer, then records the edited files as the
+outcome, exactly as a host agent reports through `peek_record`; the `off` arm asks the same rows
+on its own fresh store with learning off. The first half of each corpus warms up; the later half
+is reported, per corpus and overall, with a learning curve of recall@5 per block of rows. Every
+store lives in a scratch folder: the user's store is never opened.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from peek.agent.evaluate import KS, Question, Scored, copy_store, score, summarize
+from peek.agent.session import Budgets
+from peek.errors import QueryError
+from peek.service import Peek
+
+ARMS = ("learned", "off")
+BLOCK = 50
+RowHook = Callable[[str, str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRow:
+    """One change of a project's history: the request and the files it edited."""
+
+    id: str
+    corpus: str
+    question: str
+    gold_files: tuple[str, ...]
+
+    def as_question(self) -> Question:
+        """The row as an evaluation item."""
+        return Question(self.id, self.question, self.gold_files)
+
+
+def load_replay(path: Path) -> list[ReplayRow]:
+    """JSON lines with `corpus`, `question` and `gold_files` (and `id`), oldest first."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QueryError(f"cannot read {path}: {exc}", "give a JSON-lines file") from exc
+    rows = [_row(line, n, path) for n, line in enumerate(lines, 1) if line.strip()]
+    if not rows:
+        raise QueryError(f"{path} has no rows", "one JSON object per line")
+    return rows
+
+
+def _row(line: str, n: int, path: Path) -> ReplayRow:
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise QueryError(f"{path}:{n} is not JSON: {exc.msg}") from exc
+    ok = isinstance(raw, dict) and isinstance(raw.get("question"), str) and isinstance(
+        raw.get("gold_files"), list) and raw.get("gold_files") and isinstance(
+        raw.get("corpus"), str)
+    if not ok:
+        raise QueryError(f"{path}:{n} needs 'corpus' and 'question' (strings) and a non-empty "
+                         "'gold_files' list")
+    return ReplayRow(str(raw.get("id", n)), raw["corpus"], raw["question"],
+                     tuple(str(f) for f in raw["gold_files"]))
+
+
+def resolve_corpora(rows: Sequence[ReplayRow], given: Sequence[Path]) -> dict[str, Path]:
+    """Each row's corpus folder: a given folder of that name, or that name inside one."""
+    found: dict[str, Path] = {}
+    for name in dict.fromkeys(r.corpus for r in rows):
+        for base in given:
+            for candidate in (base, base / name):
+                if candidate.name == name and candidate.is_dir():
+                    found.setdefault(name, candidate)
+        if name not in found:
+            raise QueryError(f"no folder for corpus {name!r}",
+                             "pass --corpus PATH naming it or the folder that holds it")
+    return found
+
+
+def replay(rows: Sequence[ReplayRow], corpora: dict[str, Path], *,
+           arms: Sequence[str] = ARMS, budgets: Budgets | None = None,
+           on_row: RowHook | None = None, evolve_steps: int | None = None) -> dict[str, Any]:
+    """Replay every corpus's rows in order on scratch stores; the report `peek eval` prints.
+
+    `evolve_steps` freezes the learned arm's map after that many updates (PEEK's m).
+    """
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms:
+        raise QueryError(f"unknown arm {', '.join(unknown) or '(none)'}",
+                         f"choose from {', '.join(ARMS)}")
+    budgets = budgets or Budgets()
+    by_corpus: dict[str, list[ReplayRow]] = {}
+    for r in rows:
+        by_corpus.setdefault(r.corpus, []).append(r)
+    scored: dict[str, dict[str, list[Scored]]] = {a: {} for a in arms}
+    timing: dict[str, list[float]] = {"ask": [], "record": []}
+    with tempfile.TemporaryDirectory(prefix="peek-replay-") as tmp:
+        for name, items in by_corpus.items():
+            base = Peek(corpora[name], Path(tmp) / name / "base")
+            base.index()
+            for arm in arms:
+                peek = copy_store(base, Path(tmp) / name / arm)
+                if arm == "learned" and evolve_steps is not None:
+                    peek.map_configure(evolve_steps=evolve_steps)
+                scored[arm][name] = _run_arm(peek, arm, items, budgets, timing, on_row)
+                peek.close()
+            base.close()
+    return _report(scored, by_corpus, timing)
+
+
+def _run_arm(peek: Peek, arm: str, items: Sequence[ReplayRow], budgets: Budgets,
+             timing: dict[str, list[float]], on_row: RowHook | None) -> list[Scored]:
+    out = []
+    for n, item in enumerate(items, 1):
+        start = time.perf_counter()
+        result = peek.ask(item.question, None, budgets, learn=arm == "learned")
+        asked = time.perf_counter()
+        out.append(score(result, item.as_question(), asked - start))
+        if arm == "learned":
+            peek.record(session=result.session, edited=list(item.gold_files), success=True)
+            timing["ask"].append(asked - start)
+            timing["record"].append(time.perf_counter() - asked)
+        if on_row is not None:
+            on_row(arm, item.corpus, n, len(items))
+    return out
+
+
+def _report(scored: dict[str, dict[str, list[Scored]]], by_corpus: dict[str, list[ReplayRow]],
+            timing: dict[str, list[float]]) -> dict[str, Any]:
+    report: dict[str, Any] = {"rows": sum(len(v) for v in by_corpus.values()),
+                              "reported": "later half of each corpus", "arms": {}}
+    for arm, per_corpus in scored.items():
+        later = {c: rows[len(rows) // 2:] for c, rows in per_corpus.items()}
+        report["arms"][arm] = {
+            "corpora": {c: summarize(rows) for c, rows in later.items()},
+            "all": summarize([r for rows in later.values() for r in rows]),
+            "curve": {c: _curve(rows) for c, rows in per_corpus.items()},
+        }
+    if "learned" in scored and "off" in scored:
+        report["gain_recall@5"] = _gains(report["arms"])
+    if timing["ask"]:
+        report["learned_ms"] = {k: _p50_ms(v) for k, v in timing.items()}
+    return report
+
+
+def _curve(rows: list[Scored]) -> list[float]:
+    """Recall@5 per block of BLOCK rows, in replay order."""
+    return [round(statistics.mean(r.recall[5] for r in rows[i:i + BLOCK]), 4)
+            for i in range(0, len(rows), BLOCK)]
+
+
+def _gains(arms: dict[str, Any]) -> dict[str, float]:
+    learned, off = arms["learned"], arms["off"]
+    gains = {c: round(s["recall@5"] - off["corpora"][c]["recall@5"], 4)
+             for c, s in learned["corpora"].items()}
+    gains["all"] = round(learned["all"]["recall@5"] - off["all"]["recall@5"], 4)
+    return gains
+
+
+def _p50_ms(values: list[float]) -> float:
+    return round(statistics.median(values) * 1000, 1)
+
+
+__all__ = ["ARMS", "KS", "ReplayRow", "load_replay", "replay", "resolve_corpora"]

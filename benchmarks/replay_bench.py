@@ -1,0 +1,101 @@
+"""History replay: does the next session get better? Recall with learning on and off, and its cost.
+
+    python benchmarks/replay_bench.py ../shared/eval/replay-dev.jsonl CORPORA_DIR [--cost-only]
+
+Part 1 (quality) replays every row exactly as `peek eval --replay` does (ask, score, record the
+edited files; the off arm asks on a fresh store with learning off) and prints recall@1/5/10 and
+MRR on the later half of each corpus, the gain, and recall@5 per block of 50 rows.
+Part 2 (cost) learns sympy's rows on a scratch store, oldest first, and reports the p50 of a
+warm `ask` and `record` once 300 sessions are learned, and the store's growth per session
+(after a WAL checkpoint, so the file holds everything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+from peek.agent.replay import load_replay, replay, resolve_corpora
+from peek.service import Peek
+
+COST_CORPUS = "sympy-1.14.0"
+LEARNED = 300
+MEASURED = 50
+
+
+def quality(rows_file: Path, corpora: Path) -> None:
+    """Replay every row on both arms and print the tables."""
+    rows = load_replay(rows_file)
+    start = time.perf_counter()
+    report = replay(rows, resolve_corpora(rows, [corpora]))
+    print(f"## Replay quality ({report['rows']} rows, {time.perf_counter() - start:.0f} s)\n")
+    print("| arm | corpus | n | recall@1 | recall@5 | recall@10 | MRR |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for arm, data in report["arms"].items():
+        for corpus, s in [*data["corpora"].items(), ("all", data["all"])]:
+            print(f"| {arm} | {corpus} | {s['n']} | {s['recall@1']:.3f} | {s['recall@5']:.3f} "
+                  f"| {s['recall@10']:.3f} | {s['mrr']:.3f} |")
+    gains = report.get("gain_recall@5", {})
+    print("\nrecall@5 gain (learned - off): "
+          + ", ".join(f"{c} {g:+.3f}" for c, g in gains.items()))
+    print("\nrecall@5 per block of 50 rows:")
+    for arm, data in report["arms"].items():
+        for corpus, curve in data["curve"].items():
+            print(f"- {arm} {corpus}: {' '.join(f'{v:.2f}' for v in curve)}")
+
+
+def store_bytes(peek: Peek) -> int:
+    """The store's size once the WAL is checkpointed into the main file."""
+    with closing(sqlite3.connect(peek.settings.db_path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return peek.settings.db_path.stat().st_size
+
+
+def cost(rows_file: Path, corpora: Path) -> None:
+    """Warm ask/record p50 with LEARNED sessions learned, and bytes per recorded session."""
+    rows = [r for r in load_replay(rows_file) if r.corpus == COST_CORPUS]
+    root = resolve_corpora(rows, [corpora])[COST_CORPUS]
+    with tempfile.TemporaryDirectory(prefix="peek-replay-cost-") as home:
+        peek = Peek(root, home)
+        peek.index()
+        before = store_bytes(peek)
+        for row in rows[:LEARNED]:
+            session = peek.ask(row.question).session
+            peek.record(session=session, edited=list(row.gold_files), success=True)
+        grown = (store_bytes(peek) - before) / LEARNED
+        asks, records = [], []
+        for row in rows[:MEASURED]:
+            start = time.perf_counter()
+            session = peek.ask(row.question + " (again)").session
+            asks.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            peek.record(session=session, edited=list(row.gold_files), success=True)
+            records.append(time.perf_counter() - start)
+    print(f"\n## Replay cost on {COST_CORPUS} with {LEARNED} sessions learned\n")
+    print("| what | measured | target |\n| --- | --- | --- |")
+    print(f"| warm ask p50 | {statistics.median(asks) * 1000:.0f} ms | <= 150 ms |")
+    print(f"| record p50 | {statistics.median(records) * 1000:.0f} ms | <= 50 ms |")
+    print(f"| store growth per recorded session | {grown / 1024:.1f} KB | <= 20 KB |")
+
+
+def main() -> None:
+    """Parse arguments and run the parts asked for."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rows", type=Path)
+    parser.add_argument("corpora", type=Path)
+    parser.add_argument("--cost-only", action="store_true")
+    parser.add_argument("--quality-only", action="store_true")
+    args = parser.parse_args()
+    if not args.cost_only:
+        quality(args.rows, args.corpora)
+    if not args.quality_only:
+        cost(args.rows, args.corpora)
+
+
+if __name__ == "__main__":
+    main()
