@@ -111,6 +111,7 @@ class LlamaCppModel:
     @classmethod
     def load(cls, path: str | None = None, draft: str = "off") -> LlamaCppModel:
         """The model at `path` (default: the embedded gemma), drafting with LLMA or RAPID."""
+        import_llama_cpp()  # a missing extra is named before a missing file
         gguf = model_file(path)
         if draft == "rapid":
             from peek.agent.drafting.local import RapidLlamaModel
