@@ -7,14 +7,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MAX_FILE_BYTES = 1024 * 1024
+MAX_FILE_BYTES_LIMIT = 1 << 32
 DB_FILENAME = "peek.db"
+
+
+def max_file_bytes() -> int:
+    """The one size cap for every read (index, tools, citations): PEEK_MAX_FILE_BYTES or 1 MiB."""
+    from peek.errors import ConfigError
+
+    raw = os.environ.get("PEEK_MAX_FILE_BYTES", "").strip()
+    if not raw:
+        return DEFAULT_MAX_FILE_BYTES
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_FILE_BYTES_LIMIT:
+        raise ConfigError(
+            f"PEEK_MAX_FILE_BYTES must be a whole number of bytes from 1 to "
+            f"{MAX_FILE_BYTES_LIMIT}, got {raw[:40]!r}",
+            "fix or unset it",
+        )
+    return int(raw)
 
 
 def default_home() -> Path:
     """The platform's user data dir, unless PEEK_HOME relocates everything peek writes."""
     env = os.environ.get("PEEK_HOME")
-    if env:
-        return Path(env).expanduser().resolve()
+    if env is not None and env.strip():
+        return _home_path(env, "PEEK_HOME")
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("peek", appauthor=False))
@@ -34,6 +51,18 @@ class Settings:
     @classmethod
     def load(cls, home: str | os.PathLike[str] | None = None) -> Settings:
         """Settings for an explicit home, else PEEK_HOME, else the platform default."""
-        root = Path(home).expanduser().resolve() if home is not None else default_home()
-        max_bytes = int(os.environ.get("PEEK_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES))
-        return cls(home=root, max_file_bytes=max_bytes)
+        root = _home_path(home, "--home") if home is not None else default_home()
+        return cls(home=root, max_file_bytes=max_file_bytes())
+
+
+def _home_path(value: str | os.PathLike[str], name: str) -> Path:
+    """A home path that can be a folder: refuse NUL bytes and paths naming a file."""
+    from peek.errors import ConfigError
+
+    text = os.fspath(value)
+    if "\0" in text:
+        raise ConfigError(f"{name} contains a NUL byte", "give a folder path")
+    path = Path(text).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{name} {path} is a file, not a folder", "give a folder for its state")
+    return path

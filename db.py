@@ -1,21 +1,31 @@
-"""The SQLite store: engine with WAL and busy timeout, safe open, and migrations on open."""
+"""The SQLite store: engine with WAL and busy timeout, safe open, and migrations on open.
+
+SQLAlchemy (~0.2 s to import) loads only when a caller asks for `read()`/`write()`; the hot read
+paths of short-lived processes (`peek search`, `peek status`, `peek index` with nothing to do)
+use `query()`/`raw_write()`, plain sqlite3 connections with the same pragmas.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
+from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DatabaseError
+from typing import TYPE_CHECKING, Any
 
 from peek.errors import StoreError
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+    #: what the raw-SQL helpers accept: a SQLAlchemy connection or a plain sqlite3 one
+    AnyConnection = Connection | sqlite3.Connection
+
 # Every revision this peek knows, oldest first; tests check it against migrations/versions.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 HEAD_REVISION = REVISIONS[-1]
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
@@ -27,8 +37,11 @@ class Database:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.engine = _make_engine(path)
-        self._writer = self.engine.execution_options(peek_write=True)
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, made (and SQLAlchemy imported) on first use."""
+        return _make_engine(self.path)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -39,8 +52,33 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction that takes the write lock up front, so writers queue, not fail."""
-        with _store_errors(self.path), self._writer.begin() as conn:
+        writer = self.engine.execution_options(peek_write=True)
+        with _store_errors(self.path), writer.begin() as conn:
             yield conn
+
+    @contextmanager
+    def query(self) -> Iterator[sqlite3.Connection]:
+        """A read snapshot on a plain sqlite3 connection (no SQLAlchemy import)."""
+        with _store_errors(self.path), closing(_connect(self.path)) as conn:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+
+    @contextmanager
+    def raw_write(self) -> Iterator[sqlite3.Connection]:
+        """A `BEGIN IMMEDIATE` write on a plain sqlite3 connection, committed on success."""
+        with _store_errors(self.path), closing(_connect(self.path)) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -49,14 +87,16 @@ class Database:
             yield
 
     def close(self) -> None:
-        """Release pooled connections."""
-        self.engine.dispose()
+        """Release pooled connections (nothing to do when SQLAlchemy was never used)."""
+        if "engine" in self.__dict__:
+            self.engine.dispose()
 
 
 def open_database(path: Path) -> Database:
     """Open (creating if needed) and migrate a store; refuse corrupt, foreign or newer files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_home(path.parent)
     revision = _inspect(path)
+    _make_private(path)
     db = Database(path)
     try:
         if revision != HEAD_REVISION:
@@ -67,18 +107,69 @@ def open_database(path: Path) -> Database:
     return db
 
 
+def driver(conn: AnyConnection) -> sqlite3.Connection:
+    """The sqlite3 connection under a SQLAlchemy one (same transaction), or the one given."""
+    if isinstance(conn, sqlite3.Connection):
+        return conn
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    return raw
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False)
+    _pragmas(conn)
+    return conn
+
+
+def _pragmas(dbapi_conn: sqlite3.Connection) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA journal_mode = WAL")
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.execute("PRAGMA synchronous = NORMAL")
+    cur.close()
+
+
+def ensure_home(home: Path) -> None:
+    """Create the home folder (0700) or refuse with one line when it cannot hold a store."""
+    hint = "set PEEK_HOME or --home to a writable folder"
+    try:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except FileExistsError as exc:
+        raise StoreError(f"peek home {home} is not a folder", hint) from exc
+    except OSError as exc:
+        raise StoreError(f"cannot create peek home {home} ({exc.strerror})", hint) from exc
+    if not home.is_dir():
+        raise StoreError(f"peek home {home} is not a folder", hint)
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise StoreError(f"peek home {home} is not writable (peek needs it for its store)", hint)
+
+
+def _make_private(path: Path) -> None:
+    """Create the store file readable by its owner only (SQLite gives -wal/-shm the same mode)."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        with suppress(OSError):
+            if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+                os.chmod(path, 0o600)
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create {path} ({exc.strerror})", "check the home folder") from exc
+    os.close(fd)
+
+
 def _make_engine(path: Path) -> Engine:
+    from sqlalchemy import create_engine, event
+
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event emits BEGIN itself
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.execute("PRAGMA synchronous = NORMAL")
-        cur.close()
+        _pragmas(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -147,12 +238,15 @@ def _run_alembic(conn: Connection) -> None:
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -164,7 +258,8 @@ def _store_errors(path: Path) -> Iterator[None]:
     """
     try:
         yield
-    except DatabaseError as exc:
-        if type(exc.orig) is not sqlite3.DatabaseError:
+    except Exception as exc:
+        orig = getattr(exc, "orig", exc)  # SQLAlchemy wraps the sqlite3 error in .orig
+        if type(orig) is not sqlite3.DatabaseError:
             raise
-        raise StoreError(f"{path} cannot be read: {exc.orig}", _MOVE_ASIDE) from exc
+        raise StoreError(f"{path} cannot be read: {orig}", _MOVE_ASIDE) from exc

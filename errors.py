@@ -31,3 +31,7 @@ class QueryError(PeekError):
 
 class NotIndexedError(PeekError):
     """A command needs an index that has not been built yet."""
+
+
+class ConfigError(PeekError):
+    """An environment variable, option value or home folder that peek cannot use."""

@@ -42,6 +42,19 @@ class File(Base):
     identifiers: Mapped[str] = mapped_column(Text, default="")
 
 
+class SkippedFile(Base):
+    """A file the index read and left out (binary, unreadable), keyed by stat: not re-read."""
+
+    __tablename__ = "skipped_files"
+    __table_args__ = (UniqueConstraint("corpus_id", "path"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corpus_id: Mapped[int] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(16))
+
+
 class Chunk(Base):
     """A searchable span of a file: a definition, a document section or a window of lines."""
 

@@ -8,12 +8,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import select
-
+from peek.bounds import check_k, check_map_budget, check_memory_budget
 from peek.config import Settings
 from peek.db import Database, open_database
 from peek.errors import CorpusError, NotIndexedError, QueryError
-from peek.schema import Corpus
 
 if TYPE_CHECKING:
     from peek.agent.models import Model
@@ -25,6 +23,16 @@ if TYPE_CHECKING:
     from peek.retrieval.indexer import IndexStats, Progress
     from peek.retrieval.lexical import Hit
     from peek.status import CorpusStatus
+
+
+def check_budgets(budgets: Budgets) -> Budgets:
+    """The same bounds for `peek ask` options and MCP `peek_ask` arguments."""
+    from peek.bounds import check_cost, check_steps, check_tokens
+
+    check_steps(budgets.max_steps)
+    check_tokens(budgets.max_tokens)
+    check_cost(budgets.max_cost)
+    return budgets
 
 
 def resolve_root(path: str | os.PathLike[str]) -> Path:
@@ -48,6 +56,7 @@ class Peek:
         self.root = resolve_root(path)
         self.settings = Settings.load(home)
         self._graph: tuple[float | None, FileGraph] | None = None
+        self._corpus_id: int | None = None
 
     @cached_property
     def db(self) -> Database:
@@ -56,8 +65,12 @@ class Peek:
 
     def corpus_id_or_none(self) -> int | None:
         """The id of this corpus in the store, or None when it was never indexed."""
-        with self.db.read() as conn:
-            return conn.scalar(select(Corpus.id).where(Corpus.root == str(self.root)))
+        if self._corpus_id is None:  # ids never change once given, so one look-up is enough
+            with self.db.query() as conn:
+                row = conn.execute("SELECT id FROM corpora WHERE root = ?",
+                                   (str(self.root),)).fetchone()
+            self._corpus_id = None if row is None else int(row[0])
+        return self._corpus_id
 
     @property
     def corpus_id(self) -> int:
@@ -71,12 +84,25 @@ class Peek:
 
     def index(self, progress: Progress | None = None) -> IndexStats:
         """Index the corpus incrementally: only added or changed files are read again."""
-        from peek.contextmap.bootstrap import bootstrap_map
         from peek.retrieval.indexer import index_corpus
 
         stats = index_corpus(self.db, self.root, self.settings.max_file_bytes, progress)
-        bootstrap_map(self.db, self.corpus_id, self.root)  # seeds once: a no-op once seeded
+        if not self._map_seeded():
+            from peek.contextmap.bootstrap import bootstrap_map
+
+            with self.db.lock("seed"):  # two first indexes at once must not both seed the map
+                bootstrap_map(self.db, self.corpus_id, self.root)  # a no-op once seeded
+        if stats.added or stats.changed or stats.removed:
+            self.memory_invalidate()  # memory citing code that changed is marked stale now
         return stats
+
+    def _map_seeded(self) -> bool:
+        """Whether the map was seeded or has entries (bootstrap would do nothing), cheaply."""
+        with self.db.query() as conn:
+            row = conn.execute(
+                "SELECT seeded OR EXISTS (SELECT 1 FROM map_entries WHERE corpus_id = :c) "
+                "FROM map_state WHERE corpus_id = :c", {"c": self.corpus_id}).fetchone()
+        return bool(row and row[0])
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
         """The k best chunks for a query, by field-weighted BM25 over code-aware tokens."""
@@ -84,21 +110,20 @@ class Peek:
 
         if not query.strip():
             raise QueryError("the query is empty", "say what you are looking for")
-        if k < 1:
-            raise QueryError(f"-k must be at least 1, got {k}")
+        k = check_k(k)
         corpus_id = self.corpus_id
-        with self.db.read() as conn:
+        with self.db.query() as conn:
             return search_chunks(conn, corpus_id, query, k)
 
     def graph(self) -> FileGraph:
-        """The import/reference graph, cached until the corpus is indexed again."""
-        from peek.retrieval.graph import load_graph
+        """The import/reference graph as the last index saved it, cached until it changes."""
+        from peek.retrieval.graph import graph_stamp, load_saved_graph
 
         corpus_id = self.corpus_id
-        with self.db.read() as conn:
-            stamp = conn.scalar(select(Corpus.indexed_at).where(Corpus.id == corpus_id))
-            if self._graph is None or self._graph[0] != stamp:
-                self._graph = (stamp, load_graph(conn, corpus_id))
+        with self.db.query() as conn:
+            stamp = graph_stamp(conn, corpus_id)
+            if self._graph is None or self._graph[0] != stamp or stamp is None:
+                self._graph = (stamp, load_saved_graph(conn, corpus_id))
         return self._graph[1]
 
     def ask(
@@ -123,7 +148,10 @@ class Peek:
 
         if not question.strip() and not resume:
             raise QueryError("the question is empty", "ask something about the corpus")
-        budgets = budgets or Budgets()
+        budgets = check_budgets(budgets or Budgets())
+        if resume and model is None:
+            raise QueryError("--resume needs a model (the offline answer has no steps to resume)",
+                             "pass --model, or ask again without --resume")
         if learn and evolve_steps != "stored":
             self.map_configure(evolve_steps=evolve_steps)
         if model is None:
@@ -160,6 +188,7 @@ class Peek:
 
         if not query.strip():
             raise QueryError("the query is empty", "say what you are looking for")
+        k, budget = check_k(k), check_memory_budget(budget)
         return memory_search(self.db, self.corpus_id, query, k, budget)
 
     def memory_ingest(self, path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -201,6 +230,7 @@ class Peek:
         `peek.agent.feedback` for the signal each path gives)."""
         from peek.agent.feedback import record_session
 
+        budget = check_map_budget(budget)
         return record_session(self, trajectory, session=session, edited=edited, success=success,
                               budget=budget, model=model, evolve_steps=evolve_steps)
 
@@ -221,6 +251,7 @@ class Peek:
         the working tree, within `budget` (default: the stored budget)."""
         from peek.contextmap.policy import CachePolicy
 
+        budget = check_map_budget(budget)
         return CachePolicy(self.db, self.corpus_id, root=self.root, budget=budget).view()
 
     def map_configure(self, budget: int | None = None,
@@ -228,6 +259,7 @@ class Peek:
         """Keep a token budget and/or evolve steps (PEEK's m; None = always evolve)."""
         from peek.contextmap.policy import CachePolicy
 
+        budget = check_map_budget(budget)
         return CachePolicy(self.db, self.corpus_id, root=self.root, budget=budget,
                            evolve_steps=evolve_steps).configure()
 

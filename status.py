@@ -6,10 +6,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
+from peek.retrieval.skipped import load_skipped, still_skipped
 from peek.retrieval.walk import git_state, walk_corpus
-from peek.schema import Corpus, File
 
 if TYPE_CHECKING:
     from peek.service import Peek
@@ -42,24 +40,31 @@ class CorpusStatus:
 
 
 def corpus_status(peek: Peek) -> CorpusStatus:
-    """Compare the store with the tree by stat only (no file is read), like `git status`."""
+    """Compare the store with the tree by stat only (no file is read), like `git status`.
+
+    The map version is the stored one; a later view that finds anchors outdated by files
+    changed since makes a new version, and then `dirty` is already true.
+    """
     corpus_id = peek.corpus_id_or_none()
     git = git_state(peek.root)
     head = git.head if git else None
     if corpus_id is None:
         return CorpusStatus(str(peek.root), False, None, head, None, 0, [], [], [], 0)
-    with peek.db.read() as conn:
+    with peek.db.query() as conn:
         indexed_at, indexed_commit = conn.execute(
-            select(Corpus.indexed_at, Corpus.git_head).where(Corpus.id == corpus_id)
-        ).one()
+            "SELECT indexed_at, git_head FROM corpora WHERE id = ?", (corpus_id,)).fetchone()
         known = {r[0]: (r[1], r[2]) for r in conn.execute(
-            select(File.path, File.size, File.mtime_ns).where(File.corpus_id == corpus_id))}
+            "SELECT path, size, mtime_ns FROM files WHERE corpus_id = ?", (corpus_id,))}
+        version = conn.execute("SELECT version FROM map_state WHERE corpus_id = ?",
+                               (corpus_id,)).fetchone()
+    skipped = load_skipped(peek.db, corpus_id)
     on_disk = {e.path: (e.size, e.mtime_ns) for e in
-               walk_corpus(peek.root, peek.settings.max_file_bytes).files}
+               walk_corpus(peek.root, peek.settings.max_file_bytes).files
+               if not still_skipped(e, skipped)}
     changed = sorted(p for p in known.keys() & on_disk.keys() if known[p] != on_disk[p])
     age = time.time() - indexed_at if indexed_at else None
     return CorpusStatus(
         str(peek.root), True, indexed_commit, head, age, len(known), changed,
         sorted(on_disk.keys() - known.keys()), sorted(known.keys() - on_disk.keys()),
-        peek.map().version,
+        int(version[0]) if version else 0,
     )

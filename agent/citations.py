@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from peek.agent.session import Citation
+from peek.safefs import read_beneath
 from peek.sandbox import SandboxError
 from peek.sandbox.paths import resolve_in_root
 from peek.schema import File
@@ -29,7 +30,6 @@ _CITATION = re.compile(
     r"(?:[ \t]?[-\u2013\u2014][ \t]?L?(?P<end>\d+))?"
     r"(?!\d)"
 )
-_BLOCK = 1 << 16
 
 
 def extract_citations(text: str) -> list[Citation]:
@@ -97,19 +97,15 @@ def _indexed_paths(peek: Peek, paths: set[str]) -> set[str]:
 
 
 def _line_count(root: Path, rel: str) -> int | None:
-    """Lines of the file on disk as read_file numbers them; None when it is gone or outside."""
+    """Lines of the file as read_file numbers them; None when gone, outside, excluded or too big.
+
+    Read through the sandbox's race-free reader with the one size cap for every read.
+    """
+    from peek.config import max_file_bytes
+
     try:
-        real = resolve_in_root(root, rel)
-        return count_lines(real) if real.is_file() else None
+        resolve_in_root(root, rel)
+        data = read_beneath(root, rel, max_file_bytes())
     except (SandboxError, OSError):
         return None
-
-
-def count_lines(path: Path) -> int:
-    """Newline-separated lines, a last line without its newline included (like split_lines)."""
-    count, last = 0, b"\n"
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(_BLOCK), b""):
-            count += block.count(b"\n")
-            last = block[-1:]
-    return count + (last != b"\n")
+    return data.count(b"\n") + (not data.endswith(b"\n") and bool(data))

@@ -52,16 +52,27 @@ def load_questions(path: Path) -> list[Question]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise QueryError(f"cannot read {path}: {exc.strerror}", "check the path") from exc
+    except UnicodeDecodeError as exc:
+        raise QueryError(f"{path} is not UTF-8 text", "one JSON object per line") from exc
     for n, line in enumerate(lines, 1):
         if line.strip():
-            items.append(_question(json.loads(line), n, path))
+            items.append(_question(_json_line(line, n, path), n, path))
     if not items:
         raise QueryError(f"{path} has no questions", "one JSON object per line")
     return items
 
 
-def _question(raw: dict[str, Any], n: int, path: Path) -> Question:
-    if not isinstance(raw.get("question"), str) or not isinstance(raw.get("gold_files"), list):
+def _json_line(line: str, n: int, path: Path) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        message = f"{path}:{n} is not valid JSON ({exc})"
+        raise QueryError(message, "one JSON object per line") from exc
+
+
+def _question(raw: Any, n: int, path: Path) -> Question:
+    if not isinstance(raw, dict) or not isinstance(raw.get("question"), str) or not isinstance(
+            raw.get("gold_files"), list) or not all(isinstance(g, str) for g in raw["gold_files"]):
         raise QueryError(f"{path}:{n} needs 'question' (string) and 'gold_files' (list)")
     return Question(str(raw.get("id", n)), raw["question"], tuple(raw["gold_files"]))
 

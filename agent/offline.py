@@ -17,7 +17,7 @@ from peek.agent.localize import Candidate, localize, pack
 from peek.agent.session import AskResult, Budgets, Citation, SessionStore, new_session_id
 from peek.retrieval.lexical import query_terms, term_idf
 from peek.retrieval.locate import FileScore
-from peek.sandbox import FileTools, SandboxError
+from peek.sandbox import FileSlice, FileTools, SandboxError
 
 if TYPE_CHECKING:
     from peek.contextmap.model import Entry
@@ -28,6 +28,7 @@ MODEL_NAME = "offline"
 ANSWER_FILES = 10
 READ_FILES = 3
 KEY_LINES = 3
+HEAD_LINES = 30
 # A map entry applies when the words it shares with the question are specific enough: each
 # counted word must be rare in the corpus (normalized idf), and together carry enough weight.
 # Generic words ("sympy", "expression") then never pull a learned location into an answer.
@@ -62,6 +63,7 @@ def run_offline(peek: Peek, question: str, budgets: Budgets, session: str | None
     ranked, cands = _locate(peek, question, matched)
     steps.append(_step("search", {"query": question[:200], "k": 10}, [f.path for f in ranked]))
     spans = _read_spans(peek, ranked, question, steps, budgets.max_steps - len(steps))
+    spans = _verified(peek, spans)
     result = _result(question, ranked, spans, steps, session, budgets)
     result.map_version = view.version
     if learn:
@@ -130,40 +132,53 @@ def _locate(peek: Peek, question: str,
 
 def _read_spans(peek: Peek, ranked: list[FileScore], question: str,
                 steps: list[dict[str, Any]], allowed: int) -> list[Span]:
-    """Read the best span of each top file through the sandbox; key lines match the question."""
-    tools = FileTools(peek.root)
+    """Read the best span of each top file through the sandbox; cite only the lines read."""
+    tools = FileTools(peek.root, max_file_bytes=peek.settings.max_file_bytes)
     terms = set(query_terms(question))
     spans = []
-    for n, item in enumerate(ranked[:ANSWER_FILES]):
+    for n, item in enumerate(ranked[: min(ANSWER_FILES, max(allowed, 0))]):
         start, end, symbol = _best_span(item)
-        if n < min(READ_FILES, max(allowed, 0)):
-            key = _key_lines(tools, item.path, start, end, terms, steps)
-        else:
-            key = []
-        spans.append(Span(Citation(item.path, start, end), symbol, key))
+        read = _read(tools, item.path, start, end, steps)
+        if read is None:
+            continue
+        key = _key_lines(read.text, terms) if n < READ_FILES else []
+        spans.append(Span(Citation(read.path, read.start, read.end), symbol, key))
     return spans
 
 
-def _best_span(item: FileScore) -> tuple[int, int, str | None]:
+def _best_span(item: FileScore) -> tuple[int, int | None, str | None]:
     if item.hits:
         hit = item.hits[0]
         return hit.start_line, hit.end_line, hit.symbol
-    return 1, 1, None
+    return 1, HEAD_LINES, None
 
 
-def _key_lines(tools: FileTools, path: str, start: int, end: int, terms: set[str],
-               steps: list[dict[str, Any]]) -> list[tuple[int, str]]:
+def _read(tools: FileTools, path: str, start: int, end: int | None,
+          steps: list[dict[str, Any]]) -> FileSlice | None:
+    """One sandboxed read (a trajectory step); None when it fails or the file has no lines."""
     args = {"path": path, "start": start, "end": end}
     try:
-        text = tools.read_file(path, start, end).text
+        read = tools.read_file(path, start, end)
     except SandboxError:
         steps.append(_step("read_file", args, [path], ok=False))
-        return []
+        return None
     steps.append(_step("read_file", args, [path]))
+    return read if read.end >= read.start >= 1 else None
+
+
+def _key_lines(text: str, terms: set[str]) -> list[tuple[int, str]]:
     lines = [(int(m.group(1)), m.group(2)) for m in map(_LINE.match, text.splitlines()) if m]
     scored = [(len(terms & set(query_terms(body))), n, body) for n, body in lines]
     best = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))[:KEY_LINES]
     return [(n, body.strip()) for _, n, body in sorted(best, key=lambda s: s[1])]
+
+
+def _verified(peek: Peek, spans: list[Span]) -> list[Span]:
+    """Keep the spans whose citation the corpus backs (the check the README promises)."""
+    from peek.agent.citations import verify_citations
+
+    kept = set(verify_citations(peek, [s.citation for s in spans])[0])
+    return [s for s in spans if s.citation in kept]
 
 
 def _result(question: str, ranked: list[FileScore], spans: list[Span],
@@ -185,9 +200,11 @@ def compose_answer(question: str, ranked: list[FileScore], spans: list[Span]) ->
     if not spans:
         return "No location in the corpus matches this question; try other words or identifiers."
     lines = ["Most relevant locations:"]
-    for n, (span, item) in enumerate(zip(spans, ranked, strict=False), 1):
+    reasons = {item.path: item.reasons for item in ranked}
+    for n, span in enumerate(spans, 1):
         label = f" {span.symbol}" if span.symbol else ""
-        why = f" ({'; '.join(item.reasons)})" if item.reasons else ""
+        found = reasons.get(span.citation.path)
+        why = f" ({'; '.join(found)})" if found else ""
         lines.append(f"{n}. {span.citation.label()}{label}{why}")
         lines.extend(f"   {num}| {body[:160]}" for num, body in span.key_lines)
     lines.append("")

@@ -76,6 +76,7 @@ class AgentTools:
         self.peek = peek
         self.max_chars = max_chars
         self.files = FileTools(peek.root, max_output_chars=min(FILE_TOOL_CHARS, max_chars),
+                               max_file_bytes=peek.settings.max_file_bytes,
                                symbol_lookup=self._lookup)
         self._corpus_id = peek.corpus_id
 

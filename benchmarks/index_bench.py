@@ -2,6 +2,11 @@
 
 Usage: python benchmarks/index_bench.py [CORPUS_DIR]
 Download the corpus with the command in ../shared/eval/README.md ("Materializing the corpora").
+
+Peak memory is the largest resident set of any one process of the cold index (the peek
+process or one of its parse workers), read with getrusage(RUSAGE_CHILDREN) by a small wrapper
+process that runs only that index; the peak of the main peek process alone is printed too,
+read from /proc/self/status (VmHWM) by peek's `PEEK_REPORT_RSS` hook.
 """
 
 from __future__ import annotations
@@ -16,7 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT = Path(__file__).resolve().parents[2] / "corpora" / "sympy-1.14.0"
+_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = next((p for p in (_ROOT / "peek-corpora" / "sympy-1.14.0",
+                            _ROOT / "corpora" / "sympy-1.14.0") if p.is_dir()),
+               _ROOT / "corpora" / "sympy-1.14.0")
+_RSS_WRAPPER = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+                "print('maxrss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
+                "file=sys.stderr); sys.exit(r.returncode)")
 QUERIES = [
     "where are redirects followed", "simplify trigonometric expression", "Matrix determinant",
     "solve linear system", "latex printing of integrals", "series expansion at infinity",
@@ -33,6 +44,18 @@ def run(*args: str, env: dict[str, str]) -> tuple[float, dict[str, object] | Non
     out = subprocess.run([*PEEK, *args], capture_output=True, text=True, env=env, check=True)
     wall = time.perf_counter() - start
     return wall, json.loads(out.stdout) if out.stdout.startswith("{") else None
+
+
+def run_measured(*args: str, env: dict[str, str]) -> tuple[float, dict[str, object], int, int]:
+    """Like `run`, plus the peak RSS (KB) of the largest process and of the peek process."""
+    argv = [sys.executable, "-c", _RSS_WRAPPER, *PEEK, *args]
+    start = time.perf_counter()
+    out = subprocess.run(argv, capture_output=True, text=True, check=True,
+                         env={**env, "PEEK_REPORT_RSS": "1"})
+    wall = time.perf_counter() - start
+    largest = int(out.stderr.rsplit("maxrss_kb", 1)[1].split()[0])
+    main_kb = int(out.stderr.rsplit("peek_vmhwm_kb", 1)[1].split()[0])
+    return wall, json.loads(out.stdout), largest, main_kb
 
 
 def search_latencies(root: Path, home: Path) -> list[float]:
@@ -61,8 +84,10 @@ def main() -> None:
         home = Path(tmp) / "home"
         env = {**os.environ, "PEEK_HOME": str(home)}
         rows = []
-        wall, cold = run("index", str(root), "--json", env=env)
-        rows.append(("cold index", wall, 30.0, f"{cold['files']} files, {cold['chunks']} chunks"))
+        wall, cold, largest, main_kb = run_measured("index", str(root), "--json", env=env)
+        rows.append(("cold index", wall, 15.0, f"{cold['files']} files, {cold['chunks']} chunks"))
+        note = f"largest process {largest / 1e3:.0f} MB; peek process {main_kb / 1e3:.0f} MB"
+        rows.append(("cold index peak RSS (GB)", largest / 1e6, 0.3, note))
         wall, same = run("index", str(root), "--json", env=env)
         rows.append(("no-change re-index", same["seconds"], 0.5, f"process wall {wall:.2f}s"))
         target = next(p for p in sorted(root.rglob("*.py")) if p.stat().st_size > 20_000)

@@ -51,7 +51,8 @@ def prepare(corpus: Path | None, tmp: Path) -> tuple[Path, Path]:
 
 async def spawn_ready(home: Path) -> float:
     """Seconds from spawning `peek mcp` to its answer to `initialize`."""
-    params = StdioServerParameters(command=str(PEEK_BIN), args=["mcp", "--home", str(home)])
+    params = StdioServerParameters(command=str(PEEK_BIN), args=["mcp", "--home", str(home),
+                                                                "--root", str(home.parent)])
     started = time.perf_counter()
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
@@ -60,7 +61,8 @@ async def spawn_ready(home: Path) -> float:
 
 async def map_calls(corpus: Path, home: Path, calls: int) -> list[float]:
     """Seconds per `peek_map` call in one stdio session, after one warm-up call."""
-    params = StdioServerParameters(command=str(PEEK_BIN), args=["mcp", "--home", str(home)])
+    params = StdioServerParameters(command=str(PEEK_BIN), args=["mcp", "--home", str(home),
+                                                                "--root", str(corpus)])
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         args = {"corpus": str(corpus)}

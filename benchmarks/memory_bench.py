@@ -15,6 +15,10 @@ Run: .venv/bin/python benchmarks/memory_bench.py [--eval ../shared/eval] [--budg
 - Code sessions: `record_code_session` latency over synthetic trajectories on a small git repo,
   then `invalidate` after a commit-free edit.
 - Stability: the episode blocks' sha256 across two builds in separate stores and processes.
+- Scale (`--only scale --scale-turns 20000`): the LoCoMo conversations ingested again and again
+  (each pass under new turn and session ids) into one corpus until it holds that many turns;
+  ingest throughput per stage, then cold `memory_search` and `memory_block` (a fresh process
+  each, imports and the tokenizer loaded before the clock starts), median of 5 questions.
 """
 
 from __future__ import annotations
@@ -120,9 +124,11 @@ def run_locomo(path: Path, work: Path, budget: int, samples: int) -> dict[str, A
         ids = [t["id"] for t in turns]
         lines = {t["id"]: _line(t) for t in turns}
         floor = Floor([(t["id"], f"{t['speaker']}: {t['text']}") for t in turns])
-        with peek.db.read() as conn:
+        with peek.db.query() as conn:
             index = memory_index(conn, peek.db.path, peek.corpus_id)
-        episode_of = dict(zip((t.turn_id for t in index.turns), index.episode_of, strict=True))
+            assert index is not None
+            episode_of = dict(zip((t.turn_id for t in index.turns), index.episode_of,
+                                  strict=True))
         for qa in sample["qa"]:
             gold = evidence(qa, set(ids))
             if not gold:
@@ -133,9 +139,12 @@ def run_locomo(path: Path, work: Path, budget: int, samples: int) -> dict[str, A
             base = [ids[i] for i in floor.search(q, 10)]
             _score(stats, "mem", cat, gold, got)
             _score(stats, "bm25", cat, gold, base)
-            routed = routed_episode(index, q)
+            with peek.db.query() as conn:
+                index = memory_index(conn, peek.db.path, peek.corpus_id)
+                assert index is not None
+                routed = routed_episode(index, q)
+                nearest = centroid_episode(index, q)
             stats["route"][cat].append(mean([float(episode_of.get(g) == routed) for g in gold]))
-            nearest = centroid_episode(index, q)
             stats["route_c"][cat].append(mean([float(episode_of.get(g) == nearest) for g in gold]))
             stats["tok_search"][cat].append(found.tokens)
             stats["tok_block"][cat].append(count_tokens(
@@ -318,6 +327,101 @@ def run_stable(locomo: Path) -> dict[str, Any]:
     return {"episodes": len(here), "identical": here == there, "shas": here}
 
 
+# --- scale ------------------------------------------------------------------------------------
+
+COLD_QUESTIONS = ["What did Caroline research?", "When did Melanie paint a sunrise?",
+                  "What is Jon's favorite dance style?", "Where did Gina go on vacation?",
+                  "What books has Melanie read?"]
+_COLD = """
+import json, sys, time
+from peek.service import Peek
+from peek.memory.query import memory_block, memory_search
+from peek.tokens import count_tokens
+count_tokens("warm the tokenizer")
+peek = Peek(sys.argv[1], sys.argv[2])
+cid = peek.corpus_id
+fn, q = sys.argv[3], sys.argv[4]
+started = time.perf_counter()
+if fn == "search":
+    memory_search(peek.db, cid, q, 10, 2000)
+else:
+    memory_block(peek.db, cid, q, 2000)
+print(json.dumps({"ms": (time.perf_counter() - started) * 1000}))
+"""
+
+
+def run_scale(path: Path, work: Path, target: int) -> dict[str, Any]:
+    """Ingest LoCoMo again and again up to `target` turns; throughput, then cold serving."""
+    from peek.memory.ingest import ingest_turns
+
+    data = json.loads(path.read_text())
+    folder = work / "scale"
+    folder.mkdir(parents=True)
+    (folder / "README.md").write_text("memory at scale\n")
+    home = work / "home-scale"
+    peek = open_corpus(folder, home)
+    stages: list[tuple[int, float]] = []
+    total, n = 0, 0
+    while total < target:
+        sample, lap = data[n % len(data)], n // len(data)
+        turns = [{**t, "id": f"L{lap}C{n % len(data)}:{t['id']}",
+                  "session": f"L{lap}C{n % len(data)}:{t['session']}"}
+                 for t in locomo_turns(sample)][: target - total]
+        started = time.perf_counter()
+        ingest_turns(peek.db, peek.corpus_id, turns)
+        elapsed = time.perf_counter() - started
+        total += len(turns)
+        stages.append((total, elapsed / len(turns) * 1000))
+        print(f"  {total:>6} turns: {elapsed / len(turns) * 1000:.2f} s per 1,000 turns",
+              flush=True)
+        n += 1
+    peek.close()
+    cold = {fn: [_cold(folder, home, fn, q) for q in COLD_QUESTIONS]
+            for fn in ("search", "block")}
+    return {"stages": stages, "cold": cold, "turns": total}
+
+
+def _cold(folder: Path, home: Path, fn: str, question: str) -> float:
+    done = subprocess.run([sys.executable, "-c", _COLD, str(folder), str(home), fn, question],
+                          capture_output=True, text=True, check=True)
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["ms"])
+
+
+def _amortized(stages: list[tuple[int, float]], start: int, stop: int | None) -> float:
+    """Seconds per 1,000 turns over the batches from the one ending after `start` until the
+    first that reaches `stop`."""
+    seconds, count, before = 0.0, 0, 0
+    for total, per in stages:
+        n = total - before
+        if total > start:
+            seconds += per * n / 1000
+            count += n
+        before = total
+        if stop is not None and total >= stop:
+            break
+    return seconds / count * 1000 if count else float("nan")
+
+
+def print_scale(result: dict[str, Any]) -> None:
+    stages = result["stages"]
+    first = next(s for t, s in stages if t >= 1000) if stages[-1][0] >= 1000 else stages[0][1]
+    last = stages[-1][1]
+    print(f"\n## Memory at scale ({result['turns']} turns)\n")
+    print("| turns stored after the batch | s per 1,000 turns | × the rate at 1,000 |")
+    print("|---|---|---|")
+    for total, per in stages:
+        print(f"| {total} | {per:.2f} | {per / first:.2f} |")
+    print(f"\nlast batch vs the batch that reached 1,000 turns: {last / first:.2f}×")
+    early, late = _amortized(stages, 0, 1000), _amortized(stages, stages[-1][0] - 5000, None)
+    print(f"amortized (refits and re-clusterings included): {early:.2f} s per 1,000 turns over "
+          f"the first ≥1,000 turns, {late:.2f} over the last ≥5,000: {late / early:.2f}× "
+          "(goal ≤ 1.5)")
+    for fn, values in result["cold"].items():
+        print(f"cold memory_{fn}: median {statistics.median(values):.0f} ms, max "
+              f"{max(values):.0f} ms over {len(values)} questions, each in a fresh process "
+              "(goal ≤ 100 ms)")
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -329,6 +433,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--only", default="locomo,epbench,code,stable")
     parser.add_argument("--shas-only", action="store_true")
+    parser.add_argument("--scale-turns", type=int, default=20000)
     args = parser.parse_args()
     locomo = args.eval / "locomo10.json"
     if args.shas_only:
@@ -358,6 +463,8 @@ def _run(parts: set[str], args: argparse.Namespace, locomo: Path, work: Path) ->
               f"p50 {c['p50']:.1f} ms, p95 {c['p95']:.1f} ms, first (imports) {c['first']:.0f} "
               f"ms (goal p50 ≤ 100 ms); invalidate after one edit: {c['stale']} items stale in "
               f"{c['invalidate_ms']:.1f} ms")
+    if "scale" in parts:
+        print_scale(run_scale(locomo, work, args.scale_turns))
     if "stable" in parts:
         s = run_stable(locomo)
         print(f"\n## Byte stability\n\n{s['episodes']} episode blocks, sha256 identical across "

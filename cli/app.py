@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -171,11 +172,13 @@ def evaluate(
     from peek.agent.evaluate import evaluate as run_eval
     from peek.agent.evaluate import load_questions
     from peek.cli.render import print_eval
+    from peek.service import check_budgets
 
     if questions is None or not corpus:
         from peek.errors import QueryError
 
         raise QueryError("peek eval needs QUESTIONS and --corpus PATH (or --replay FILE)")
+    check_budgets(Budgets(max_steps))
     report = run_eval(corpus[0], load_questions(questions), home=home,
                       model=resolve_model(model, api_base), budgets=Budgets(max_steps),
                       learn_n=learn, evolve_steps=evolve_steps)
@@ -227,11 +230,14 @@ def mcp(
         "Offer peek_ask with this model (as for `peek ask`); without it peek_ask is absent, "
         "since host agents bring their own model."))] = None,
     api_base: ApiBaseOpt = None,
+    root: Annotated[list[Path] | None, typer.Option("--root", help=(
+        "A folder whose corpora the server may serve (repeatable; also PEEK_ROOTS). Without "
+        "one, only the roots the MCP host declares are allowed."))] = None,
 ) -> None:
     """Serve peek's tools (peek_map, peek_search, peek_read, peek_record, ...) over MCP."""
-    from peek.cli.mcp_server import serve
+    from peek.cli.mcp_server import configured_roots, serve
 
-    serve(transport, host, port, home, model, api_base)
+    serve(transport, host, port, home, model, api_base, configured_roots(root or []))
 
 
 @app.command()
@@ -250,4 +256,16 @@ def main() -> None:
     """Entry point: run the app, turning known errors into one line on stderr and exit code 2."""
     from peek.cli.errors import run_guarded
 
-    sys.exit(run_guarded(app))
+    code = run_guarded(app)
+    if os.environ.get("PEEK_REPORT_RSS"):
+        report_peak_rss()
+    sys.exit(code)
+
+
+def report_peak_rss() -> None:
+    """For benchmarks: this process's peak resident set (VmHWM) on stderr, Linux only."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        hwm = next((line.split()[1] for line in status.read_text().splitlines()
+                    if line.startswith("VmHWM:")), "0")
+        sys.stderr.write(f"peek_vmhwm_kb {hwm}\n")

@@ -6,9 +6,11 @@ import sys
 
 import typer
 
+USAGE_EXIT = 2
+
 
 def run_guarded(app: typer.Typer) -> int:
-    """Run the typer app; map peek's and the sandbox's errors to `peek: error: ...` and exit 2."""
+    """Run the typer app; map peek's, the sandbox's and usage errors to `peek: error: ...`."""
     from peek.errors import PeekError
 
     try:
@@ -22,26 +24,78 @@ def run_guarded(app: typer.Typer) -> int:
     return 0
 
 
-def _known(exc: Exception) -> int:
-    import click
-    from sqlalchemy.exc import OperationalError
+def click_kind(exc: BaseException) -> str | None:
+    """The click exception family of `exc`, whether from click or the copy typer bundles."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    for kind in ("NoArgsIsHelpError", "UsageError", "Exit", "Abort", "ClickException"):
+        if kind in names:
+            return kind
+    return None
 
+
+def _known(exc: Exception) -> int:
     from peek.sandbox import SandboxError
 
-    if isinstance(exc, click.exceptions.Exit):
-        return int(exc.exit_code)
-    if isinstance(exc, click.ClickException):
-        exc.show()
-        return int(exc.exit_code)
-    if isinstance(exc, click.exceptions.Abort):
-        return _fail("aborted", 1)
+    kind = click_kind(exc)
+    if kind is not None:
+        return _click(exc, kind)
     if isinstance(exc, SandboxError):
         return _fail(str(exc), 2)
-    if isinstance(exc, OperationalError):
-        return _fail(f"the store is busy or unavailable: {exc.orig}; try again", 3)
-    raise exc
+    if _is_busy(exc):
+        return _fail(f"the store is busy or unavailable: {getattr(exc, 'orig', exc)}; try again",
+                     3)
+    if isinstance(exc, OverflowError):
+        return _fail(f"a number is out of range ({exc}); use a smaller value", USAGE_EXIT)
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}", USAGE_EXIT)
+    return _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> int:
+    """A bug, not a usage error: still one line, with the traceback only when asked for."""
+    import os
+    import traceback
+
+    if os.environ.get("PEEK_DEBUG"):
+        traceback.print_exception(exc)
+    return _fail(f"unexpected error ({type(exc).__name__}): {exc} (PEEK_DEBUG=1 shows where)", 1)
+
+
+def _click(exc: Exception, kind: str) -> int:
+    code = int(getattr(exc, "exit_code", USAGE_EXIT) or 0)
+    if kind == "Exit":
+        return code
+    if kind == "Abort":
+        return _fail("aborted", 1)
+    if kind == "NoArgsIsHelpError":
+        exc.show()  # type: ignore[attr-defined]
+        return code
+    message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    if kind == "UsageError":
+        return _fail(f"{message} (see: {_help_command(getattr(exc, 'ctx', None))})", USAGE_EXIT)
+    return _fail(message, code or 1)
+
+
+def _help_command(ctx: object) -> str:
+    """`peek SUB --help` for the command that failed, named the way a person typed it."""
+    names: list[str] = []
+    while ctx is not None and getattr(ctx, "parent", None) is not None:
+        command = getattr(ctx, "command", None)
+        names.append(str(getattr(command, "name", "") or ""))
+        ctx = getattr(ctx, "parent", None)
+    return " ".join(["peek", *reversed([n for n in names if n]), "--help"])
+
+
+def _is_busy(exc: Exception) -> bool:
+    """A SQLAlchemy OperationalError, checked without importing SQLAlchemy when it never loaded."""
+    if "sqlalchemy" not in sys.modules:
+        return False
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError)
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"peek: error: {message}\n")
+    sys.stderr.write(f"peek: error: {' '.join(message.split())}\n")
     return code

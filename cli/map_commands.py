@@ -54,7 +54,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 EvolveOpt = Annotated[int | None, typer.Option(
     "--evolve-steps", min=0, help="Freeze the map after M policy updates in all (PEEK's m).")]
 BudgetOpt = Annotated[int | None, typer.Option(
-    "--budget", min=1, help="Set the map's token budget (kept for later commands).")]
+    "--budget", help="Set the map's token budget (kept for later commands).")]
 
 
 def emit(payload: Any) -> None:

@@ -13,12 +13,14 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from mcp.server.mcpserver import MCPServer
+import anyio
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.resources import ResourceSecurity
 from mcp.server.mcpserver.tools import Tool
@@ -38,12 +40,16 @@ MAP_URI = "peek://{corpus}/map"
 BUSY_RETRIES = 8
 BUSY_FIRST_WAIT_S = 0.05
 BUSY_MAX_WAIT_S = 2.0
+ROOTS_TIMEOUT_S = 5.0
 
 INSTRUCTIONS = (
     "peek keeps a context map per corpus (a repository or a folder of documents): what earlier "
     "sessions learned about where things are. Call peek_map first, before exploring a corpus; "
     "use peek_search and peek_read to find and read code; call peek_record last, after you "
-    "finish a task, so the map learns from it. Pass the same absolute corpus path every time."
+    "finish a task, so the map learns from it. Pass the same absolute corpus path every time. "
+    "The server only touches corpora under the roots the host declares (MCP roots) or the "
+    "operator allows (`peek mcp --root DIR`, PEEK_ROOTS), and serves only indexed corpora: "
+    "files the index excludes (.git, ignore files, .env and key files) are never served."
 )
 
 DESCRIPTIONS = {
@@ -64,7 +70,9 @@ DESCRIPTIONS = {
         "Call peek_read to read numbered lines of one file of the corpus: `path` relative to the "
         "corpus root, `start_line`/`end_line` 1-based and inclusive (omit both for the whole "
         "file, cut at a size limit with a note saying how to read on). Reads never leave the "
-        "corpus root. Report the files you read with peek_record when you finish."
+        "corpus root, which must be indexed and under an allowed root; files the index "
+        "excludes (.git, ignored files, .env, keys, credentials) are refused. Report the files "
+        "you read with peek_record when you finish."
     ),
     "peek_ask": (
         "Call peek_ask to hand a whole where-is or how-does question to peek's own agent (the "
@@ -88,7 +96,8 @@ DESCRIPTIONS = {
     "peek_index": (
         "Call peek_index to index a corpus: once, the first time you use peek on it (the other "
         "tools say when it is not indexed), and again after files changed (peek_status shows "
-        "dirty). Incremental: only added or changed files are read again."
+        "dirty). Incremental: only added or changed files are read again. The corpus must be "
+        "an MCP root of the host, or under one, or under a folder given to `peek mcp --root`."
     ),
     "peek_memory_search": (
         "Call peek_memory_search to recall what past sessions or ingested conversations said "
@@ -132,21 +141,80 @@ class OpenCorpus:
     index_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+class RootPolicy:
+    """Which folders the server may touch: under an operator's or the host's declared roots."""
+
+    def __init__(self, configured: Sequence[str | os.PathLike[str]] = ()) -> None:
+        self.configured = tuple(_real(p) for p in configured)
+
+    def check(self, key: str, host_roots: Sequence[str] = ()) -> None:
+        """Refuse a corpus that is not one of the roots or inside one."""
+        from peek.errors import QueryError
+
+        roots = self.configured + tuple(_real(p) for p in host_roots)
+        if not roots:
+            raise QueryError(
+                "no corpus roots are allowed",
+                "start the server with `peek mcp --root DIR` or PEEK_ROOTS, or declare MCP roots",
+            )
+        if not any(key == root or key.startswith(root.rstrip("/") + "/") for root in roots):
+            raise QueryError(
+                f"{key} is outside the allowed corpus roots ({', '.join(roots)})",
+                "pass a corpus under one of them, or add its folder with --root",
+            )
+
+
+def _real(path: str | os.PathLike[str]) -> str:
+    return os.path.realpath(os.path.expanduser(os.fspath(path)))
+
+
+def configured_roots(roots: Sequence[Path]) -> list[str]:
+    """`--root` folders plus PEEK_ROOTS (os.pathsep-separated); each must be a folder."""
+    from peek.errors import ConfigError
+
+    named = [(str(r), "--root") for r in roots]
+    env = os.environ.get("PEEK_ROOTS", "")
+    named += [(p, "PEEK_ROOTS") for p in env.split(os.pathsep) if p.strip()]
+    for path, source in named:
+        if "\0" in path or not os.path.isdir(os.path.expanduser(path)):
+            raise ConfigError(f"{source} names {path!r}, which is not a folder", "fix the path")
+    return [_real(p) for p, _ in named]
+
+
+def host_root_paths(uris: Sequence[str]) -> list[str]:
+    """Local folder paths of the host's MCP roots (file:// URIs); other schemes are ignored."""
+    from urllib.parse import unquote, urlsplit
+
+    paths = []
+    for uri in uris:
+        parts = urlsplit(str(uri))
+        if parts.scheme == "file" and parts.netloc in ("", "localhost") and parts.path:
+            paths.append(unquote(parts.path))
+    return paths
+
+
 class Corpora:
     """`Peek` objects per corpus path, so every call after the first reuses an open store."""
 
-    def __init__(self, home: Path | None) -> None:
+    def __init__(self, home: Path | None, policy: RootPolicy | None = None) -> None:
         self.home = home
+        self.policy = policy or RootPolicy()
         self._open: dict[str, OpenCorpus] = {}
         self._lock = threading.Lock()
 
-    def get(self, corpus: str) -> OpenCorpus:
-        """The open corpus for a path (any spelling of the same folder shares one)."""
+    def get(self, corpus: str, host_roots: Sequence[str] = (), *,
+            indexed: bool = True) -> OpenCorpus:
+        """The open corpus for a path under an allowed root (and indexed, unless told not)."""
+        from peek.errors import NotIndexedError
+
         key = corpus_key(corpus)
+        self.policy.check(key, host_roots)
         with self._lock:
             found = self._open.get(key)
             if found is None:
                 found = self._open[key] = open_corpus(key, self.home)
+        if indexed and found.peek.corpus_id_or_none() is None:
+            raise NotIndexedError(f"{key} is not indexed yet", "peek only serves indexed corpora")
         return found
 
     def close(self) -> None:
@@ -163,7 +231,11 @@ def corpus_key(corpus: str) -> str:
 
     if not corpus.strip():
         raise QueryError("corpus is empty", "give the corpus folder's absolute path")
-    return os.path.realpath(os.path.expanduser(corpus))
+    if "\0" in corpus:
+        raise QueryError("corpus contains a NUL byte", "give the corpus folder's absolute path")
+    if not os.path.isabs(os.path.expanduser(corpus)):
+        raise QueryError(f"corpus {corpus!r} is not an absolute path", "give the absolute path")
+    return _real(corpus)
 
 
 def open_corpus(path: str, home: Path | None) -> OpenCorpus:
@@ -172,7 +244,8 @@ def open_corpus(path: str, home: Path | None) -> OpenCorpus:
     from peek.service import Peek
 
     peek = Peek(path, home)
-    return OpenCorpus(peek, FileTools(peek.root, max_file_bytes=peek.settings.max_file_bytes))
+    files = FileTools(peek.root, max_file_bytes=peek.settings.max_file_bytes)
+    return OpenCorpus(peek, files)
 
 
 def host_trajectory(question: str, files_read: list[str]) -> dict[str, Any]:
@@ -182,8 +255,15 @@ def host_trajectory(question: str, files_read: list[str]) -> dict[str, Any]:
     return {"question": question, "steps": steps, "answer": "", "citations": []}
 
 
+Roots = Sequence[str]
+
+
 class PeekTools:
-    """The tools' work as plain dicts: what each MCP tool returns when nothing goes wrong."""
+    """The tools' work as plain dicts: what each MCP tool returns when nothing goes wrong.
+
+    `roots` are the host's declared MCP roots for this call; the server's own `--root` folders
+    always count too (see RootPolicy).
+    """
 
     def __init__(self, corpora: Corpora, model: str | None, api_base: str | None) -> None:
         self.corpora = corpora
@@ -192,43 +272,45 @@ class PeekTools:
         self._model: tuple[Model | None] | None = None
         self._model_lock = threading.Lock()
 
-    def map(self, corpus: str, budget: int | None,
-            evolve_steps: int | None = None) -> dict[str, Any]:
+    def map(self, corpus: str, budget: int | None, evolve_steps: int | None = None,
+            roots: Roots = ()) -> dict[str, Any]:
         """The rendered map plus the `peek map --json` fields (a pure read without m)."""
-        peek = self.corpora.get(corpus).peek
+        peek = self.corpora.get(corpus, roots).peek
         if evolve_steps is not None:
             peek.map_configure(evolve_steps=evolve_steps)
         view = peek.map(budget)
         return {"rendered": view.text, **view.to_json()}
 
-    def search(self, corpus: str, query: str, k: int) -> dict[str, Any]:
+    def search(self, corpus: str, query: str, k: int, roots: Roots = ()) -> dict[str, Any]:
         """The `peek search --json` shape."""
-        hits = self.corpora.get(corpus).peek.search(query, k)
+        hits = self.corpora.get(corpus, roots).peek.search(query, k)
         return {"results": [h.to_dict() for h in hits]}
 
-    def read(self, corpus: str, path: str, start: int | None, end: int | None) -> dict[str, Any]:
-        """A sandboxed slice of one file."""
-        return self.corpora.get(corpus).files.read_file(path, start, end).to_dict()
+    def read(self, corpus: str, path: str, start: int | None, end: int | None,
+             roots: Roots = ()) -> dict[str, Any]:
+        """A sandboxed slice of one file of an indexed corpus."""
+        return self.corpora.get(corpus, roots).files.read_file(path, start, end).to_dict()
 
-    def status(self, corpus: str) -> dict[str, Any]:
-        """How current the index and map are."""
-        return self.corpora.get(corpus).peek.status().to_dict()
+    def status(self, corpus: str, roots: Roots = ()) -> dict[str, Any]:
+        """How current the index and map are (also for a corpus not indexed yet)."""
+        return self.corpora.get(corpus, roots, indexed=False).peek.status().to_dict()
 
-    def memory_search(self, corpus: str, query: str, k: int, budget: int) -> dict[str, Any]:
+    def memory_search(self, corpus: str, query: str, k: int, budget: int,
+                      roots: Roots = ()) -> dict[str, Any]:
         """The `peek memory search --json` shape."""
-        return self.corpora.get(corpus).peek.memory_search(query, k, budget).to_dict()
+        return self.corpora.get(corpus, roots).peek.memory_search(query, k, budget).to_dict()
 
-    def index(self, corpus: str) -> dict[str, Any]:
+    def index(self, corpus: str, roots: Roots = ()) -> dict[str, Any]:
         """Re-index; one index run per corpus at a time in this process (they would race)."""
-        opened = self.corpora.get(corpus)
+        opened = self.corpora.get(corpus, roots, indexed=False)
         with opened.index_lock:
             return dict(opened.peek.index().to_dict())
 
     def record(self, corpus: str, question: str, files_read: list[str] | None,
                files_edited: list[str] | None, success: bool | None,
-               trajectory: dict[str, Any] | None) -> dict[str, Any]:
+               trajectory: dict[str, Any] | None, roots: Roots = ()) -> dict[str, Any]:
         """Teach the map from a host agent's session report."""
-        peek = self.corpora.get(corpus).peek
+        peek = self.corpora.get(corpus, roots).peek
         if trajectory is None:
             trajectory = host_trajectory(question, [peek.relative(p) for p in files_read or ()])
         else:
@@ -237,11 +319,11 @@ class PeekTools:
                              model=self.model())
         return result.to_json()
 
-    def ask(self, corpus: str, question: str, max_steps: int) -> dict[str, Any]:
+    def ask(self, corpus: str, question: str, max_steps: int, roots: Roots = ()) -> dict[str, Any]:
         """Answer with peek's own agent; the model is loaded on the first ask, not at start."""
         from peek.agent.session import Budgets
 
-        peek = self.corpora.get(corpus).peek
+        peek = self.corpora.get(corpus, roots).peek
         return peek.ask(question, self.model(), Budgets(max_steps)).to_dict()
 
     def model(self) -> Model | None:
@@ -254,10 +336,14 @@ class PeekTools:
             return self._model[0]
 
 
-def tool_result(action: Callable[[], dict[str, Any]]) -> CallToolResult:
-    """Run one tool's work; known failures come back as a one-line tool error, never a crash."""
+def tool_result(action: Callable[[], dict[str, Any]], *, retry: bool = True) -> CallToolResult:
+    """Run one tool's work; known failures come back as a one-line tool error, never a crash.
+
+    Only work that is safe to repeat is retried on a busy store: a retry of `peek_record` or
+    `peek_ask` could apply a session twice or pay the model twice.
+    """
     try:
-        data = with_busy_retry(action)
+        data = with_busy_retry(action) if retry else action()
     except Exception as exc:  # noqa: BLE001 - every failure must reach the client as a result
         return error_result(error_message(exc))
     text = json.dumps(data, ensure_ascii=False)
@@ -307,50 +393,82 @@ def is_busy(exc: Exception) -> bool:
     return "locked" in text or "busy" in text
 
 
+async def host_roots(ctx: Context | None) -> list[str]:
+    """The folders of the host's MCP roots, asked for on each call (they can change)."""
+    from mcp.types import ClientCapabilities, RootsCapability
+
+    if ctx is None:
+        return []
+    try:
+        session = ctx.session
+        if not session.check_client_capability(ClientCapabilities(roots=RootsCapability())):
+            return []
+        with anyio.fail_after(ROOTS_TIMEOUT_S):
+            listed = await session.list_roots()
+    except Exception:  # noqa: BLE001 - no usable roots from the host means none
+        return []
+    return host_root_paths([str(root.uri) for root in listed.roots])
+
+
+async def run_tool(ctx: Context | None, work: Callable[[Roots], dict[str, Any]],
+                   retry: bool = True) -> CallToolResult:
+    """Ask the host for its roots, then do the blocking work in a worker thread."""
+    roots = await host_roots(ctx)
+    return await anyio.to_thread.run_sync(lambda: tool_result(lambda: work(roots), retry=retry))
+
+
 class PeekMcpTools:
     """The MCP tool functions: their signatures are the tools' input schemas."""
 
     def __init__(self, tools: PeekTools) -> None:
         self.tools = tools
 
-    def peek_map(self, corpus: CorpusArg, budget: BudgetArg = None,
-                 evolve_steps: EvolveArg = None) -> CallToolResult:
+    async def peek_map(self, corpus: CorpusArg, budget: BudgetArg = None,
+                       evolve_steps: EvolveArg = None,
+                       ctx: Context | None = None) -> CallToolResult:
         """The map first, so the agent starts where earlier sessions ended."""
-        return tool_result(lambda: self.tools.map(corpus, budget, evolve_steps))
+        return await run_tool(
+            ctx, lambda roots: self.tools.map(corpus, budget, evolve_steps, roots))
 
-    def peek_search(self, corpus: CorpusArg, query: QueryArg, k: KArg = 10) -> CallToolResult:
+    async def peek_search(self, corpus: CorpusArg, query: QueryArg, k: KArg = 10,
+                          ctx: Context | None = None) -> CallToolResult:
         """Ranked chunks when the map does not say where something is."""
-        return tool_result(lambda: self.tools.search(corpus, query, k))
+        return await run_tool(ctx, lambda roots: self.tools.search(corpus, query, k, roots))
 
-    def peek_read(self, corpus: CorpusArg, path: PathArg, start_line: StartArg = None,
-                  end_line: EndArg = None) -> CallToolResult:
+    async def peek_read(self, corpus: CorpusArg, path: PathArg, start_line: StartArg = None,
+                        end_line: EndArg = None, ctx: Context | None = None) -> CallToolResult:
         """Numbered lines, so the agent can cite exact locations."""
-        return tool_result(lambda: self.tools.read(corpus, path, start_line, end_line))
+        return await run_tool(
+            ctx, lambda roots: self.tools.read(corpus, path, start_line, end_line, roots))
 
-    def peek_ask(self, corpus: CorpusArg, question: QuestionArg,
-                 max_steps: StepsArg = 12) -> CallToolResult:
+    async def peek_ask(self, corpus: CorpusArg, question: QuestionArg, max_steps: StepsArg = 12,
+                       ctx: Context | None = None) -> CallToolResult:
         """A cited answer from peek's own agent, for hosts that want to delegate a question."""
-        return tool_result(lambda: self.tools.ask(corpus, question, max_steps))
+        return await run_tool(
+            ctx, lambda roots: self.tools.ask(corpus, question, max_steps, roots), retry=False)
 
-    def peek_record(self, corpus: CorpusArg, question: QuestionArg, files_read: ReadArg = None,
-                    files_edited: EditedArg = None, success: SuccessArg = None,
-                    trajectory: TrajectoryArg = None) -> CallToolResult:
+    async def peek_record(self, corpus: CorpusArg, question: QuestionArg,
+                          files_read: ReadArg = None, files_edited: EditedArg = None,
+                          success: SuccessArg = None, trajectory: TrajectoryArg = None,
+                          ctx: Context | None = None) -> CallToolResult:
         """The host's session report, which is what teaches the map."""
-        return tool_result(lambda: self.tools.record(
-            corpus, question, files_read, files_edited, success, trajectory))
+        return await run_tool(ctx, lambda roots: self.tools.record(
+            corpus, question, files_read, files_edited, success, trajectory, roots), retry=False)
 
-    def peek_status(self, corpus: CorpusArg) -> CallToolResult:
+    async def peek_status(self, corpus: CorpusArg, ctx: Context | None = None) -> CallToolResult:
         """Whether the index still describes the corpus."""
-        return tool_result(lambda: self.tools.status(corpus))
+        return await run_tool(ctx, lambda roots: self.tools.status(corpus, roots))
 
-    def peek_index(self, corpus: CorpusArg) -> CallToolResult:
+    async def peek_index(self, corpus: CorpusArg, ctx: Context | None = None) -> CallToolResult:
         """Re-index on request, since hosts know when they changed files."""
-        return tool_result(lambda: self.tools.index(corpus))
+        return await run_tool(ctx, lambda roots: self.tools.index(corpus, roots))
 
-    def peek_memory_search(self, corpus: CorpusArg, query: QueryArg, k: KArg = 10,
-                           budget: MemoryBudgetArg = 2000) -> CallToolResult:
+    async def peek_memory_search(self, corpus: CorpusArg, query: QueryArg, k: KArg = 10,
+                                 budget: MemoryBudgetArg = 2000,
+                                 ctx: Context | None = None) -> CallToolResult:
         """Episodic recall, for questions about what happened rather than where code is."""
-        return tool_result(lambda: self.tools.memory_search(corpus, query, k, budget))
+        return await run_tool(
+            ctx, lambda roots: self.tools.memory_search(corpus, query, k, budget, roots))
 
 
 def strict_schema(schema: Any) -> Any:
@@ -387,7 +505,7 @@ def add_map_resource(server: MCPServer, corpora: Corpora) -> None:
     """`peek://{corpus}/map` (corpus URL-encoded): the map for hosts that read resources."""
 
     def corpus_map(corpus: str) -> str:
-        """The rendered map text."""
+        """The rendered map text (an indexed corpus under the server's --root folders)."""
         try:
             return with_busy_retry(lambda: corpora.get(corpus).peek.map().text)
         except Exception as exc:  # noqa: BLE001 - reported to the client as a resource error
@@ -398,17 +516,18 @@ def add_map_resource(server: MCPServer, corpora: Corpora) -> None:
                     security=ResourceSecurity(exempt_params={"corpus"}))(corpus_map)
 
 
-def build_server(home: Path | None, model: str | None, api_base: str | None) -> MCPServer:
+def build_server(home: Path | None, model: str | None, api_base: str | None,
+                 roots: Sequence[str] = ()) -> MCPServer:
     """The peek MCP server: tools over one `Peek` per corpus; peek_ask only with a model."""
-    return assemble(home, model, api_base)[0]
+    return assemble(home, model, api_base, roots)[0]
 
 
-def assemble(home: Path | None, model: str | None,
-             api_base: str | None) -> tuple[MCPServer, Corpora]:
+def assemble(home: Path | None, model: str | None, api_base: str | None,
+             roots: Sequence[str] = ()) -> tuple[MCPServer, Corpora]:
     """The server and the corpus cache it serves from (closed by `serve` on the way out)."""
     from peek import __version__
 
-    corpora = Corpora(home)
+    corpora = Corpora(home, RootPolicy(roots))
     tools = make_tools(PeekMcpTools(PeekTools(corpora, model, api_base)), model is not None)
     server: MCPServer = MCPServer("peek", version=__version__, instructions=INSTRUCTIONS,
                                   tools=tools, log_level="WARNING")
@@ -417,9 +536,13 @@ def assemble(home: Path | None, model: str | None,
 
 
 def serve(transport: Transport, host: str, port: int, home: Path | None, model: str | None,
-          api_base: str | None) -> None:
+          api_base: str | None, roots: Sequence[str] = ()) -> None:
     """Run until the client disconnects (stdio) or the process is stopped (http)."""
-    server, corpora = assemble(home, model, api_base)
+    if not 0 < port < 65536:
+        from peek.errors import ConfigError
+
+        raise ConfigError(f"--port must be from 1 to 65535, got {port}")
+    server, corpora = assemble(home, model, api_base, roots)
     try:
         if transport == "stdio":
             server.run("stdio")

@@ -133,13 +133,13 @@ def search(ctx: typer.Context,
                              ] = 2000,
            home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Ranked memory items for a question, each naming its source turns, within a budget."""
+    from peek.bounds import check_k, check_memory_budget
     from peek.errors import QueryError
     from peek.memory.query import memory_search
 
     if not query.strip():
         raise QueryError("the query is empty", "say what you want to remember")
-    if k < 1 or budget < 1:
-        raise QueryError("-k and --budget must be at least 1")
+    k, budget = check_k(k), check_memory_budget(budget)  # the same bounds as MCP
     with opened(ctx, home) as (peek, cid):
         found = memory_search(peek.db, cid, query, k, budget)
     if as_json:

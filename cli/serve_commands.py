@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Annotated
 
 import typer
@@ -30,6 +28,9 @@ def serve_model(
         "--print-command", help="Print the server command and exit.")] = False,
 ) -> None:
     """Serve a local model for `peek ask --model openai/local --api-base URL` and `peek mcp`."""
+    import subprocess
+    import sys
+
     from peek.agent.serving import plan
 
     chosen = plan(engine, model, host, port, speculation, draft_model)

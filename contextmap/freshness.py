@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -35,23 +34,29 @@ _SELECT_SYMBOLS = (select(Symbol.name, Symbol.qualname, Symbol.kind, Symbol.star
 _SELECT_ROOT = select(Corpus.root).where(Corpus.id == bindparam("cid"))
 
 
-def working_tree_sha(path: str | Path) -> str | None:
-    """The blob sha of a file on disk, cached by (mtime, size, inode) so renders stay cheap."""
-    key = os.fspath(path)
+def working_tree_sha(path: str | Path, root: Path | None = None) -> str | None:
+    """The blob sha of a corpus file now, cached by (mtime, size, inode) so renders stay cheap.
+
+    `path` is relative to `root` (an absolute path is split against `root`'s parent when no
+    root is given). The file is read race-free beneath the root with the one read size cap: a
+    cited symlink out of the corpus or a huge file has no sha (it reads as gone).
+    """
+    from peek.config import max_file_bytes
+    from peek.safefs import SandboxError, open_beneath, read_fd
+
+    if root is None:
+        full = Path(path)
+        root, path = full.parent, full.name
+    key = os.path.join(os.fspath(root), os.fspath(path))
     try:
-        st = os.stat(key)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    sig = (st.st_mtime_ns, st.st_size, st.st_ino)
-    hit = _SHA_CACHE.get(key)
-    if hit is not None and hit[0] == sig:
-        return hit[1]
-    try:
-        with open(key, "rb") as fh:
-            sha = git_blob_sha(fh.read())
-    except OSError:
+        with open_beneath(root, os.fspath(path), "file") as opened:
+            st = opened.info
+            sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+            hit = _SHA_CACHE.get(key)
+            if hit is not None and hit[0] == sig:
+                return hit[1]
+            sha = git_blob_sha(read_fd(opened.fd, st, max_file_bytes(), os.fspath(path)))
+    except (SandboxError, OSError):
         return None
     if len(_SHA_CACHE) >= _SHA_CACHE_MAX:
         _SHA_CACHE.clear()
@@ -93,7 +98,6 @@ class CorpusView:
         self._symbols: dict[int, list[SymbolSpan]] = {}
         self.blobs: dict[str, str | None] = {} if blobs is None else blobs
         self._on_disk = self.root is not None and self.root.is_dir()
-        self._prefix = os.fspath(self.root) + os.sep if self.root is not None else ""
 
     def normalize(self, path: str) -> str:
         """A corpus-relative posix path for whatever form a host agent reported."""
@@ -136,7 +140,7 @@ class CorpusView:
         if self._on_disk:
             if path.startswith(("../", "/")) or path == "..":
                 return None
-            return working_tree_sha(self._prefix + path)
+            return working_tree_sha(path, self.root)
         known = self.file(path)
         return known.blob_sha if known else None
 

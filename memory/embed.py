@@ -73,9 +73,30 @@ class Fittable(Protocol):
         ...
 
 
+@runtime_checkable
+class TermEmbedder(Protocol):
+    """An embedder that can read memory's stored terms instead of re-splitting the text."""
+
+    def fit_terms(self, docs: Iterable[list[str]]) -> None:
+        """`fit` over documents already split into terms."""
+        ...
+
+    def extend_terms(self, docs: Iterable[list[str]]) -> None:
+        """Add documents to the current fit."""
+        ...
+
+    def embed_terms(self, docs: list[list[str]]) -> np.ndarray:
+        """`embed` of documents already split into terms."""
+        ...
+
+
 def features(text: str) -> Counter[str]:
     """Unigram terms and adjacent-term bigrams (prefixed '~'), with their counts."""
-    words = terms(text)
+    return term_features(terms(text))
+
+
+def term_features(words: list[str]) -> Counter[str]:
+    """`features` of text already split into terms (memory stores each turn's terms)."""
     feats = Counter(words)
     feats.update("~" + a + " " + b for a, b in zip(words, words[1:], strict=False))
     return feats
@@ -93,12 +114,23 @@ class HashEmbedder:
 
     def fit(self, texts: Iterable[str]) -> None:
         """Document frequencies of every feature over the corpus's memory items."""
-        df: Counter[str] = Counter()
-        n = 0
-        for text in texts:
-            df.update(features(text).keys())
+        self.fit_terms(terms(text) for text in texts)
+
+    def fit_terms(self, docs: Iterable[list[str]]) -> None:
+        """`fit` over documents already split into terms."""
+        self.df, self.n_docs = {}, 0
+        self.extend_terms(docs)
+
+    def extend_terms(self, docs: Iterable[list[str]]) -> None:
+        """Add documents to the fit: the same table as fitting everything again, since
+        document frequencies only add up."""
+        df: Counter[str] = Counter(self.df)
+        n = self.n_docs
+        for words in docs:
+            df.update(term_features(words).keys())
             n += 1
         self.df, self.n_docs = dict(df), n
+        self._weights: dict[str, tuple[int, float, bool, bool]] = {}
 
     def idf(self, feature: str) -> float:
         """Smoothed IDF; a feature never seen counts as the rarest."""
@@ -106,20 +138,34 @@ class HashEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Sublinear TF times IDF, hashed with a sign bit into `dim` buckets, unit length."""
+        return self.embed_terms([terms(text) for text in texts])
+
+    def embed_terms(self, docs: list[list[str]]) -> np.ndarray:
+        """`embed` of documents already split into terms."""
         import numpy as np
 
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            self._fill(out[row], features(text))
+        out = np.zeros((len(docs), self.dim), dtype=np.float32)
+        for row, words in enumerate(docs):
+            self._fill(out[row], term_features(words))
         return _normalize(out)
 
     def _fill(self, row: np.ndarray, feats: Counter[str]) -> None:
         for feat, count in feats.items():
-            h = zlib.crc32(feat.encode("utf-8"))
-            weight = (1.0 + math.log(count)) * self.idf(feat)
-            if feat.startswith("~"):
+            bucket, idf, bigram, positive = self._feature(feat)
+            weight = (1.0 + math.log(count)) * idf
+            if bigram:
                 weight *= BIGRAM_WEIGHT
-            row[h % self.dim] += weight if (h >> 20) & 1 else -weight
+            row[bucket] += weight if positive else -weight
+
+    def _feature(self, feat: str) -> tuple[int, float, bool, bool]:
+        """Bucket, IDF, bigram flag and sign bit of a feature, cached until the next fit."""
+        cache = self.__dict__.setdefault("_weights", {})
+        found = cache.get(feat)
+        if found is None:
+            h = zlib.crc32(feat.encode("utf-8"))
+            found = (h % self.dim, self.idf(feat), feat.startswith("~"), bool((h >> 20) & 1))
+            cache[feat] = found
+        return found
 
     def state(self) -> bytes:
         """The IDF table, compressed JSON (sorted, so equal tables give equal bytes)."""
@@ -130,6 +176,7 @@ class HashEmbedder:
         """Restore a stored IDF table."""
         payload = json.loads(zlib.decompress(data))
         self.n_docs, self.dim, self.df = int(payload["n"]), int(payload["dim"]), payload["df"]
+        self._weights = {}
 
 
 class MiniLMEmbedder:

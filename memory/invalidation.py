@@ -11,7 +11,6 @@ files match again is served normally again.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,7 +55,7 @@ class CurrentBlobs:
         from peek.contextmap.freshness import working_tree_sha
 
         if self.root.is_dir():
-            return None if path.startswith(("/", "../")) else working_tree_sha(self.root / path)
+            return None if path.startswith(("/", "../")) else working_tree_sha(path, self.root)
         return self._indexed(path)
 
     def _indexed(self, path: str) -> str | None:
@@ -72,7 +71,8 @@ def _git_changed(conn: Connection, corpus_id: int, root: Path) -> set[str] | Non
     commit = conn.scalar(select(Corpus.git_head).where(Corpus.id == corpus_id))
     if not commit or not (root / ".git").exists():
         return None
-    diff = _git(root, "diff", "--name-only", "--no-renames", commit)
+    diff = _git(root, "diff", "--name-only", "--no-renames", "--no-ext-diff", "--no-textconv",
+                commit)
     untracked = _git(root, "ls-files", "--others", "--exclude-standard")
     if diff is None or untracked is None:
         return None
@@ -80,12 +80,10 @@ def _git_changed(conn: Connection, corpus_id: int, root: Path) -> set[str] | Non
 
 
 def _git(root: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT_S, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
+    """git on the corpus with its config neutralized (see peek.gitutil)."""
+    from peek.gitutil import run_git
+
+    return run_git(root, *args, timeout=GIT_TIMEOUT_S)
 
 
 def invalidate(db: Database, corpus_id: int, root: Path | str) -> int:

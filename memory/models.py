@@ -46,10 +46,32 @@ class Entity(BaseModel):
     source: str
     seq: int = 0
     roles: list[Role] = Field(default_factory=list)
+    folded: int = 0  # older roles aggregated away (see `compact_roles`), still counted
 
     def role_keys(self) -> set[tuple[str, str]]:
         """(role, source) pairs already present, so merges do not duplicate them."""
         return {(r.role, r.source) for r in self.roles}
+
+    def compact_roles(self, cap: int) -> bool:
+        """Keep at most `cap` roles: a role said again (same text and states, no code cited)
+        keeps only its newest mention, then the oldest go; `folded` counts what was dropped.
+        A speaker mentioned in every turn would otherwise grow one row without bound."""
+        if len(self.roles) <= cap:
+            return False
+        newest: dict[tuple[str, tuple[str, ...]], Role] = {}
+        kept: list[Role] = []
+        for role in sorted(self.roles, key=lambda r: (r.seq, r.source), reverse=True):
+            if role.blobs:
+                kept.append(role)
+                continue
+            key = (role.role, tuple(role.states))
+            if key not in newest:
+                newest[key] = role
+                kept.append(role)
+        kept = sorted(kept[:cap], key=lambda r: (r.seq, r.source))
+        self.folded += len(self.roles) - len(kept)
+        self.roles = kept
+        return True
 
 
 class Question(BaseModel):

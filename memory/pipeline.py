@@ -4,8 +4,10 @@ Every way into memory (conversation logs, documents, code sessions) ends in `rem
 write transaction: the turns are stored with their terms and vectors, appended to windows,
 placed in episodes (incrementally, or re-clustered when memory has grown), turned into GSW
 chunks by an Operator and merged by the Reconciler. The lexical embedder's IDF is refitted
-(and every vector recomputed) only when memory grew by REFIT_GROWTH since the last fit, so a
-single code session stays a cheap, incremental update.
+(and the window vectors recomputed) only when memory grew by REFIT_GROWTH since the last fit,
+so a single code session stays a cheap, incremental update. Turn vectors are recomputed only for
+an embedder whose similarity the ranking reads (not `hash`, whose weight there is 0), and the
+full-text index of turns is extended in place (`fts.py`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,19 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, select
 
+from peek.db import driver
 from peek.memory import episodes as ep
-from peek.memory.embed import Embedder, Fittable, active_embedder_name, make_embedder
+from peek.memory import fts
+from peek.memory.embed import (
+    Embedder,
+    Fittable,
+    TermEmbedder,
+    active_embedder_name,
+    make_embedder,
+)
 from peek.memory.operator import Chunk, turn_chunk
 from peek.memory.reconciler import Reconciler
+from peek.memory.search import EMBED_WEIGHT
 from peek.memory.store import (
     State,
     TurnRecord,
@@ -44,6 +55,8 @@ from peek.memory.tables import MemoryTurnRow
 from peek.memory.text import terms
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from peek.contextmap.llm import JSONModel
 
 REFIT_GROWTH = 1.25
@@ -103,13 +116,16 @@ def remember(conn: Connection, corpus_id: int, turns: list[NewTurn], *,
     if not fresh:
         _counts(conn, corpus_id, fresh, done, len(load_windows(conn, corpus_id)))
         return done
+    fts.ensure_indexed(driver(conn), corpus_id)
     records, changed = _place(conn, corpus_id, fresh)
     done.refitted = _maybe_refit(conn, state, embedder, fresh, switched)
     vectors = embedder.embed([t.embed_text() for t in fresh])
     insert_turns(conn, corpus_id, [_row(r, t, pack(v)) for r, t, v in
                                    zip(records, fresh, vectors, strict=True)])
+    fts.index_new_turns(driver(conn), corpus_id, records[0].seq)
+    if done.refitted and EMBED_WEIGHT.get(embedder.name, 0.5) > 0:
+        _reembed_turns(conn, state, embedder)  # only a ranking that reads turn vectors needs it
     if done.refitted:
-        _reembed_turns(conn, state, embedder)
         changed |= set(range(max(changed) + 1))
     windows = _update_windows(conn, state, embedder, sorted(changed))
     done.reclustered = _update_episodes(conn, state, windows, sorted(changed), done.refitted)
@@ -181,19 +197,42 @@ def _maybe_refit(conn: Connection, state: State, embedder: Embedder, fresh: list
         return switched
     if not switched and state.fitted_n and total < REFIT_GROWTH * state.fitted_n:
         return False
-    embedder.fit(_embed_texts(load_turns(conn, state.corpus_id)) + [t.embed_text() for t in fresh])
+    fresh_terms = [terms(t.embed_text()) for t in fresh]
+    if isinstance(embedder, TermEmbedder) and not switched and state.fitted_n and getattr(
+            embedder, "n_docs", None) == state.fitted_n:
+        embedder.extend_terms(_terms_after(conn, state.corpus_id, state.fitted_n) + fresh_terms)
+    elif isinstance(embedder, TermEmbedder):
+        embedder.fit_terms([t.terms for t in load_turns(conn, state.corpus_id)] + fresh_terms)
+    else:
+        embedder.fit(_embed_texts(load_turns(conn, state.corpus_id))
+                     + [t.embed_text() for t in fresh])
     state.embedder_state = embedder.state()
     state.fitted_n = total
     return True
+
+
+def _terms_after(conn: Connection, corpus_id: int, skip: int) -> list[list[str]]:
+    """The stored terms of every turn but the first `skip` (those the last fit counted)."""
+    rows = driver(conn).execute("SELECT terms FROM memory_turns WHERE corpus_id = ? "
+                                "ORDER BY seq LIMIT -1 OFFSET ?", (corpus_id, skip))
+    return [r[0].split() for r in rows]
 
 
 def _embed_texts(turns: list[TurnRecord]) -> list[str]:
     return [f"{t.speaker}: {t.text}" if t.speaker else t.text for t in turns]
 
 
+def _embed_turns(embedder: Embedder, groups: list[list[TurnRecord]]) -> np.ndarray:
+    """Embed groups of turns (one text per group, a turn per line), from stored terms if the
+    embedder reads terms: the terms of lines joined are the lines' terms joined."""
+    if isinstance(embedder, TermEmbedder):
+        return embedder.embed_terms([[w for t in group for w in t.terms] for group in groups])
+    return embedder.embed(["\n".join(_embed_texts(group)) for group in groups])
+
+
 def _reembed_turns(conn: Connection, state: State, embedder: Embedder) -> None:
     stored = load_turns(conn, state.corpus_id)
-    vectors = embedder.embed(_embed_texts(stored))
+    vectors = _embed_turns(embedder, [[t] for t in stored])
     set_turn_vectors(conn, state.corpus_id, {t.row_id: pack(v)
                                              for t, v in zip(stored, vectors, strict=True)})
 
@@ -206,7 +245,7 @@ def _update_windows(conn: Connection, state: State, embedder: Embedder, changed:
     for turn in turns_in_windows(conn, state.corpus_id, changed):
         grouped.setdefault(turn.window, []).append(turn)
     order = sorted(grouped)
-    vectors = embedder.embed(["\n".join(_embed_texts(grouped[i])) for i in order])
+    vectors = _embed_turns(embedder, [grouped[i] for i in order])
     updated = [WindowRecord(i, grouped[i][0].seq, grouped[i][-1].seq, grouped[i][0].session,
                             pack(v), windows[i].episode if i in windows else None)
                for i, v in zip(order, vectors, strict=True)]

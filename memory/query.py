@@ -10,19 +10,19 @@ more than the budget.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from peek.memory import fts
 from peek.memory.episodes import route
-from peek.memory.models import NONE_ANSWER, TEXT_PREFIX, Entity, SpaceTimeNode, VerbPhrase
-from peek.memory.search import MemoryIndex, memory_index, rank_turns
-from peek.memory.store import Node, load_nodes
+from peek.memory.models import NONE_ANSWER, TEXT_PREFIX, Entity, VerbPhrase
+from peek.memory.search import MemoryIndex, Ranked, memory_index, rank_turns
+from peek.memory.store import load_nodes
 from peek.memory.text import name_words, norm_name, proper_names, terms
 from peek.tokens import count_tokens
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from peek.db import Database
 
 RESULT_CHARS = 1000
@@ -74,23 +74,38 @@ def render_hits(hits: list[MemoryHit]) -> str:
 def memory_search(db: Database, corpus_id: int, query: str, k: int = 10,
                   budget: int = 2000) -> MemorySearch:
     """The k best remembered turns for a query whose block fits in `budget` tokens."""
-    with db.read() as conn:
-        index = memory_index(conn, db.path, corpus_id)
-    if index is None or not index.turns or not query.strip():
+    if not query.strip():
         return MemorySearch()
-    if abstains(index, query):
-        return MemorySearch(abstained=True)
-    hits = _hits(index, query, k)
+    _ensure_indexed(db, corpus_id)
+    with db.query() as conn:
+        index = memory_index(conn, db.path, corpus_id)
+        if index is None or not index.size:
+            return MemorySearch()
+        if abstains(index, query):
+            return MemorySearch(abstained=True)
+        hits = _hits(index, rank_turns(index, query, k))
     kept = fit_hits(hits, budget)
     return MemorySearch(kept, count_tokens(render_hits(kept)))
 
 
-def _hits(index: MemoryIndex, query: str, k: int) -> list[MemoryHit]:
+def _ensure_indexed(db: Database, corpus_id: int) -> None:
+    """Build the full-text indexes of memory written before they existed (once per store)."""
+    with db.query() as conn:
+        ready = fts.exists(conn, corpus_id) or conn.execute(
+            "SELECT 1 FROM memory_state WHERE corpus_id = ?", (corpus_id,)).fetchone() is None
+    if not ready:
+        with db.raw_write() as conn:
+            fts.ensure_indexed(conn, corpus_id)
+
+
+def _hits(index: MemoryIndex, ranked: list[Ranked]) -> list[MemoryHit]:
+    records = index.records([r.row_id for r in ranked])
+    episodes = index.episodes_of_windows(sorted({t.window for t in records.values()}))
     hits = []
-    for ranked in rank_turns(index, query, k):
-        turn = index.turns[ranked.position]
+    for r in ranked:
+        turn = records[r.row_id]
         hits.append(MemoryHit([turn.turn_id], turn.line(RESULT_CHARS),
-                              index.episode_of[ranked.position], ranked.score))
+                              episodes.get(turn.window), r.score))
     return hits
 
 
@@ -139,16 +154,7 @@ def abstains(index: MemoryIndex, question: str) -> bool:
 
 def _cooccur(index: MemoryIndex, words: list[str]) -> bool:
     """Whether one indexed turn-in-context holds every word."""
-    docs: set[int] | None = None
-    for word in dict.fromkeys(words):
-        posting = index.bm25.postings.get(word)
-        if posting is None:
-            return False
-        found = set(posting[0].tolist())
-        docs = found if docs is None else docs & found
-        if not docs:
-            return False
-    return bool(docs)
+    return index.cooccur(words)
 
 
 # --- entity summaries (GSW query) ---------------------------------------------------------------
@@ -166,40 +172,60 @@ class Evidence:
 
 @dataclass
 class Catalog:
-    """The workspace as the summary builder reads it, cached per memory version."""
+    """The part of the workspace a summary reads: the question's entities, the verbs about them
+    that can matter (those sharing a question term, and the newest), and the names they cite."""
 
-    version: int
     entities: dict[str, Entity]
     verbs_of: dict[str, list[VerbPhrase]]
-    spacetime: dict[str, SpaceTimeNode]
+    names: dict[str, str]
 
 
-_CATALOGS: dict[tuple[str, int], Catalog] = {}
+NEWEST_VERBS = 64
 
 
-def catalog(conn: Connection, db: Database, corpus_id: int, version: int) -> Catalog:
-    """The entities, the verbs that mention each, and the space-time nodes."""
-    key = (str(db.path), corpus_id)
-    cached = _CATALOGS.get(key)
-    if cached is not None and cached.version == version:
-        return cached
-    built = _catalog(load_nodes(conn, corpus_id), version)
-    _CATALOGS[key] = built
-    return built
-
-
-def _catalog(nodes: list[Node], version: int) -> Catalog:
-    entities = {n.id: n for n in nodes if isinstance(n, Entity)}
-    spacetime = {n.id: n for n in nodes if isinstance(n, SpaceTimeNode)}
+def catalog(index: MemoryIndex, entity_ids: list[str], question_terms: set[str]) -> Catalog:
+    """Load the question's entities and the verbs their summaries can show, by indexed rows."""
+    conn, cid = index.conn, index.corpus_id
+    entities = {n.id: n for n in _nodes(index, entity_ids) if isinstance(n, Entity)}
     verbs_of: dict[str, list[VerbPhrase]] = {}
-    for verb in (n for n in nodes if isinstance(n, VerbPhrase)):
-        for eid in {a for q in verb.questions for a in q.answers if a in entities}:
-            verbs_of.setdefault(eid, []).append(verb)
-    return Catalog(version, entities, verbs_of, spacetime)
+    for eid in entities:
+        ids = _relevant_verbs(index, eid, question_terms)
+        verbs_of[eid] = [v for v in _nodes(index, ids) if isinstance(v, VerbPhrase)]
+    cited = sorted({a for vs in verbs_of.values() for v in vs for q in v.questions
+                    for a in q.answers if a != NONE_ANSWER and not a.startswith(TEXT_PREFIX)})
+    rows = conn.execute("SELECT id, name FROM memory_nodes WHERE corpus_id = ? AND id IN "
+                        "(SELECT value FROM json_each(?))", (cid, json.dumps(cited)))
+    return Catalog(entities, verbs_of, {r[0]: r[1] for r in rows})
 
 
-def matched_entities(index: MemoryIndex, cat: Catalog, question: str) -> list[Entity]:
-    """Entities the question names (strictly first, then by shared words), at most 17."""
+def _relevant_verbs(index: MemoryIndex, entity_id: str, question_terms: set[str]) -> list[str]:
+    """Verbs answering with the entity that share a question term, and its newest verbs."""
+    conn, cid = index.conn, index.corpus_id
+    newest = [r[0] for r in conn.execute(
+        "SELECT verb_id FROM memory_edges WHERE corpus_id = ? AND node_id = ? "
+        "ORDER BY seq DESC LIMIT ?", (cid, entity_id, NEWEST_VERBS))]
+    if not question_terms:
+        return newest
+    table = fts.nodes_table(cid)
+    matching = [r[0] for r in conn.execute(
+        f"SELECT n.id FROM memory_nodes n JOIN memory_edges e ON e.corpus_id = n.corpus_id "
+        f"AND e.verb_id = n.id WHERE n.corpus_id = ? AND e.node_id = ? AND n.rowid IN "
+        f"(SELECT rowid FROM {table} WHERE {table} MATCH ?)",
+        (cid, entity_id, fts.match_query(sorted(question_terms))))]
+    return list(dict.fromkeys(newest + matching))
+
+
+def _nodes(index: MemoryIndex, ids: list[str]) -> list[Any]:
+    from peek.memory.store import node_from_json
+
+    rows = index.conn.execute(
+        "SELECT kind, data FROM memory_nodes WHERE corpus_id = ? AND id IN "
+        "(SELECT value FROM json_each(?))", (index.corpus_id, json.dumps(ids)))
+    return [node_from_json(k, d) for k, d in rows]
+
+
+def matched_ids(index: MemoryIndex, question: str) -> list[str]:
+    """Ids of the entities the question names (strictly first, then by shared words)."""
     names = question_names(question) + [w for w in question.split() if "/" in w or "." in w]
     words = name_words(question)
     strict, loose = [], []
@@ -208,8 +234,12 @@ def matched_entities(index: MemoryIndex, cat: Catalog, question: str) -> list[En
             strict.append(eid)
         elif name_words(name) and name_words(name) <= words:
             loose.append(eid)
-    chosen = [cat.entities[e] for e in strict + loose if e in cat.entities]
-    return chosen[:MAX_SUMMARIES]
+    return (strict + loose)[:MAX_SUMMARIES]
+
+
+def matched_entities(index: MemoryIndex, cat: Catalog, question: str) -> list[Entity]:
+    """Entities the question names (strictly first, then by shared words), at most 17."""
+    return [cat.entities[e] for e in matched_ids(index, question) if e in cat.entities]
 
 
 def entity_evidence(entity: Entity, cat: Catalog) -> list[Evidence]:
@@ -234,11 +264,7 @@ def _verb_text(verb: VerbPhrase, cat: Catalog) -> str:
 def _answer(answer: str, cat: Catalog) -> str:
     if answer.startswith(TEXT_PREFIX):
         return answer.removeprefix(TEXT_PREFIX)
-    if answer in cat.entities:
-        return cat.entities[answer].name
-    if answer in cat.spacetime:
-        return cat.spacetime[answer].current_name
-    return answer
+    return cat.names.get(answer, answer)
 
 
 def entity_summary(entity: Entity, cat: Catalog, question_terms: set[str], index: MemoryIndex,
@@ -261,15 +287,15 @@ def entity_summary(entity: Entity, cat: Catalog, question_terms: set[str], index
 
 
 def _relevance(text: str, question_terms: set[str], index: MemoryIndex) -> float:
-    return sum(index.bm25.idf(t) for t in set(terms(text)) & question_terms)
+    return sum(index.idf(t) for t in set(terms(text)) & question_terms)
 
 
-def entity_block(conn: Connection, db: Database, index: MemoryIndex, question: str,
-                 budget: int) -> str:
+def entity_block(index: MemoryIndex, question: str, budget: int) -> str:
     """Summaries of the question's entities, reranked by relevance, within `budget` tokens."""
-    cat = catalog(conn, db, index.state.corpus_id, index.version)
-    entities = matched_entities(index, cat, question)
     q_terms = set(terms(question))
+    index.prefetch_idf(sorted(q_terms))
+    cat = catalog(index, matched_ids(index, question), q_terms)
+    entities = matched_entities(index, cat, question)
     scored = sorted(entities, key=lambda e: -_relevance(
         " ".join(ev.text for ev in entity_evidence(e, cat)[-50:]), q_terms, index))
     out, used = [ENTITY_HEADER], count_tokens(ENTITY_HEADER)
@@ -290,18 +316,22 @@ def centroid_episode(index: MemoryIndex, question: str) -> int | None:
     if not index.episodes:
         return None
     vector = index.embedder.embed([question])[0]
-    return route(vector, index.episodes, index.state.dim)
+    return route(vector, index.episodes, index.dim)
 
 
-def routed_episode(index: MemoryIndex, question: str) -> int | None:
+def routed_episode(index: MemoryIndex, question: str,
+                   ranked: list[Ranked] | None = None) -> int | None:
     """The episode holding most of the question's best turns (score-weighted), else the nearest
     centroid. A short question's lexical vector is a noisy probe of a centroid; its ranked turns
     are not."""
+    ranked = rank_turns(index, question, ROUTE_HITS) if ranked is None else ranked[:ROUTE_HITS]
+    records = index.records([r.row_id for r in ranked])
+    windows = index.episodes_of_windows(sorted({t.window for t in records.values()}))
     votes: dict[int, float] = {}
-    for ranked in rank_turns(index, question, ROUTE_HITS):
-        episode = index.episode_of[ranked.position]
+    for r in ranked:
+        episode = windows.get(records[r.row_id].window)
         if episode is not None:
-            votes[episode] = votes.get(episode, 0.0) + ranked.score
+            votes[episode] = votes.get(episode, 0.0) + r.score
     if votes:
         return min(votes, key=lambda e: (-votes[e], e))
     return centroid_episode(index, question)
@@ -309,21 +339,26 @@ def routed_episode(index: MemoryIndex, question: str) -> int | None:
 
 def memory_block(db: Database, corpus_id: int, question: str, budget: int) -> str:
     """Routed episode block + entity summaries + best turns, never more than `budget` tokens."""
-    with db.read() as conn:
+    if budget <= 0:
+        return ""
+    _ensure_indexed(db, corpus_id)
+    with db.query() as conn:
         index = memory_index(conn, db.path, corpus_id)
-        if index is None or not index.turns or budget <= 0:
+        if index is None or not index.size:
             return ""
-        parts = [_episode_prefix(index, question, budget)]
+        ranked = rank_turns(index, question, max(ROUTE_HITS, 10))
+        parts = [_episode_prefix(index, question, budget, ranked)]
         remaining = budget - _tokens(parts)
-        parts.append(entity_block(conn, db, index, question, remaining // 2))
+        parts.append(entity_block(index, question, remaining // 2))
+        hits = [] if abstains(index, question) else _hits(index, ranked[:10])
     remaining = budget - _tokens(parts)
-    hits = [] if abstains(index, question) else _hits(index, question, 10)
     parts.append(render_hits(fit_hits(hits, remaining - 2)))
     return _within("\n".join(p for p in parts if p), budget)
 
 
-def _episode_prefix(index: MemoryIndex, question: str, budget: int) -> str:
-    eid = routed_episode(index, question)
+def _episode_prefix(index: MemoryIndex, question: str, budget: int,
+                    ranked: list[Ranked]) -> str:
+    eid = routed_episode(index, question, ranked)
     episode = next((e for e in index.episodes if e.id == eid), None)
     return episode.prefix if episode is not None and episode.tokens <= budget else ""
 
@@ -373,7 +408,8 @@ def list_entities(db: Database, corpus_id: int) -> list[dict[str, Any]]:
 def _entity_row(entity: Entity) -> dict[str, Any]:
     sources = sorted({(r.seq, r.source) for r in entity.roles})
     return {"id": entity.id, "name": entity.name, "kind": entity.kind,
-            "roles": sorted({r.role for r in entity.roles}), "mentions": len(sources),
+            "roles": sorted({r.role for r in entity.roles}),
+            "mentions": len(sources) + entity.folded,
             "first": sources[0][1] if sources else entity.source,
             "last": sources[-1][1] if sources else entity.source,
             "stale": bool(entity.roles) and all(r.stale for r in entity.roles)}

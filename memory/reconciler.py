@@ -27,6 +27,7 @@ from peek.memory.models import (
     Entity,
     Question,
     ResolutionOutput,
+    Role,
     SpaceTimeNode,
     VerbPhrase,
     VerifierOutput,
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("peek.memory.reconciler")
 TOP_K = 5
+ROLE_CAP = 48
+NAME_HISTORY_CAP = 16
 AUTO_MERGE = 0.92
 VERIFY_FLOOR = 0.5
 EXACT_ONLY = frozenset({"file", "symbol", "config", "agent"})
@@ -85,6 +88,7 @@ class Reconciler:
         self._index_ids: list[str] = []
         self._index_sources: list[str] = []
         self._verb_keys: dict[str, list[str]] = {}
+        self._roles: dict[str, dict[tuple[str, str], Role]] = {}
         self.merged = 0
 
     # --- ids ------------------------------------------------------------------------------
@@ -148,17 +152,26 @@ class Reconciler:
     def _merge_into(self, old_id: str, new: Entity, ids: dict[str, str]) -> None:
         """Append the new roles and states that the old entity lacks; answers point at old_id."""
         old = self._entity(old_id)
-        have = old.role_keys()
+        have = self._role_index(old)
         for role in new.roles:
-            if (role.role, role.source) in have:
-                existing = next(r for r in old.roles if (r.role, r.source) == (role.role,
-                                                                                role.source))
+            existing = have.get((role.role, role.source))
+            if existing is not None:
                 existing.states.extend(s for s in role.states if s not in existing.states)
             else:
                 old.roles.append(role)
+                have[(role.role, role.source)] = role
+        if old.compact_roles(ROLE_CAP):
+            self._roles.pop(old.id, None)
         ids[new.id] = old_id
         self.merged += 1
         self._touch(old)
+
+    def _role_index(self, entity: Entity) -> dict[tuple[str, str], Role]:
+        """(role, source) -> role of an entity, kept across merges instead of rebuilt per merge."""
+        index = self._roles.get(entity.id)
+        if index is None:
+            index = self._roles[entity.id] = {(r.role, r.source): r for r in entity.roles}
+        return index
 
     def _add_entity(self, entity: Entity, ids: dict[str, str]) -> None:
         added = entity.model_copy(update={"id": ids[entity.id]})
@@ -263,6 +276,8 @@ class Reconciler:
             self.keys[f"{node.kind}:{key}"] = added.id
             return added
         old.name_history.update(node.name_history)
+        if len(old.name_history) > NAME_HISTORY_CAP:  # a session date named by every turn
+            old.name_history = dict(list(old.name_history.items())[-NAME_HISTORY_CAP:])
         old.current_name = node.current_name
         old.entity_ids = sorted(set(old.entity_ids) | set(members))
         ids[node.id] = old.id

@@ -122,7 +122,7 @@ def _disk_blob(root: Path, path: str) -> str | None:
 
     if path.startswith(("/", "../")):
         return None
-    return working_tree_sha(root / path)
+    return working_tree_sha(path, root)
 
 
 def _cited_symbols(conn: Connection, corpus_id: int, traj: Trajectory) -> dict[str, list[str]]:

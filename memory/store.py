@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from peek.db import driver
+from peek.memory import fts
 from peek.memory.embed import Embedder, Fittable, make_embedder
-from peek.memory.models import TEXT_PREFIX, Entity, SpaceTimeNode, VerbPhrase
+from peek.memory.models import NONE_ANSWER, TEXT_PREFIX, Entity, SpaceTimeNode, VerbPhrase
 from peek.memory.tables import (
+    MemoryEdgeRow,
     MemoryEpisodeRow,
     MemoryNodeRow,
     MemoryStateRow,
     MemoryTurnRow,
-    MemoryWindowRow,
 )
 from peek.memory.text import norm_name
 
@@ -158,11 +161,14 @@ def _record(row: Any, vector: bytes | None = None) -> TurnRecord:
                       row[8].split(), json.loads(row[9]), bool(row[10]), row[11], vector)
 
 
+_TURN_SQL = ("SELECT id, turn_id, seq, speaker, text, time, session, source, terms, blobs, "
+             "stale, window{} FROM memory_turns WHERE corpus_id = ?")
+
+
 def load_turns(conn: Connection, corpus_id: int, with_vectors: bool = False) -> list[TurnRecord]:
-    """Every turn of the corpus in chronological (seq) order."""
-    cols = (*_TURN_COLUMNS, MemoryTurnRow.vector) if with_vectors else _TURN_COLUMNS
-    rows = conn.execute(select(*cols).where(MemoryTurnRow.corpus_id == corpus_id)
-                        .order_by(MemoryTurnRow.seq))
+    """Every turn of the corpus in chronological (seq) order (plain sqlite3: this reads many)."""
+    sql = _TURN_SQL.format(", vector" if with_vectors else "") + " ORDER BY seq"
+    rows = driver(conn).execute(sql, (corpus_id,))
     return [_record(r, r[12] if with_vectors else None) for r in rows]
 
 
@@ -170,9 +176,9 @@ def turns_in_windows(conn: Connection, corpus_id: int, windows: list[int]) -> li
     """The turns of some windows, in seq order."""
     if not windows:
         return []
-    rows = conn.execute(select(*_TURN_COLUMNS).where(
-        MemoryTurnRow.corpus_id == corpus_id, MemoryTurnRow.window.in_(sorted(set(windows))))
-        .order_by(MemoryTurnRow.seq))
+    sql = _TURN_SQL.format("") + (" AND window IN (SELECT value FROM json_each(?)) "
+                                  "ORDER BY seq")
+    rows = driver(conn).execute(sql, (corpus_id, json.dumps(sorted(set(windows)))))
     return [_record(r) for r in rows]
 
 
@@ -208,10 +214,9 @@ def insert_turns(conn: Connection, corpus_id: int, rows: list[dict[str, Any]]) -
 
 
 def set_turn_vectors(conn: Connection, corpus_id: int, vectors: dict[int, bytes]) -> None:
-    """Store re-embedded turn vectors by row id."""
-    for row_id, blob in vectors.items():
-        conn.execute(update(MemoryTurnRow).where(MemoryTurnRow.id == row_id)
-                     .values(vector=blob))
+    """Store re-embedded turn vectors by row id (one prepared statement for all rows)."""
+    driver(conn).executemany("UPDATE memory_turns SET vector = ? WHERE id = ? AND corpus_id = ?",
+                             [(blob, row_id, corpus_id) for row_id, blob in vectors.items()])
 
 
 # --- windows and episodes -------------------------------------------------------------------
@@ -231,24 +236,20 @@ class WindowRecord:
 
 def load_windows(conn: Connection, corpus_id: int) -> list[WindowRecord]:
     """Every window in order."""
-    rows = conn.execute(select(MemoryWindowRow.idx, MemoryWindowRow.first_seq,
-                               MemoryWindowRow.last_seq, MemoryWindowRow.session,
-                               MemoryWindowRow.vector, MemoryWindowRow.episode)
-                        .where(MemoryWindowRow.corpus_id == corpus_id)
-                        .order_by(MemoryWindowRow.idx))
+    rows = driver(conn).execute(
+        "SELECT idx, first_seq, last_seq, session, vector, episode FROM memory_windows "
+        "WHERE corpus_id = ? ORDER BY idx", (corpus_id,))
     return [WindowRecord(*r) for r in rows]
 
 
 def save_windows(conn: Connection, corpus_id: int, windows: list[WindowRecord]) -> None:
     """Insert or replace windows."""
-    if not windows:
-        return
-    conn.execute(delete(MemoryWindowRow).where(
-        MemoryWindowRow.corpus_id == corpus_id,
-        MemoryWindowRow.idx.in_([w.idx for w in windows])))
-    conn.execute(insert(MemoryWindowRow), [
-        {"corpus_id": corpus_id, "idx": w.idx, "first_seq": w.first_seq, "last_seq": w.last_seq,
-         "session": w.session, "vector": w.vector, "episode": w.episode} for w in windows])
+    if windows:
+        driver(conn).executemany(
+            "INSERT OR REPLACE INTO memory_windows (corpus_id, idx, first_seq, last_seq, "
+            "session, vector, episode) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(corpus_id, w.idx, w.first_seq, w.last_seq, w.session, w.vector, w.episode)
+             for w in windows])
 
 
 @dataclass
@@ -337,6 +338,11 @@ def verb_key(verb: VerbPhrase) -> str:
     return norm_name(verb.phrase) + ":" + digest
 
 
+def node_from_json(kind: str, data: str) -> Node:
+    """A stored node from its kind and JSON."""
+    return _NODE_TYPES[kind].model_validate_json(data)
+
+
 def load_nodes(conn: Connection, corpus_id: int, kind: str | None = None) -> list[Node]:
     """Stored GSW nodes (optionally of one kind), oldest first."""
     where = [MemoryNodeRow.corpus_id == corpus_id]
@@ -384,11 +390,47 @@ def save_nodes(conn: Connection, corpus_id: int, nodes: list[Node],
     vectors = vectors or {}
     ids = [n.id for n in nodes]
     kept = _kept_vectors(conn, corpus_id, [i for i in ids if i not in vectors])
+    verbs = [n for n in nodes if isinstance(n, VerbPhrase)]
+    raw = driver(conn)
+    fts.forget_nodes(raw, corpus_id, _rowids(raw, corpus_id, [v.id for v in verbs]))
     for start in range(0, len(ids), 500):
         conn.execute(delete(MemoryNodeRow).where(MemoryNodeRow.corpus_id == corpus_id,
                                                  MemoryNodeRow.id.in_(ids[start:start + 500])))
     conn.execute(insert(MemoryNodeRow), [_node_row(corpus_id, n, vectors.get(n.id, kept.get(n.id)))
                                          for n in nodes])
+    save_edges(conn, corpus_id, verbs)
+    if verbs and fts.exists(raw, corpus_id):
+        rowids = _rowids(raw, corpus_id, [v.id for v in verbs])
+        fts.index_verbs(raw, corpus_id, [(rowids[i], v.model_dump()) for i, v in
+                                         enumerate(verbs)])
+
+
+def _rowids(raw: sqlite3.Connection, corpus_id: int, ids: list[str]) -> list[int]:
+    """The SQLite rowids of stored nodes, in the order of `ids` (missing ones left out)."""
+    found = dict(raw.execute("SELECT id, rowid FROM memory_nodes WHERE corpus_id = ? AND id IN "
+                             "(SELECT value FROM json_each(?))", (corpus_id, json.dumps(ids))))
+    return [found[i] for i in ids if i in found]
+
+
+def verb_edges(verb: VerbPhrase) -> list[str]:
+    """The node ids a verb's answers name (not TEXT spans, not None)."""
+    return sorted({a for q in verb.questions for a in q.answers
+                   if a != NONE_ANSWER and not a.startswith(TEXT_PREFIX)})
+
+
+def save_edges(conn: Connection, corpus_id: int, verbs: list[VerbPhrase]) -> None:
+    """Replace the edge rows of these verbs."""
+    if not verbs:
+        return
+    ids = [v.id for v in verbs]
+    for start in range(0, len(ids), 500):
+        conn.execute(delete(MemoryEdgeRow).where(MemoryEdgeRow.corpus_id == corpus_id,
+                                                 MemoryEdgeRow.verb_id.in_(ids[start:start + 500])))
+    rows = [{"corpus_id": corpus_id, "verb_id": v.id, "node_id": node,
+             "open": any(q.is_open for q in v.questions), "seq": v.seq}
+            for v in verbs for node in verb_edges(v)]
+    if rows:
+        conn.execute(insert(MemoryEdgeRow), rows)
 
 
 def _kept_vectors(conn: Connection, corpus_id: int, ids: list[str]) -> dict[str, bytes]:
@@ -418,24 +460,25 @@ def verbs_by_key(conn: Connection, corpus_id: int, key: str, entity_ids: list[st
     """Stored verbs with this key whose answers name every one of `entity_ids` (candidates)."""
     if not entity_ids:
         return []
-    mentions = [MemoryNodeRow.data.contains(f'"{eid}"') for eid in entity_ids]
-    rows = conn.scalars(select(MemoryNodeRow.data).where(
-        MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "verb",
-        MemoryNodeRow.norm == key, *mentions).order_by(MemoryNodeRow.seq))
-    return [VerbPhrase.model_validate_json(d) for d in rows]
+    marks = ",".join("?" * len(entity_ids))
+    rows = driver(conn).execute(
+        "SELECT n.data FROM memory_nodes n WHERE n.corpus_id = ? AND n.kind = 'verb' "
+        f"AND n.norm = ? AND (SELECT COUNT(*) FROM memory_edges e WHERE e.corpus_id = n.corpus_id "
+        f"AND e.verb_id = n.id AND e.node_id IN ({marks})) = ? ORDER BY n.seq",
+        (corpus_id, key, *entity_ids, len(set(entity_ids))))
+    return [VerbPhrase.model_validate_json(r[0]) for r in rows]
 
 
 def open_verbs_about(conn: Connection, corpus_id: int, entity_ids: list[str]) -> list[VerbPhrase]:
-    """Stored verbs that mention these entities and still have an open question."""
+    """Stored verbs that mention these entities and still have an open question (edge look-up)."""
     if not entity_ids:
         return []
-    from sqlalchemy import or_
-
-    mentions = or_(*(MemoryNodeRow.data.contains(f'"{eid}"') for eid in entity_ids))
-    rows = conn.scalars(select(MemoryNodeRow.data).where(
-        MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "verb",
-        MemoryNodeRow.data.contains('"None"'), mentions).order_by(MemoryNodeRow.seq))
-    return [VerbPhrase.model_validate_json(d) for d in rows]
+    marks = ",".join("?" * len(entity_ids))
+    rows = driver(conn).execute(
+        "SELECT data FROM memory_nodes WHERE corpus_id = ? AND id IN (SELECT verb_id FROM "
+        f"memory_edges WHERE corpus_id = ? AND open AND node_id IN ({marks})) ORDER BY seq, id",
+        (corpus_id, corpus_id, *entity_ids))
+    return [VerbPhrase.model_validate_json(r[0]) for r in rows]
 
 
 def spacetime_by_key(conn: Connection, corpus_id: int, kind: str, key: str,

@@ -1,4 +1,4 @@
-"""The memory tables; migration 0004 creates exactly these."""
+"""The memory tables; migrations 0004 and 0006 create exactly these."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ class MemoryTurnRow(Base):
     __table_args__ = (
         Index("ix_memory_turns_corpus_turn", "corpus_id", "turn_id", unique=True),
         Index("ix_memory_turns_corpus_seq", "corpus_id", "seq"),
+        Index("ix_memory_turns_corpus_session", "corpus_id", "session"),
+        Index("ix_memory_turns_corpus_speaker", "corpus_id", "source", "speaker"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     corpus_id: Mapped[int] = _corpus_fk()
@@ -92,3 +94,17 @@ class MemoryNodeRow(Base):
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)
     seq: Mapped[int] = mapped_column(Integer)
     stale: Mapped[bool] = mapped_column(Boolean)
+
+
+class MemoryEdgeRow(Base):
+    """A verb's answer that names a node (entity, place, time): the indexed form of the edges
+    inside a verb's JSON, so "verbs about this entity" is a look-up, not a scan of every verb."""
+
+    __tablename__ = "memory_edges"
+    __table_args__ = (Index("ix_memory_edges_node", "corpus_id", "node_id", "open"),
+                      Index("ix_memory_edges_node_seq", "corpus_id", "node_id", "seq"))
+    corpus_id: Mapped[int] = _corpus_fk(primary_key=True)
+    verb_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    open: Mapped[bool] = mapped_column(Boolean)  # the verb still has an unanswered question
+    seq: Mapped[int] = mapped_column(Integer)

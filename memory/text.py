@@ -7,6 +7,7 @@ functions, so a term means the same thing at ingest, at query time and in the ID
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from peek.retrieval.lexical import STOPWORDS, split_identifier
 
@@ -39,13 +40,21 @@ def terms(text: str) -> list[str]:
     """Stemmed content terms in order, with the parts of compound identifiers added after them."""
     out: list[str] = []
     for token in _WORD.findall(text):
-        lowered = token.lower()
-        if len(lowered) > 1 and lowered not in STOPWORDS:
-            out.append(stem(lowered))
-        if _IDENT.fullmatch(token) and ("_" in token.strip("_") or _is_camel(token)):
-            out.extend(stem(p) for p in split_identifier(token) if len(p) > 1
-                       and p not in STOPWORDS)
+        out.extend(token_terms(token))
     return out
+
+
+@lru_cache(maxsize=1 << 16)
+def token_terms(token: str) -> tuple[str, ...]:
+    """The terms of one word, cached: words repeat, and ingest and refits read every turn."""
+    out: list[str] = []
+    lowered = token.lower()
+    if len(lowered) > 1 and lowered not in STOPWORDS:
+        out.append(stem(lowered))
+    if _IDENT.fullmatch(token) and ("_" in token.strip("_") or _is_camel(token)):
+        out.extend(stem(p) for p in split_identifier(token) if len(p) > 1
+                   and p not in STOPWORDS)
+    return tuple(out)
 
 
 def _is_camel(token: str) -> bool:

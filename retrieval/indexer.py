@@ -1,20 +1,28 @@
-"""Incremental, blob-keyed indexing of a corpus into the store, in one write transaction."""
+"""Incremental, blob-keyed indexing of a corpus into the store, in bounded batches.
+
+Files are read and parsed BATCH_FILES at a time (by a forkserver process pool for big runs:
+never fork a process that may hold threads or SQLite connections) and each batch is written in
+its own transaction, so peak memory is one or two batches, not the corpus. An interrupted run
+keeps the batches it wrote and the next run resumes from them (their blobs are known). The
+file graph and the stamp (`indexed_at`, HEAD) are written last.
+"""
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import Connection, delete, insert, select, text, update
-
 from peek.db import Database
 from peek.errors import CorpusError
+from peek.gitutil import is_git_tree
 from peek.retrieval.chunking import ParsedFile, language_for, parse_file
 from peek.retrieval.lexical import (
     delete_fts_rows,
@@ -23,6 +31,7 @@ from peek.retrieval.lexical import (
     insert_fts_rows,
     path_field,
 )
+from peek.retrieval.skipped import Skipped, load_skipped, still_skipped
 from peek.retrieval.walk import (
     FileEntry,
     GitState,
@@ -31,11 +40,14 @@ from peek.retrieval.walk import (
     is_binary,
     walk_corpus,
 )
-from peek.schema import Chunk, Corpus, File, Symbol
+from peek.safefs import SandboxError, read_beneath
 
 Progress = Callable[[int, int], None]
 PARALLEL_MIN = 200
 MAX_WORKERS = 4
+BATCH_FILES = 256
+JOB_FILES = 16
+Job = tuple[Path, int, FileEntry, str | None]  # root, size cap, file, blob sha it had
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +69,7 @@ class ReadFile:
     parsed: ParsedFile
     line_count: int
     decode_errors: int
+    fts: list[tuple[str, str]]  # (symbol, body) search fields per chunk, made by the worker
 
 
 Outcome = ReadFile | Literal["same", "binary", "unreadable"]
@@ -111,16 +124,36 @@ def _index(
     stats.unreadable = report.unreadable
     if not report.files:
         raise CorpusError(f"no indexable files in {root}", "add text files or check .peekignore")
-    corpus_id, known = _load_known(db, root)
+    corpus_id, known, has_graph = _load_known(db, root)
+    skipped = load_skipped(db, corpus_id)
     stats.first_index = not known
-    todo = [e for e in report.files if not _unchanged(e, known.get(e.path))]
-    db.engine.dispose()  # no SQLite connection may cross a fork into the parse workers
-    reads, touched, binary = _read_all(todo, known, stats, progress)
-    present = {e.path for e in report.files} - binary
-    git = git_state(root)
-    with db.write() as conn:
+    todo = [e for e in report.files
+            if not _unchanged(e, known.get(e.path)) and not still_skipped(e, skipped)]
+    on_disk = {e.path for e in report.files}
+    gone = [k.id for p, k in known.items() if p not in on_disk]
+    with db.raw_write() as conn:
         corpus_id = _ensure_corpus(conn, root, corpus_id)
-        _apply(conn, corpus_id, known, present, reads, touched, stats)
+        ensure_fts(conn, corpus_id)
+        _delete_files(conn, corpus_id, gone)
+    stats.removed = len(gone)
+    jobs = [(root, max_file_bytes, e, known[e.path].blob_sha if e.path in known else None)
+            for e in todo]
+    done = 0
+    left_out: dict[str, str] = {}
+    for batch in _parsed_batches(jobs):
+        with db.raw_write() as conn:
+            _apply(conn, corpus_id, known, batch, stats)
+        left_out.update((e.path, o) for e, o in batch if o in ("binary", "unreadable"))
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(todo))
+    git = git_state(root)
+    with db.raw_write() as conn:
+        _remember_skipped(conn, corpus_id, report.files, skipped, left_out)
+        if stats.added or stats.changed or stats.removed or not has_graph:
+            from peek.retrieval.graph import refresh_saved_graph
+
+            refresh_saved_graph(conn, corpus_id)
         stats.files, stats.chunks = _totals(conn, corpus_id)
         stats.seconds = time.perf_counter() - started
         _stamp(conn, corpus_id, git, stats.seconds)
@@ -132,64 +165,83 @@ def _unchanged(entry: FileEntry, known: Known | None) -> bool:
     return known is not None and known.size == entry.size and known.mtime_ns == entry.mtime_ns
 
 
-def _load_known(db: Database, root: Path) -> tuple[int | None, dict[str, Known]]:
-    with db.read() as conn:
-        corpus_id = conn.scalar(select(Corpus.id).where(Corpus.root == str(root)))
-        if corpus_id is None:
-            return None, {}
+def _remember_skipped(conn: sqlite3.Connection, corpus_id: int, files: list[FileEntry],
+                      skipped: Skipped, left_out: dict[str, str]) -> None:
+    """Keep skipped files that are unchanged, add new ones, forget the rest, so a binary file
+    with an unknown suffix is not read again on every index (nor keeps `status` dirty)."""
+    by_path = {e.path: e for e in files}
+    keep = [p for p in skipped if p in by_path and still_skipped(by_path[p], skipped)]
+    conn.execute("DELETE FROM skipped_files WHERE corpus_id = ? AND path NOT IN "
+                 "(SELECT value FROM json_each(?))", (corpus_id, json.dumps(keep)))
+    conn.executemany(
+        "INSERT INTO skipped_files (corpus_id, path, size, mtime_ns, reason) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(corpus_id, p, by_path[p].size, by_path[p].mtime_ns, why)
+         for p, why in left_out.items()])
+
+
+def _load_known(db: Database, root: Path) -> tuple[int | None, dict[str, Known], bool]:
+    """The corpus id, what the store knows of each file, and whether a graph is saved."""
+    with db.query() as conn:
+        row = conn.execute("SELECT id FROM corpora WHERE root = ?", (str(root),)).fetchone()
+        if row is None:
+            return None, {}, False
+        corpus_id = int(row[0])
         rows = conn.execute(
-            select(File.path, File.id, File.blob_sha, File.size, File.mtime_ns).where(
-                File.corpus_id == corpus_id
-            )
-        )
-        return corpus_id, {r[0]: Known(r[1], r[2], r[3], r[4]) for r in rows}
+            "SELECT path, id, blob_sha, size, mtime_ns FROM files WHERE corpus_id = ?",
+            (corpus_id,))
+        known = {r[0]: Known(r[1], r[2], r[3], r[4]) for r in rows}
+        graph = conn.execute("SELECT 1 FROM file_graphs WHERE corpus_id = ?",
+                             (corpus_id,)).fetchone()
+        return corpus_id, known, graph is not None
 
 
-def _read_all(
-    todo: list[FileEntry], known: dict[str, Known], stats: IndexStats, progress: Progress | None
-) -> tuple[list[ReadFile], list[tuple[int, FileEntry]], set[str]]:
-    """Read and parse new or changed files; a same-blob file only gets its stat refreshed."""
-    reads: list[ReadFile] = []
-    touched: list[tuple[int, FileEntry]] = []
-    binary: set[str] = set()
-    jobs = [(e, known[e.path].blob_sha if e.path in known else None) for e in todo]
-    for n, (entry, outcome) in enumerate(_run_jobs(jobs), 1):
-        if isinstance(outcome, ReadFile):
-            reads.append(outcome)
-        elif outcome == "same":
-            touched.append((known[entry.path].id, entry))
-        else:
-            binary.add(entry.path)
-            if outcome == "binary":
-                stats.skipped_binary += 1
-            else:
-                stats.unreadable.append(entry.path)
-        if progress is not None:
-            progress(n, len(todo))
-    stats.decode_errors = sum(r.decode_errors for r in reads)
-    return reads, touched, binary
-
-
-def _run_jobs(jobs: list[tuple[FileEntry, str | None]]) -> Iterator[tuple[FileEntry, Outcome]]:
-    """Parse on every core for big batches (tree-sitter parsing dominates a cold index)."""
+def _parsed_batches(jobs: list[Job]) -> Iterator[list[tuple[FileEntry, Outcome]]]:
+    """Outcomes BATCH_FILES at a time; with a pool, the next batch parses while one is written."""
+    batches = [jobs[i : i + BATCH_FILES] for i in range(0, len(jobs), BATCH_FILES)]
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    if len(jobs) < PARALLEL_MIN or workers < 2 or "fork" not in mp.get_all_start_methods():
-        yield from ((entry, _read_one(entry, prior)) for entry, prior in jobs)
+    context = _pool_context()
+    if len(jobs) < PARALLEL_MIN or workers < 2 or context is None:
+        for batch in batches:
+            yield [(job[2], _read_one(*job)) for job in batch]
         return
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        outcomes = pool.map(_read_one_job, jobs, chunksize=32)
-        yield from zip((entry for entry, _ in jobs), outcomes, strict=True)
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending = _submit(pool, batches[0])
+        for k, batch in enumerate(batches):
+            following = _submit(pool, batches[k + 1]) if k + 1 < len(batches) else []
+            outcomes = [o for future in pending for o in future.result()]
+            yield list(zip((job[2] for job in batch), outcomes, strict=True))
+            pending = following
 
 
-def _read_one_job(job: tuple[FileEntry, str | None]) -> Outcome:
-    return _read_one(*job)
+def _pool_context() -> mp.context.BaseContext | None:
+    """forkserver (workers fork from a clean server that preloaded the parsers), else spawn."""
+    methods = mp.get_all_start_methods()
+    if "forkserver" in methods:
+        context = mp.get_context("forkserver")
+        context.set_forkserver_preload(["peek.retrieval.indexer"])
+        return context
+    return mp.get_context("spawn") if "spawn" in methods else None
 
 
-def _read_one(entry: FileEntry, prior_sha: str | None) -> Outcome:
-    """One file's fate: parsed, the same blob as before, binary, or unreadable."""
+def _submit(pool: ProcessPoolExecutor, batch: list[Job]) -> list[Future[list[Outcome]]]:
+    return [pool.submit(_read_jobs, batch[i : i + JOB_FILES])
+            for i in range(0, len(batch), JOB_FILES)]
+
+
+def _read_jobs(jobs: list[Job]) -> list[Outcome]:
+    return [_read_one(*job) for job in jobs]
+
+
+def _read_one(root: Path, max_bytes: int, entry: FileEntry, prior_sha: str | None) -> Outcome:
+    """One file's fate: parsed, the same blob as before, binary, or unreadable.
+
+    Read through the race-free reader: a file swapped for a symlink or a FIFO after the walk
+    is refused, never followed out of the root or waited on.
+    """
     try:
-        data = entry.abspath.read_bytes()
-    except OSError:
+        data = read_beneath(root, entry.fs_rel or entry.path, max_bytes, entry.path)
+    except SandboxError:
         return "unreadable"
     if is_binary(data):
         return "binary"
@@ -206,122 +258,124 @@ def _parse(entry: FileEntry, sha: str, data: bytes) -> ReadFile:
         errors = body.count("\ufffd")
     parsed = parse_file(entry.path, body, language_for(entry.path))
     lines = body.count("\n") + (0 if body.endswith("\n") or not body else 1)
-    return ReadFile(entry, sha, parsed, lines, errors)
+    fields = [(_symbol_field(c.symbol), expand_for_index(c.text)) for c in parsed.chunks]
+    return ReadFile(entry, sha, parsed, lines, errors, fields)
 
 
-def _ensure_corpus(conn: Connection, root: Path, corpus_id: int | None) -> int:
+def _ensure_corpus(conn: sqlite3.Connection, root: Path, corpus_id: int | None) -> int:
     if corpus_id is not None:
         return corpus_id
-    found = conn.scalar(select(Corpus.id).where(Corpus.root == str(root)))
+    found = conn.execute("SELECT id FROM corpora WHERE root = ?", (str(root),)).fetchone()
     if found is not None:
-        return int(found)
-    kind = "git" if (root / ".git").exists() else "folder"
-    values = {"root": str(root), "kind": kind, "created_at": time.time()}
-    key = conn.execute(insert(Corpus).values(**values)).inserted_primary_key
-    assert key is not None
-    return int(key[0])
+        return int(found[0])
+    kind = "git" if is_git_tree(root) else "folder"
+    cur = conn.execute("INSERT INTO corpora (root, kind, created_at) VALUES (?, ?, ?)",
+                       (str(root), kind, time.time()))
+    assert cur.lastrowid is not None
+    return int(cur.lastrowid)
+
+
+def _delete_files(conn: sqlite3.Connection, corpus_id: int, file_ids: list[int]) -> None:
+    """Drop files with their FTS rows (chunks and symbols cascade)."""
+    delete_fts_rows(conn, corpus_id, file_ids)
+    for start in range(0, len(file_ids), 500):
+        batch = file_ids[start : start + 500]
+        conn.execute(f"DELETE FROM files WHERE id IN ({','.join('?' * len(batch))})", batch)
 
 
 def _apply(
-    conn: Connection,
+    conn: sqlite3.Connection,
     corpus_id: int,
     known: dict[str, Known],
-    present: set[str],
-    reads: list[ReadFile],
-    touched: list[tuple[int, FileEntry]],
+    batch: list[tuple[FileEntry, Outcome]],
     stats: IndexStats,
 ) -> None:
-    """Drop vanished files, refresh stats of same-blob files, and rewrite changed ones."""
-    ensure_fts(conn, corpus_id)
-    changed = [r for r in reads if r.entry.path in known]
-    gone = [k.id for p, k in known.items() if p not in present]
-    delete_fts_rows(conn, corpus_id, gone + [known[r.entry.path].id for r in changed])
-    for start in range(0, len(gone), 500):
-        conn.execute(delete(File).where(File.id.in_(gone[start : start + 500])))
-    stats.removed = len(gone)
-    for file_id, entry in touched:
-        conn.execute(
-            update(File).where(File.id == file_id).values(mtime_ns=entry.mtime_ns, size=entry.size)
-        )
-    stats.changed, stats.added = len(changed), len(reads) - len(changed)
-    if changed:
-        conn.execute(delete(File).where(File.id.in_([known[r.entry.path].id for r in changed])))
+    """Write one batch: refresh stats of same-blob files, drop unreadable ones, rewrite changed."""
+    reads = [o for _, o in batch if isinstance(o, ReadFile)]
+    dropped: list[int] = []
+    for entry, outcome in batch:
+        if outcome == "same":
+            conn.execute("UPDATE files SET mtime_ns = ?, size = ? WHERE id = ?",
+                         (entry.mtime_ns, entry.size, known[entry.path].id))
+        elif outcome in ("binary", "unreadable"):
+            if entry.path in known:
+                dropped.append(known[entry.path].id)
+            if outcome == "binary":
+                stats.skipped_binary += 1
+            else:
+                stats.unreadable.append(entry.path)
+    changed = [known[r.entry.path].id for r in reads if r.entry.path in known]
+    _delete_files(conn, corpus_id, dropped + changed)
+    stats.removed += len(dropped)
+    stats.changed += len(changed)
+    stats.added += len(reads) - len(changed)
+    stats.decode_errors += sum(r.decode_errors for r in reads)
     _insert_files(conn, corpus_id, reads)
 
 
-def _insert_files(conn: Connection, corpus_id: int, reads: list[ReadFile]) -> None:
+def _insert_files(conn: sqlite3.Connection, corpus_id: int, reads: list[ReadFile]) -> None:
     """Insert files, chunks, symbols and FTS rows with ids assigned here, in bulk."""
     if not reads:
         return
     file_id = _next_id(conn, "files")
     chunk_id = _next_id(conn, "chunks")
-    files: list[dict[str, object]] = []
-    chunks: list[dict[str, object]] = []
-    symbols: list[dict[str, object]] = []
+    files: list[tuple[object, ...]] = []
+    chunks: list[tuple[object, ...]] = []
+    symbols: list[tuple[object, ...]] = []
     fts: list[dict[str, object]] = []
     for read in reads:
         files.append(_file_row(file_id, corpus_id, read))
         ppath = path_field(read.entry.path)
-        for chunk in read.parsed.chunks:
-            chunks.append({"id": chunk_id, "file_id": file_id, "start_line": chunk.start_line,
-                           "end_line": chunk.end_line, "kind": chunk.kind,
-                           "symbol": chunk.symbol, "text": chunk.text})
-            fts.append({"rowid": chunk_id, "path": ppath, "symbol": _symbol_field(chunk.symbol),
-                        "body": expand_for_index(chunk.text)})
+        for chunk, (symbol, body) in zip(read.parsed.chunks, read.fts, strict=True):
+            chunks.append((chunk_id, file_id, chunk.start_line, chunk.end_line, chunk.kind,
+                           chunk.symbol, chunk.text))
+            fts.append({"rowid": chunk_id, "path": ppath, "symbol": symbol, "body": body})
             chunk_id += 1
         symbols.extend(_symbol_rows(file_id, read.parsed))
         file_id += 1
-    conn.execute(insert(File), files)
-    _bulk(conn, Chunk, chunks)
-    _bulk(conn, Symbol, symbols)
+    conn.executemany(
+        "INSERT INTO files (id, corpus_id, path, blob_sha, size, mtime_ns, language, line_count,"
+        " decode_errors, imports, identifiers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", files)
+    conn.executemany("INSERT INTO chunks (id, file_id, start_line, end_line, kind, symbol, text)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?)", chunks)
+    conn.executemany("INSERT INTO symbols (file_id, name, qualname, kind, start_line, end_line)"
+                     " VALUES (?, ?, ?, ?, ?, ?)", symbols)
     insert_fts_rows(conn, corpus_id, fts)
 
 
-def _bulk(
-    conn: Connection, table: type[Chunk] | type[Symbol], rows: list[dict[str, object]]
-) -> None:
-    if rows:
-        conn.execute(insert(table), rows)
+def _next_id(conn: sqlite3.Connection, table: str) -> int:
+    row = conn.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()
+    return int(row[0] or 1)
 
 
-def _next_id(conn: Connection, table: str) -> int:
-    return int(conn.scalar(text(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}")) or 1)
-
-
-def _file_row(file_id: int, corpus_id: int, read: ReadFile) -> dict[str, object]:
-    return {
-        "id": file_id, "corpus_id": corpus_id, "path": read.entry.path,
-        "blob_sha": read.blob_sha, "size": read.entry.size, "mtime_ns": read.entry.mtime_ns,
-        "language": read.parsed.language, "line_count": read.line_count,
-        "decode_errors": read.decode_errors, "imports": "\n".join(read.parsed.imports),
-        "identifiers": " ".join(read.parsed.identifiers),
-    }
+def _file_row(file_id: int, corpus_id: int, read: ReadFile) -> tuple[object, ...]:
+    return (file_id, corpus_id, read.entry.path, read.blob_sha, read.entry.size,
+            read.entry.mtime_ns, read.parsed.language, read.line_count, read.decode_errors,
+            "\n".join(read.parsed.imports), " ".join(read.parsed.identifiers))
 
 
 def _symbol_field(symbol: str | None) -> str:
     return expand_for_index(symbol.replace(".", " ")) if symbol else ""
 
 
-def _symbol_rows(file_id: int, parsed: ParsedFile) -> Iterable[dict[str, object]]:
+def _symbol_rows(file_id: int, parsed: ParsedFile) -> Iterable[tuple[object, ...]]:
     for d in parsed.definitions:
-        yield {"file_id": file_id, "name": d.name, "qualname": d.qualname, "kind": d.kind,
-               "start_line": d.start_line, "end_line": d.end_line}
+        yield (file_id, d.name, d.qualname, d.kind, d.start_line, d.end_line)
 
 
-def _totals(conn: Connection, corpus_id: int) -> tuple[int, int]:
+def _totals(conn: sqlite3.Connection, corpus_id: int) -> tuple[int, int]:
     row = conn.execute(
-        text("SELECT COUNT(DISTINCT f.id), COUNT(c.id) FROM files f "
-             "LEFT JOIN chunks c ON c.file_id = f.id WHERE f.corpus_id = :c"),
-        {"c": corpus_id},
-    ).one()
+        "SELECT (SELECT COUNT(*) FROM files WHERE corpus_id = :c), (SELECT COUNT(*) FROM chunks "
+        "WHERE file_id IN (SELECT id FROM files WHERE corpus_id = :c))", {"c": corpus_id},
+    ).fetchone()
     return int(row[0]), int(row[1])
 
 
-def _stamp(conn: Connection, corpus_id: int, git: GitState | None, seconds: float) -> None:
+def _stamp(conn: sqlite3.Connection, corpus_id: int, git: GitState | None,
+           seconds: float) -> None:
     """Record when and at which commit the corpus was indexed."""
     conn.execute(
-        update(Corpus).where(Corpus.id == corpus_id).values(
-            indexed_at=time.time(), index_seconds=seconds,
-            git_head=git.head if git else None, git_remote=git.remote if git else None,
-        )
-    )
+        "UPDATE corpora SET indexed_at = ?, index_seconds = ?, git_head = ?, git_remote = ? "
+        "WHERE id = ?",
+        (time.time(), seconds, git.head if git else None, git.remote if git else None,
+         corpus_id))

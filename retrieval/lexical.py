@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, text
+from peek.db import driver
+
+if TYPE_CHECKING:
+    from peek.db import AnyConnection
 
 # path and symbol hits say more about where a concept lives than a mention in a body.
 FIELD_WEIGHTS = (4.0, 8.0, 1.0)
@@ -100,42 +104,42 @@ def fts_table(corpus_id: int) -> str:
     return f"chunks_fts_{int(corpus_id)}"
 
 
-def create_fts(conn: Connection, table: str, *columns: str) -> None:
+def create_fts(conn: AnyConnection, table: str, *columns: str) -> None:
     """An FTS5 table with peek's tokenizer: porter stems words, '_' stays inside identifiers."""
-    conn.exec_driver_sql(
+    driver(conn).execute(
         f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5({', '.join(columns)}, "
         "tokenize = \"porter unicode61 tokenchars '_'\")"
     )
 
 
-def table_exists(conn: Connection, table: str) -> bool:
+def table_exists(conn: AnyConnection, table: str) -> bool:
     """Whether a table (an FTS index made on first use, for one) exists yet."""
-    return conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"),
-                        {"n": table}).first() is not None
+    row = driver(conn).execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,))
+    return row.fetchone() is not None
 
 
-def ensure_fts(conn: Connection, corpus_id: int) -> None:
+def ensure_fts(conn: AnyConnection, corpus_id: int) -> None:
     """Create the corpus's chunk index (path, symbol and body fields)."""
     create_fts(conn, fts_table(corpus_id), "path", "symbol", "body")
 
 
-def delete_fts_rows(conn: Connection, corpus_id: int, file_ids: list[int]) -> None:
+def delete_fts_rows(conn: AnyConnection, corpus_id: int, file_ids: list[int]) -> None:
     """Remove the FTS rows of these files' chunks (call before deleting the files)."""
     table = fts_table(corpus_id)
     for start in range(0, len(file_ids), 500):
         batch = ",".join(str(int(i)) for i in file_ids[start : start + 500])
-        conn.exec_driver_sql(
+        driver(conn).execute(
             f"DELETE FROM {table} WHERE rowid IN "
             f"(SELECT id FROM chunks WHERE file_id IN ({batch}))"
         )
 
 
-def insert_fts_rows(conn: Connection, corpus_id: int, rows: list[dict[str, object]]) -> None:
+def insert_fts_rows(conn: AnyConnection, corpus_id: int, rows: list[dict[str, object]]) -> None:
     """Add FTS rows keyed by chunk id (rowid)."""
     if rows:
-        conn.execute(
-            text(f"INSERT INTO {fts_table(corpus_id)}(rowid, path, symbol, body) "
-                 "VALUES (:rowid, :path, :symbol, :body)"),
+        driver(conn).executemany(
+            f"INSERT INTO {fts_table(corpus_id)}(rowid, path, symbol, body) "
+            "VALUES (:rowid, :path, :symbol, :body)",
             rows,
         )
 
@@ -174,14 +178,14 @@ def path_prior(path: str, terms: list[str]) -> float:
     return 1.0
 
 
-def search_chunks(conn: Connection, corpus_id: int, query: str, k: int = 10) -> list[Hit]:
+def search_chunks(conn: AnyConnection, corpus_id: int, query: str, k: int = 10) -> list[Hit]:
     """The k best chunks for a query: field-weighted BM25 over a wide pool, then path priors."""
     terms = query_terms(query)
     if not terms:
         return []
     wp, ws, wb = FIELD_WEIGHTS
-    rows = conn.execute(
-        text(_search_sql(corpus_id)),
+    rows = driver(conn).execute(
+        _search_sql(corpus_id),
         {"q": fts_query(terms), "k": max(k * 4, POOL), "wp": wp, "ws": ws, "wb": wb},
     )
     hits = [
@@ -192,19 +196,19 @@ def search_chunks(conn: Connection, corpus_id: int, query: str, k: int = 10) -> 
     return hits[:k]
 
 
-def term_idf(conn: Connection, corpus_id: int, terms: list[str]) -> dict[str, float]:
+def term_idf(conn: AnyConnection, corpus_id: int, terms: list[str]) -> dict[str, float]:
     """IDF of each term over the corpus's chunks, over its maximum: 1 = rarest, 0 = everywhere.
 
     Normalizing makes thresholds mean the same in a 10-chunk corpus and a 40,000-chunk one.
     """
     table = fts_table(corpus_id)
     # the docsize shadow table has one row per document and counts without a full FTS scan
-    total = int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}_docsize").scalar() or 0)
+    raw = driver(conn)
+    total = int(raw.execute(f"SELECT COUNT(*) FROM {table}_docsize").fetchone()[0] or 0)
     idf: dict[str, float] = {}
     for term in terms:
-        df = conn.execute(
-            text(f"SELECT COUNT(*) FROM {table} WHERE {table} MATCH :q"),
-            {"q": fts_query([term])},
-        ).scalar()
+        df = raw.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE {table} MATCH :q", {"q": fts_query([term])}
+        ).fetchone()[0]
         idf[term] = math.log((total + 1) / (int(df or 0) + 1)) / math.log(total + 2)
     return idf

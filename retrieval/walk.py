@@ -1,21 +1,40 @@
-"""Corpus walking: which files peek indexes, honouring ignore files, size caps and the root."""
+"""The one corpus walker and ignore engine: what peek indexes is exactly what its tools serve.
+
+The indexer, `peek status` and the sandbox tools (glob, grep, list_dir, read_file) all ask this
+module which files exist: `.gitignore`, `.peekignore` and `.git/info/exclude` are honoured with
+pathspec, `.git/` is never entered, and secrets (`.env`, keys, credential files) are excluded by
+default; a `.peekignore` line such as `!.env.example` brings one back. Folders are walked through
+descriptors opened without following symlinks, so a folder swapped for a symlink mid-walk cannot
+lead outside the root.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
+from peek.safefs import SandboxError, open_beneath, read_beneath
+
 IGNORE_FILES = (".gitignore", ".peekignore")
 DEFAULT_IGNORES = (
     ".git/", ".hg/", ".svn/", "__pycache__/", "node_modules/", ".venv/", ".tox/",
     ".mypy_cache/", ".pytest_cache/", ".ruff_cache/", "*.pyc", "*.pyo",
+)
+# Secrets: never indexed or served unless a .peekignore re-includes them with `!pattern`.
+SECRET_IGNORES = (
+    ".env", ".env.*", "!.env.example", "!.env.sample", "!.env.template", ".envrc",
+    "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.kdbx", "*.gpg", "*.asc",
+    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "!*.pub", ".ssh/", ".gnupg/", ".aws/",
+    ".netrc", "_netrc", ".pgpass", ".pypirc", ".npmrc", ".git-credentials", ".htpasswd",
+    "credentials", "credentials.json", "*.tfstate", "*.tfstate.*", "secrets.yml",
+    "secrets.yaml", "secrets.json", "service-account*.json",
 )
 BINARY_SUFFIXES = frozenset(
     ".png .jpg .jpeg .gif .bmp .ico .webp .tif .tiff .pdf .zip .gz .tgz .bz2 .xz .7z .tar .whl "
@@ -23,16 +42,73 @@ BINARY_SUFFIXES = frozenset(
     ".wav .ogg .avi .mov .sqlite .db .npy .npz .pkl .pickle .parquet .fits .h5 .hdf5".split()
 )
 SNIFF_BYTES = 8192
+IGNORE_FILE_MAX_BYTES = 1 << 20
+MAX_DEPTH = 128
+_DIR_FLAGS = (
+    os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+)
+_Specs = tuple[tuple[str, "Rules"], ...]
+
+
+class Rules:
+    """One ignore file's patterns (translated by pathspec), decided the way git decides.
+
+    The walk checks every folder before what it holds, so a pattern that only matches a path
+    through one of its folders (`build/` against `build/a.py`) has already had its say; the
+    last pattern that matches the path itself wins. A combined regex rules out, in one search,
+    the common case of a path that no pattern matches.
+    """
+
+    def __init__(self, lines: list[str] | tuple[str, ...]) -> None:
+        spec = GitIgnoreSpec.from_lines(lines)
+        self.patterns = [(bool(p.include), *_split_regex(p.regex.pattern))
+                         for p in reversed(spec.patterns)
+                         if p.include is not None and p.regex is not None]
+        parts = [rx.pattern for _, *both in self.patterns for rx in both if rx is not None]
+        self.any = re.compile("|".join(f"(?:{part})" for part in parts)) if parts else None
+
+    def verdict(self, target: str) -> bool | None:
+        """True: ignored, False: re-included by a `!` line, None: no line speaks of it.
+
+        `target` ends with `/` for a folder. The last matching line wins, as in git.
+        """
+        if self.any is None or self.any.search(target) is None:
+            return None
+        is_dir = target.endswith("/")
+        for include, for_file, for_dir in self.patterns:
+            rx = for_dir if is_dir else for_file
+            if rx is not None and rx.search(target) is not None:
+                return include
+        return None
+
+
+def _split_regex(source: str) -> tuple[re.Pattern[str] | None, re.Pattern[str]]:
+    """pathspec's regex as two: one for a file itself, one for a folder (`a/b/`) itself.
+
+    pathspec also matches a path through a folder above it (`build/` matches `build/a.py`);
+    the walk has already judged those folders, so only the path's own last part counts here,
+    and a folder-only line (`build/`) never matches a file.
+    """
+    either = "(?:(?P<ps_d>/)|$)"
+    file_source = source.replace(either, "$")
+    for_file = None if "(?P<ps_d>" in file_source else re.compile(file_source)
+    for_dir = re.compile(source.replace(either, "/$").replace("(?P<ps_d>/)", "/$"))
+    return for_file, for_dir
 
 
 @dataclass(frozen=True, slots=True)
 class FileEntry:
-    """A candidate file: its posix path relative to the root, and the stat that keys re-reads."""
+    """A candidate file: its stored path, where it lives, and the stat that keys re-reads.
+
+    `path` is what the store and every tool report (valid UTF-8: undecodable bytes in a name
+    are shown as `\\xNN`); `fs_rel` is the name on disk, used to open the file.
+    """
 
     path: str
-    abspath: Path
     size: int
     mtime_ns: int
+    fs_rel: str = ""
+    is_symlink: bool = False
 
 
 @dataclass(slots=True)
@@ -42,6 +118,7 @@ class WalkReport:
     files: list[FileEntry] = field(default_factory=list)
     too_large: list[str] = field(default_factory=list)
     binary_suffix: int = 0
+    binary_paths: list[FileEntry] = field(default_factory=list)
     outside_symlinks: int = 0
     special: int = 0
     unreadable: list[str] = field(default_factory=list)
@@ -59,15 +136,87 @@ def is_binary(data: bytes) -> bool:
     return b"\0" in data[:SNIFF_BYTES]
 
 
-def walk_corpus(root: Path, max_file_bytes: int) -> WalkReport:
+def display_path(rel: str) -> str:
+    """A path as valid UTF-8 text: bytes that are not UTF-8 become `\\xNN`, reversibly enough."""
+    try:
+        rel.encode("utf-8")
+        return rel
+    except UnicodeEncodeError:
+        raw = rel.encode("utf-8", "surrogateescape")
+        return raw.decode("utf-8", "backslashreplace")
+
+
+class IgnoreRules:
+    """Which paths under a root are excluded: defaults, secrets, info/exclude and ignore files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        base = [("", Rules((*DEFAULT_IGNORES, *SECRET_IGNORES)))]
+        exclude = self._load(".git/info/exclude")
+        if exclude is not None:
+            base.append(("", exclude))
+        self._base: _Specs = tuple(base)
+        self._dirs: dict[str, _Specs] = {}
+
+    def specs(self, dir_rel: str) -> _Specs:
+        """The rules that apply inside a folder (`""` or `"a/b/"`), deepest last."""
+        found = self._dirs.get(dir_rel)
+        if found is None:
+            parent = self._base if not dir_rel else self.specs(_parent_dir(dir_rel))
+            own = tuple(
+                (dir_rel, spec)
+                for spec in (self._load(dir_rel + name) for name in IGNORE_FILES)
+                if spec is not None
+            )
+            found = self._dirs[dir_rel] = parent + own
+        return found
+
+    def ignored_in(self, dir_rel: str, rel: str, is_dir: bool) -> bool:
+        """Whether `rel`, an entry of the folder `dir_rel`, is ignored (folders already kept)."""
+        target = rel + "/" if is_dir else rel
+        for base, rules in reversed(self.specs(dir_rel)):
+            verdict = rules.verdict(target[len(base) :] if base else target)
+            if verdict is not None:
+                return verdict
+        return False
+
+    def excluded(self, rel: str, is_dir: bool = False) -> bool:
+        """Whether a path is out of the corpus: itself or any folder above it is ignored."""
+        if rel in ("", "."):
+            return False
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if self.ignored_in(_dir_of(folder), folder, True):
+                return True
+        return self.ignored_in(_dir_of(rel), rel, is_dir)
+
+    def _load(self, rel: str) -> Rules | None:
+        try:
+            data = read_beneath(self.root, rel, IGNORE_FILE_MAX_BYTES)
+        except SandboxError:
+            return None
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        return Rules(lines) if lines else None
+
+
+def _dir_of(rel: str) -> str:
+    head = rel.rpartition("/")[0]
+    return head + "/" if head else ""
+
+
+def _parent_dir(dir_rel: str) -> str:
+    return _dir_of(dir_rel.rstrip("/"))
+
+
+def walk_corpus(root: Path, max_file_bytes: int, rules: IgnoreRules | None = None) -> WalkReport:
     """Every indexable file under `root`: ignore files honoured, nothing followed out of it."""
     report = WalkReport()
-    base = [("", GitIgnoreSpec.from_lines(DEFAULT_IGNORES))]
-    exclude = root / ".git" / "info" / "exclude"
-    if exclude.is_file():
-        base.append(("", _read_spec(exclude)))
-    for entry in _walk(root, root, "", base, report):
-        if entry.size > max_file_bytes:
+    for entry in iter_files(root, rules, report):
+        if Path(entry.path).suffix.lower() in BINARY_SUFFIXES:
+            report.binary_suffix += 1
+            report.binary_paths.append(entry)
+        elif entry.size > max_file_bytes:
             report.too_large.append(entry.path)
         else:
             report.files.append(entry)
@@ -75,60 +224,113 @@ def walk_corpus(root: Path, max_file_bytes: int) -> WalkReport:
     return report
 
 
-def _read_spec(path: Path) -> GitIgnoreSpec:
-    return GitIgnoreSpec.from_lines(path.read_text(encoding="utf-8", errors="replace").splitlines())
+def iter_files(
+    root: Path, rules: IgnoreRules | None = None, report: WalkReport | None = None,
+    *, with_stat: bool = True,
+) -> Iterator[FileEntry]:
+    """Every file the corpus holds (not ignored, regular, inside the root), in path order.
 
-
-def _ignored(rel: str, specs: list[tuple[str, GitIgnoreSpec]]) -> bool:
-    """Deeper ignore files win over shallower ones, as in git."""
-    for base, spec in reversed(specs):
-        result = spec.check_file(rel[len(base):] if base else rel)
-        if result.include is not None:
-            return bool(result.include)
-    return False
+    Without `with_stat`, plain files are not stat-ed (size -1): enough for glob and grep,
+    which read through the capped reader anyway.
+    """
+    rules = IgnoreRules(root) if rules is None else rules
+    report = WalkReport() if report is None else report
+    try:
+        fd = os.open(os.fspath(root), _DIR_FLAGS)
+    except OSError:
+        report.unreadable.append(".")
+        return
+    try:
+        yield from _walk(root, fd, "", rules, report, with_stat)
+    finally:
+        os.close(fd)
 
 
 def _walk(
-    root: Path, folder: Path, rel: str, specs: list[tuple[str, GitIgnoreSpec]], report: WalkReport
+    root: Path, fd: int, rel: str, rules: IgnoreRules, report: WalkReport, with_stat: bool
 ) -> Iterator[FileEntry]:
-    specs = specs + [(rel, _read_spec(folder / n)) for n in IGNORE_FILES if (folder / n).is_file()]
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        with os.scandir(fd) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
     except OSError:
         report.unreadable.append(rel or ".")
         return
     for entry in entries:
-        child = f"{rel}{entry.name}"
-        if entry.is_dir(follow_symlinks=False):
-            if not _ignored(child + "/", specs):
-                yield from _walk(root, Path(entry.path), child + "/", specs, report)
-        elif not _ignored(child, specs):
-            found = _file_entry(root, entry, child, report)
+        child = rel + entry.name
+        kind = _kind(entry)
+        if kind is None or rules.ignored_in(rel, child, kind == "dir"):
+            continue
+        if kind == "dir":
+            yield from _subfolder(root, fd, entry.name, child + "/", rules, report, with_stat)
+        elif kind == "symlink":
+            found = _symlinked(root, child, rules, report)
             if found is not None:
                 yield found
+        elif kind == "file" and not with_stat:
+            yield FileEntry(display_path(child), -1, 0, child)
+        elif kind == "file":
+            found = _plain(root, entry, child, report)
+            if found is not None:
+                yield found
+        else:
+            report.special += 1
 
 
-def _file_entry(
-    root: Path, entry: os.DirEntry[str], rel: str, report: WalkReport
-) -> FileEntry | None:
-    """A regular file (or a symlink to one inside the root) with its stat; None otherwise."""
+def _subfolder(
+    root: Path, parent: int, name: str, rel: str, rules: IgnoreRules, report: WalkReport,
+    with_stat: bool,
+) -> Iterator[FileEntry]:
+    if rel.count("/") > MAX_DEPTH:  # a folder nested this deep is left out, not a crash
+        report.unreadable.append(display_path(rel.rstrip("/")))
+        return
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except OSError:
+        report.unreadable.append(rel.rstrip("/"))
+        return
+    try:
+        yield from _walk(root, fd, rel, rules, report, with_stat)
+    finally:
+        os.close(fd)
+
+
+def _kind(entry: os.DirEntry[str]) -> str | None:
     try:
         if entry.is_symlink():
-            target = Path(os.path.realpath(entry.path))
-            if not target.is_relative_to(root) or target.is_dir():
-                report.outside_symlinks += not target.is_dir()
-                return None
-        st = os.stat(entry.path)
+            return "symlink"
+        if entry.is_dir(follow_symlinks=False):
+            return "dir"
+        return "file" if entry.is_file(follow_symlinks=False) else "special"
     except OSError:
-        report.unreadable.append(rel)
         return None
+
+
+def _plain(root: Path, entry: os.DirEntry[str], rel: str, report: WalkReport) -> FileEntry | None:
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        report.unreadable.append(display_path(rel))
+        return None
+    return _entry(rel, st)
+
+
+def _symlinked(root: Path, rel: str, rules: IgnoreRules, report: WalkReport) -> FileEntry | None:
+    """A symlink to a served regular file inside the root (folder symlinks are not followed)."""
+    try:
+        with open_beneath(root, rel) as opened:
+            info, target = opened.info, opened.rel
+    except SandboxError:
+        report.outside_symlinks += not os.path.isdir(root / rel)  # folder links are not followed
+        return None
+    if stat.S_ISDIR(info.st_mode) or rules.excluded(target):
+        return None
+    return _entry(rel, info, True)
+
+
+def _entry(rel: str, st: os.stat_result, link: bool = False) -> FileEntry | None:
     if not stat.S_ISREG(st.st_mode):
-        report.special += 1
         return None
-    if Path(rel).suffix.lower() in BINARY_SUFFIXES:
-        report.binary_suffix += 1
-        return None
-    return FileEntry(rel, Path(entry.path), st.st_size, st.st_mtime_ns)
+    return FileEntry(display_path(rel), st.st_size, st.st_mtime_ns, rel, link)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,17 +342,14 @@ class GitState:
 
 
 def git_state(root: Path) -> GitState | None:
-    """HEAD and origin URL when `root` is a git work tree; None for a plain folder."""
-    if not (root / ".git").exists():
-        return None
-    return GitState(_git(root, "rev-parse", "HEAD"), _git(root, "remote", "get-url", "origin"))
+    """HEAD and origin URL (credentials stripped) when `root` is a git work tree; else None."""
+    from peek.gitutil import is_git_tree, run_git, strip_credentials
 
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    if not is_git_tree(root):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    head = run_git(root, "rev-parse", "HEAD")
+    remote = run_git(root, "remote", "get-url", "origin")
+    return GitState(
+        head.strip() or None if head else None,
+        strip_credentials(remote.strip()) if remote and remote.strip() else None,
+    )

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
+from peek.safefs import PathEscapeError, SandboxError
 
-class SandboxError(ValueError):
-    """A tool call the sandbox refuses; the message is shown verbatim to a person or an agent."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.splitlines()))
-
-
-class PathEscapeError(SandboxError):
-    """A path that leaves the corpus root through `..`, an absolute path or a symlink."""
+__all__ = ["PathEscapeError", "SandboxError"]

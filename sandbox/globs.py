@@ -1,20 +1,40 @@
-"""Glob patterns (`**`, `*`, `?`, `[...]`, `{a,b}`) translated to anchored regular expressions."""
+"""Tool globs (`**`, `*`, `?`, `[...]`, `{a,b}`) as anchored regexes; ignore files use pathspec."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+import regex
+
 from .errors import PathEscapeError, SandboxError
 
 _MAX_EXPANSIONS = 64
+MATCH_TIMEOUT_S = 0.25
 _CLASS_SPECIALS = frozenset("\\^[]&~|")
 
 
-def compile_glob(pattern: str) -> re.Pattern[str]:
-    """Compile a root-anchored glob into a regex that must match a whole relative path."""
+class Glob:
+    """A compiled glob; matching runs under a time limit, so `*a*a*a*...b` cannot hang a tool."""
+
+    def __init__(self, pattern: str, compiled: regex.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.compiled = compiled
+
+    def fullmatch(self, rel: str) -> bool:
+        """Whether the glob names the whole relative path; refuse a pattern too slow to match."""
+        try:
+            return self.compiled.fullmatch(rel, timeout=MATCH_TIMEOUT_S) is not None
+        except TimeoutError as err:
+            raise SandboxError(
+                f"glob {self.pattern!r} is too complex to match; use fewer '*' in one name"
+            ) from err
+
+
+def compile_glob(pattern: str) -> Glob:
+    """Compile a root-anchored glob into a matcher of whole relative paths."""
     alternatives = [_translate(expanded) for expanded in _expand_braces(pattern, pattern)]
-    return re.compile("(?:" + "|".join(alternatives) + ")", re.DOTALL)
+    return Glob(pattern, regex.compile("(?:" + "|".join(alternatives) + ")", regex.DOTALL))
 
 
 def normalize_tool_glob(pattern: str) -> str:
@@ -36,11 +56,11 @@ class GlobRule:
 
     negated: bool
     dir_only: bool
-    regex: re.Pattern[str]
+    glob: Glob
 
     def matches(self, rel: str, is_dir: bool) -> bool:
         """Say whether this rule names the path itself (folders are pruned, not matched through)."""
-        return (is_dir or not self.dir_only) and self.regex.fullmatch(rel) is not None
+        return (is_dir or not self.dir_only) and self.glob.fullmatch(rel)
 
 
 def glob_rule(glob: str, negated: bool | None = None) -> GlobRule:
@@ -54,50 +74,20 @@ def glob_rule(glob: str, negated: bool | None = None) -> GlobRule:
     return GlobRule(negated, dir_only, compile_glob(body.lstrip("/") if anchored else "**/" + body))
 
 
-def parse_gitignore(text: str) -> tuple[GlobRule, ...]:
-    """Read a .gitignore the way git does; lines that are not valid globs are skipped."""
-    rules: list[GlobRule] = []
-    for raw in text.splitlines():
-        line = _strip_trailing_spaces(raw)
-        if not line or line.startswith("#"):
-            continue
-        try:
-            escaped = line.startswith(("\\#", "\\!"))
-            rules.append(glob_rule(line[1:], False) if escaped else glob_rule(line))
-        except SandboxError:
-            continue
-    return tuple(rules)
-
-
-def last_verdict(rules: tuple[GlobRule, ...], rel: str, is_dir: bool) -> bool | None:
-    """The last rule that matches decides: True for ignore, False for a '!' rule, None if none."""
-    for rule in reversed(rules):
-        if rule.matches(rel, is_dir):
-            return not rule.negated
-    return None
-
-
 class PathFilter:
-    """The `glob` filter of grep, with ripgrep's --glob rules so both grep backends agree."""
+    """The `glob` filter of grep, with ripgrep's --glob rules, over the corpus's files only."""
 
     def __init__(self, glob: str) -> None:
         self.glob = glob
         self.rule = glob_rule(glob)
 
     def verdict(self, rel: str, is_dir: bool) -> bool | None:
-        """Decide like rg --glob: True keeps, False drops, None defers to .gitignore."""
-        # A match keeps the path (drops it for '!'), whatever .gitignore says; a file missing a
-        # positive glob is dropped; folders that miss are left to .gitignore.
+        """Decide like rg --glob: True keeps, False drops, None has no opinion."""
+        # A match keeps the path (drops it for '!'); a file missing a positive glob is dropped.
+        # It only narrows: files the ignore rules exclude are never searched.
         if self.rule.matches(rel, is_dir):
             return not self.rule.negated
         return False if not (self.rule.negated or is_dir) else None
-
-
-def _strip_trailing_spaces(line: str) -> str:
-    stripped = line.rstrip(" ")
-    if stripped.endswith("\\") and len(stripped) < len(line):
-        return stripped[:-1] + " "
-    return stripped
 
 
 def _translate(pattern: str) -> str:

@@ -1,19 +1,14 @@
-"""Confinement: map a caller's path onto a real file or folder inside the corpus root."""
+"""Confinement: map a caller's path onto a file or folder inside the corpus root, or refuse."""
 
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
-from .errors import PathEscapeError, SandboxError
+from peek.retrieval.walk import IgnoreRules
+from peek.safefs import Opened, SandboxError, open_beneath, special_kind
 
-_SPECIAL_KINDS = (
-    (stat.S_ISFIFO, "named pipe (FIFO)"),
-    (stat.S_ISSOCK, "socket"),
-    (stat.S_ISCHR, "character device"),
-    (stat.S_ISBLK, "block device"),
-)
+__all__ = ["excluded_error", "real_root", "relative_posix", "resolve_in_root", "special_kind"]
 
 
 def real_root(root: str | os.PathLike[str]) -> Path:
@@ -24,58 +19,29 @@ def real_root(root: str | os.PathLike[str]) -> Path:
     return real
 
 
-def resolve_in_root(root: Path, path: str) -> Path:
-    """Return the real path of `path` if it is a file or folder inside `root`; else refuse."""
-    _check_path_text(path)
-    real = _realpath(root, path)
-    if not real.is_relative_to(root):
-        raise PathEscapeError(
-            f"path {path!r} leads outside the corpus root; use a path inside the corpus"
-        )
-    mode = _stat_mode(real, path)
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise SandboxError(
-            f"{path!r} is a {special_kind(mode)}; only regular files and folders can be read"
-        )
-    return real
+def resolve_in_root(root: Path, path: str, rules: IgnoreRules | None = None) -> Path:
+    """The real path of `path` if it is a served file or folder inside `root`; else refuse."""
+    with open_beneath(root, path) as opened:
+        check_served(root, opened, path, rules)
+        return root / opened.rel if opened.rel != "." else root
+
+
+def check_served(root: Path, opened: Opened, path: str, rules: IgnoreRules | None) -> None:
+    """Refuse what the index would not index: .git, ignored files and secrets."""
+    rules = IgnoreRules(root) if rules is None else rules
+    if rules.excluded(opened.rel, opened.is_dir):
+        raise excluded_error(path)
+
+
+def excluded_error(path: str) -> SandboxError:
+    """The refusal for a path the corpus's ignore rules (or the secrets rules) leave out."""
+    return SandboxError(
+        f"{path!r} is excluded from this corpus (.git, an ignore file or the secrets rules); "
+        "peek never serves it"
+    )
 
 
 def relative_posix(root: Path, real: Path) -> str:
     """Name a path the way every tool reports it: relative to the root, with forward slashes."""
     rel = real.relative_to(root).as_posix()
     return rel if rel else "."
-
-
-def special_kind(mode: int) -> str:
-    """Name a non-regular file type so refusals say exactly what the path is."""
-    for test, name in _SPECIAL_KINDS:
-        if test(mode):
-            return name
-    return "special file"
-
-
-def _check_path_text(path: object) -> None:
-    if not isinstance(path, str):
-        raise SandboxError(f"path must be a string, not {type(path).__name__}; pass a path")
-    if "\0" in path:
-        raise SandboxError(f"path {path!r} contains a NUL byte; pass a plain relative path")
-
-
-def _realpath(root: Path, path: str) -> Path:
-    try:
-        return Path(os.path.realpath(os.path.join(root, path)))
-    except (OSError, ValueError) as err:
-        raise SandboxError(f"cannot resolve path {path!r} ({err}); pass a simpler path") from err
-
-
-def _stat_mode(real: Path, path: str) -> int:
-    try:
-        return os.stat(real).st_mode
-    except FileNotFoundError as err:
-        raise SandboxError(
-            f"no such file or directory {path!r} in corpus; use list_dir or glob to see what exists"
-        ) from err
-    except PermissionError as err:
-        raise SandboxError(f"permission denied for {path!r}; pick another path") from err
-    except OSError as err:
-        raise SandboxError(f"cannot open {path!r} ({err.strerror}); pick another path") from err

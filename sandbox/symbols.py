@@ -6,10 +6,12 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from peek.retrieval.walk import iter_files
+from peek.safefs import read_beneath
+
 from .errors import SandboxError
 from .results import SymbolHit
-from .textfile import decode_utf8, looks_binary, read_bytes, split_lines
-from .walk import walk_files
+from .textfile import decode_utf8, looks_binary, split_lines
 
 SymbolLookup = Callable[[str], list[SymbolHit]]
 
@@ -63,12 +65,12 @@ def regex_symbols(root: Path, name: str, limit: int, max_file_bytes: int) -> lis
     """Scan source files for definitions of `name`, in path order, stopping after `limit` hits."""
     compiled = _compile(name)
     hits: list[SymbolHit] = []
-    for entry in walk_files(root):
-        language = _LANGUAGES.get(Path(entry.rel).suffix)
+    for entry in iter_files(root, with_stat=False):
+        language = _LANGUAGES.get(Path(entry.path).suffix)
         if entry.is_symlink or language is None:
             continue
-        lines = _source_lines(entry.path, entry.rel, max_file_bytes)
-        hits.extend(_scan(lines, entry.rel, name, compiled[language], language))
+        lines = _source_lines(root, entry.fs_rel, entry.path, max_file_bytes)
+        hits.extend(_scan(lines, entry.path, name, compiled[language], language))
         if len(hits) >= limit:
             break
     return hits[:limit]
@@ -82,9 +84,9 @@ def _compile(name: str) -> dict[str, list[tuple[str, re.Pattern[str]]]]:
     }
 
 
-def _source_lines(path: str, rel: str, max_file_bytes: int) -> list[str]:
+def _source_lines(root: Path, fs_rel: str, rel: str, max_file_bytes: int) -> list[str]:
     try:
-        data = read_bytes(path, max_file_bytes, rel)
+        data = read_beneath(root, fs_rel, max_file_bytes, rel)
     except SandboxError:
         return []
     return [] if looks_binary(data) else split_lines(decode_utf8(data).text)

@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from peek.retrieval.walk import IgnoreRules, iter_files
+from peek.safefs import open_beneath, read_fd
+
 from .errors import SandboxError
 from .globs import PathFilter, compile_glob, normalize_tool_glob
 from .grep import (
@@ -17,7 +20,7 @@ from .grep import (
     python_search,
     ripgrep_search,
 )
-from .paths import real_root, relative_posix, resolve_in_root
+from .paths import check_served, real_root, resolve_in_root
 from .results import (
     DirEntry,
     DirListing,
@@ -31,8 +34,7 @@ from .results import (
 )
 from .specs import check_args
 from .symbols import SymbolLookup, bare_identifier, regex_symbols
-from .textfile import DecodedText, decode_utf8, looks_binary, read_bytes, split_lines
-from .walk import WalkEntry, path_sort_key, sorted_entries, walk_files
+from .textfile import DecodedText, decode_utf8, looks_binary, split_lines
 
 T = TypeVar("T")
 _MIN_NUMBER_WIDTH = 4
@@ -66,21 +68,21 @@ class FileTools:
 
     def list_dir(self, path: str = ".") -> DirListing:
         """Show what one folder holds, so an agent can orient itself before reading files."""
-        real = self._resolve_kind(path, want_dir=True)
-        entries = [_dir_entry(entry) for entry in sorted_entries(str(real))]
+        rules = IgnoreRules(self.root)
+        with open_beneath(self.root, path, "dir") as opened:
+            check_served(self.root, opened, path, rules)
+            rel = opened.rel
+            entries = [_dir_entry(e) for e in _listing(opened.fd, rel, rules)]
         kept, reason = take_within(entries, self.max_results, self.max_output_chars, _entry_size)
         note = None
         if reason:
             note = f"showing {len(kept)} of {len(entries)} entries ({reason}); use glob to narrow"
-        rel = relative_posix(self.root, real)
         return DirListing(rel, tuple(kept), len(entries), reason is not None, note)
 
     def read_file(self, path: str, start: int | None = None, end: int | None = None) -> FileSlice:
         """Show numbered lines of a text file, so an agent can quote and cite exact lines."""
-        real = self._resolve_kind(path, want_dir=False)
-        decoded = self._read_text(real, path)
+        rel, decoded = self._read_text(path)
         lines = split_lines(decoded.text)
-        rel = relative_posix(self.root, real)
         if not lines and start in (None, 1):
             return FileSlice(rel, 0, 0, 0, "", False, decoded.decode_errors, "the file is empty")
         first, last = _line_range(start, end, len(lines), path)
@@ -115,12 +117,9 @@ class FileTools:
     def glob(self, pattern: str) -> GlobResult:
         """Find files by path pattern, so an agent can locate files without listing every folder."""
         normalized = normalize_tool_glob(pattern)
-        regex = compile_glob(normalized)
-        found = (
-            entry.rel
-            for entry in walk_files(self.root)
-            if regex.fullmatch(entry.rel) and self._readable(entry)
-        )
+        matcher = compile_glob(normalized)
+        found = (entry.path for entry in iter_files(self.root, with_stat=False)
+                 if matcher.fullmatch(entry.path))
         kept, reason = take_within(found, self.max_results, self.max_output_chars, _path_size)
         note = f"{reason}; use a narrower pattern such as 'src/**/*.py'" if reason else None
         return GlobResult(pattern, tuple(kept), reason is not None, note)
@@ -149,22 +148,17 @@ class FileTools:
             "find_symbol": self.find_symbol,
         }
 
-    def _resolve_kind(self, path: str, *, want_dir: bool) -> Path:
-        real = self.resolve(path)
-        if want_dir and not real.is_dir():
-            raise SandboxError(f"{path!r} is a file, not a folder; use read_file to read it")
-        if not want_dir and real.is_dir():
-            raise SandboxError(f"{path!r} is a folder; use list_dir to see what it holds")
-        return real
-
-    def _read_text(self, real: Path, display: str) -> DecodedText:
-        data = read_bytes(real, self.max_file_bytes, display)
+    def _read_text(self, path: str) -> tuple[str, DecodedText]:
+        with open_beneath(self.root, path, "file") as opened:
+            check_served(self.root, opened, path, None)
+            data = read_fd(opened.fd, opened.info, self.max_file_bytes, path)
+            rel = opened.rel
         if looks_binary(data):
             raise SandboxError(
-                f"{display!r} looks binary (NUL byte in its first 8 KiB); "
+                f"{path!r} looks binary (NUL byte in its first 8 KiB); "
                 "only text files can be read"
             )
-        return decode_utf8(data)
+        return rel, decode_utf8(data)
 
     def _search(self, query: GrepQuery) -> SearchOutcome:
         if self.ripgrep is not None:
@@ -175,14 +169,6 @@ class FileTools:
             if outcome is not None:
                 return outcome
         return python_search(self.root, query)
-
-    def _readable(self, entry: WalkEntry) -> bool:
-        if not entry.is_symlink:
-            return True
-        try:
-            return self.resolve(entry.rel).is_file()
-        except SandboxError:
-            return False
 
     def _symbol_hits(self, name: str) -> tuple[list[SymbolHit], str]:
         if not isinstance(name, str) or not name.strip():
@@ -279,6 +265,29 @@ def _slice_note(cut: str, first: int, shown: int, total: int, max_chars: int) ->
         f"output cut at {max_chars} characters: showing lines {first}-{shown} of {total}; "
         f"call read_file with start={shown + 1} to read on"
     )
+
+
+def path_sort_key(rel: str) -> tuple[str, ...]:
+    """Order paths as a sorted depth-first walk does, so `a/x` comes before `a.txt`."""
+    return tuple(rel.split("/"))
+
+
+def _listing(fd: int, rel: str, rules: IgnoreRules) -> list[os.DirEntry[str]]:
+    """A folder's entries by name, without those the corpus excludes."""
+    prefix = "" if rel == "." else rel + "/"
+    try:
+        with os.scandir(fd) as found:
+            entries = sorted(found, key=lambda entry: entry.name)
+    except OSError as err:
+        raise SandboxError(f"cannot list {rel!r} ({err.strerror}); pick another folder") from err
+    return [e for e in entries if not rules.excluded(prefix + e.name, _is_dir(e))]
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _dir_entry(entry: os.DirEntry[str]) -> DirEntry:

@@ -67,7 +67,7 @@ def checked(name: str, result: CallToolResult, tally: Tally) -> dict[str, object
 async def mcp_client(i: int, corpus: Path, home: Path, deadline: float, tally: Tally) -> None:
     """One server process and its client: record, and re-index after a change, until the end."""
     name = f"mcp{i}"
-    args = ["-m", "peek.cli", "mcp", "--home", str(home)]
+    args = ["-m", "peek.cli", "mcp", "--home", str(home), "--root", str(corpus)]
     params = StdioServerParameters(command=sys.executable, args=args)
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()

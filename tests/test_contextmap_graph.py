@@ -13,7 +13,9 @@ from peek.retrieval.graph import (
     ModuleResolver,
     SymbolRow,
     build_graph,
+    graph_stamp,
     load_graph,
+    load_saved_graph,
     name_shape,
 )
 from peek.service import Peek
@@ -147,3 +149,30 @@ def test_graph_at_the_scale_of_a_large_repository() -> None:
     ranks = graph.ranks()
     assert len(ranks) == n and ranks.sum() == pytest.approx(1.0)
     assert len(graph.top_symbols(20, ranks)) == 20
+
+
+def test_the_index_saves_the_graph_and_updates_it_when_files_change(make_corpus,
+                                                                    tmp_path: Path) -> None:
+    root = make_corpus({
+        "app/__init__.py": "",
+        "app/models.py": "class UserRecord:\n    pass\n",
+        "app/views.py": "from .models import UserRecord\n\n\ndef show():\n    return UserRecord()",
+    })
+    service = Peek(root, tmp_path / "home")
+    service.index()
+    with service.db.query() as conn:
+        saved = load_saved_graph(conn, service.corpus_id)
+        built = load_graph(conn, service.corpus_id)
+        stamp = graph_stamp(conn, service.corpus_id)
+    assert saved.paths == built.paths and edge_weights(saved) == edge_weights(built)
+    assert saved.pagerank() == pytest.approx(built.pagerank())
+    seeded = {"app/views.py": 1.0}
+    assert saved.pagerank(seeded) == pytest.approx(built.pagerank(seeded))
+    service.index()  # nothing changed: the saved graph stays
+    with service.db.query() as conn:
+        assert graph_stamp(conn, service.corpus_id) == stamp
+    (root / "app/api.py").write_text("from app.models import UserRecord\n")
+    service.index()
+    graph = service.graph()
+    service.close()
+    assert ("app/api.py", "app/models.py") in edge_weights(graph)

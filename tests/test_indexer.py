@@ -132,3 +132,19 @@ def test_two_corpora_keep_separate_statistics(make_corpus, home: Path) -> None:
     b = Peek(make_corpus({f"m{i}.py": "def session():\n    redirects = 1\n" for i in range(30)}))
     b.index()
     assert [(h.path, round(h.score, 6)) for h in a.search("redirects session", 5)] == baseline
+
+
+def test_a_big_run_parses_in_batches_with_the_process_pool(make_corpus, home: Path) -> None:
+    from peek.retrieval import indexer
+
+    n = indexer.PARALLEL_MIN + indexer.BATCH_FILES  # pool on, more than one batch
+    files = {f"pkg/m{i:03d}.py": f"def func_{i}():\n    return {i}\n" for i in range(n)}
+    peek = Peek(make_corpus(files))
+    seen: list[tuple[int, int]] = []
+    stats = peek.index(lambda done, total: seen.append((done, total)))
+    assert (stats.files, stats.added) == (n, n)
+    assert [d for d, _ in seen] == [indexer.BATCH_FILES, n] and {t for _, t in seen} == {n}
+    assert set(file_rows(peek)) == set(files)
+    assert fts_count(peek) == chunk_count(peek) == stats.chunks
+    hits = peek.search("func_321", 1)
+    assert hits and hits[0].path == "pkg/m321.py"

@@ -31,8 +31,8 @@ TOOLS = MCP_TOOLS
 
 
 def server_args(home: Path, *extra: str) -> list[str]:
-    """`python -m peek.cli mcp ...` for this test's home."""
-    return ["-m", "peek.cli", "mcp", "--home", str(home), *extra]
+    """`python -m peek.cli mcp ...` for this test's home; its corpora sit beside the home."""
+    return ["-m", "peek.cli", "mcp", "--home", str(home), "--root", str(home.parent), *extra]
 
 
 @asynccontextmanager

@@ -57,7 +57,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def inspect(prefix: Path, home: Path, *method: str) -> dict[str, Any]:
     """Run the Inspector CLI against a stdio `peek mcp` and parse the JSON it prints."""
-    server = [sys.executable, "-m", "peek.cli", "mcp", "--home", str(home)]
+    server = [sys.executable, "-m", "peek.cli", "mcp", "--home", str(home), "--root",
+              str(home.parent)]
     done = subprocess.run(["npx", "--prefix", str(prefix), PACKAGE, "--cli", *server, *method],
                           capture_output=True, text=True, timeout=120, cwd=prefix)
     assert done.returncode == 0, done.stderr

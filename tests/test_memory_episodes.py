@@ -55,12 +55,12 @@ def test_blocks_are_byte_identical_across_builds_and_reopening(make_corpus: Any,
 def test_questions_route_to_the_episode_that_holds_their_topic(make_corpus: Any,
                                                                 tmp_path: Path) -> None:
     service = build(make_corpus, tmp_path / "home", many_turns())
-    with service.db.read() as conn:
+    with service.db.query() as conn:
         index = memory_index(conn, service.db.path, service.corpus_id)
-    assert index is not None
-    by_turn = dict(zip((t.turn_id for t in index.turns), index.episode_of, strict=True))
-    garden = routed_episode(index, "What did Alice plant in the garden with the compost?")
-    travel = routed_episode(index, "When does Bob's flight to Lisbon leave?")
+        assert index is not None
+        by_turn = dict(zip((t.turn_id for t in index.turns), index.episode_of, strict=True))
+        garden = routed_episode(index, "What did Alice plant in the garden with the compost?")
+        travel = routed_episode(index, "When does Bob's flight to Lisbon leave?")
     assert garden == by_turn["R0-D1:1"] and travel == by_turn["R0-D2:1"]
     service.close()
 

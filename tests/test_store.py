@@ -97,3 +97,18 @@ def test_concurrent_first_opens_migrate_once(tmp_path: Path) -> None:
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outputs]
     assert [out.strip() for out, _ in outputs] == [HEAD_REVISION] * 4
+
+
+def test_plain_sqlite_writes_commit_or_roll_back_whole(tmp_path: Path) -> None:
+    open_database(tmp_path / "peek.db").close()  # created and migrated (with alembic)
+    db = open_database(tmp_path / "peek.db")
+    with db.raw_write() as conn:
+        conn.execute("INSERT INTO corpora (root, kind, created_at) VALUES ('/a', 'folder', 0)")
+    with pytest.raises(RuntimeError), db.raw_write() as conn:
+        conn.execute("INSERT INTO corpora (root, kind, created_at) VALUES ('/b', 'folder', 0)")
+        raise RuntimeError("interrupted")
+    with db.query() as conn:
+        assert [r[0] for r in conn.execute("SELECT root FROM corpora")] == ["/a"]
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert "engine" not in db.__dict__  # a current store needs no SQLAlchemy engine for this
+    db.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -43,3 +44,16 @@ def test_o200k_loads_with_network_off(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) == count_tokens("offline tokens for peek")
+
+
+def test_decoded_encoding_is_cached_and_gives_the_same_counts(tmp_path: Path) -> None:
+    code = ("from peek.tokens import count_tokens; "
+            "print(count_tokens('getHTTPResponse caches <|endoftext|> ünïcode'))")
+    env = {**os.environ, "PEEK_CACHE_DIR": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    cached = list(tmp_path.glob("tiktoken-o200k_base-*.marshal"))
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert len(cached) == 1 and cached[0].stat().st_size > 1_000_000
+    assert first.stdout == second.stdout
+    assert int(second.stdout) == count_tokens("getHTTPResponse caches <|endoftext|> ünïcode")

@@ -1,0 +1,219 @@
+"""Memory's full-text indexes in SQLite FTS5: each turn in its context, and the verb nodes.
+
+The turn index holds one document per turn: the turn's terms twice plus its neighbours' in the
+same session (an answer is often in the reply to the turn that names the topic). Its rowid is
+the turn's row id. A new turn changes one old document, the previous turn of its session (which
+gains a next neighbour), so `remember` updates the index in place. The vocabulary tables
+(fts5vocab) give term frequencies per document and document frequencies, from which
+`search.py` computes the same BM25 as before, now without reading every turn in each process.
+
+The node index holds one document per verb phrase (its phrase, questions, TEXT answers and the
+names of the nodes it answers with), so an entity summary reads the verbs that can matter for a
+question instead of every verb that ever mentioned the entity.
+
+Tables are per corpus (`memory_fts_<id>`, `memory_nodes_fts_<id>`), as the code index is, so
+document frequencies describe one corpus. A store from before they existed is indexed on first
+use (`ensure_indexed`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from peek.memory.text import terms
+
+TOKENIZE = "unicode61 remove_diacritics 0 tokenchars '_'"
+SELF_WEIGHT = 2
+
+
+def turns_table(corpus_id: int) -> str:
+    """The turn index of a corpus."""
+    return f"memory_fts_{int(corpus_id)}"
+
+
+def nodes_table(corpus_id: int) -> str:
+    """The verb-node index of a corpus."""
+    return f"memory_nodes_fts_{int(corpus_id)}"
+
+
+def exists(conn: sqlite3.Connection, corpus_id: int) -> bool:
+    """Whether the corpus's memory indexes were created."""
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
+                       (nodes_table(corpus_id),)).fetchone()
+    return row is not None
+
+
+def create(conn: sqlite3.Connection, corpus_id: int) -> None:
+    """Create both indexes and the vocabulary views of the turn index."""
+    t, n = turns_table(corpus_id), nodes_table(corpus_id)
+    for table in (t, n):
+        conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5(body, "
+                     f'tokenize = "{TOKENIZE}")')
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vi USING fts5vocab({t}, instance)")
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vr USING fts5vocab({t}, row)")
+
+
+def ensure_indexed(conn: sqlite3.Connection, corpus_id: int) -> None:
+    """Create and fill the indexes of a corpus whose memory predates them (idempotent)."""
+    if exists(conn, corpus_id):
+        return
+    create(conn, corpus_id)
+    turns = [_Turn(*r) for r in conn.execute(
+        "SELECT id, seq, session, terms FROM memory_turns WHERE corpus_id = ? ORDER BY seq",
+        (corpus_id,))]
+    write_turn_docs(conn, corpus_id, turns, range(len(turns)))
+    rows = conn.execute("SELECT rowid, id, data FROM memory_nodes WHERE corpus_id = ? "
+                        "AND kind = 'verb'", (corpus_id,)).fetchall()
+    index_verbs(conn, corpus_id, [(r[0], json.loads(r[2])) for r in rows])
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """What a turn document is made of."""
+
+    row_id: int
+    seq: int
+    session: str | None
+    terms: str
+
+
+def context_doc(turns: Sequence[_Turn], i: int) -> str:
+    """A turn's document: its terms twice, then the previous and next turn of its session."""
+    t = turns[i]
+    parts = [t.terms] * SELF_WEIGHT
+    if i > 0 and _adjacent(turns[i - 1], t):
+        parts.append(turns[i - 1].terms)
+    if i + 1 < len(turns) and _adjacent(t, turns[i + 1]):
+        parts.append(turns[i + 1].terms)
+    return " ".join(p for p in parts if p)
+
+
+def _adjacent(a: _Turn, b: _Turn) -> bool:
+    return b.seq == a.seq + 1 and a.session == b.session
+
+
+def write_turn_docs(conn: sqlite3.Connection, corpus_id: int, turns: Sequence[_Turn],
+                    positions: Iterable[int]) -> None:
+    """(Re)write the documents of turns[i] for i in positions (neighbours come from `turns`)."""
+    table = turns_table(corpus_id)
+    wanted = list(positions)
+    conn.executemany(f"DELETE FROM {table} WHERE rowid = ?",
+                     [(turns[i].row_id,) for i in wanted])
+    conn.executemany(f"INSERT INTO {table}(rowid, body) VALUES (?, ?)",
+                     [(turns[i].row_id, context_doc(turns, i)) for i in wanted])
+
+
+def index_new_turns(conn: sqlite3.Connection, corpus_id: int, first_seq: int) -> None:
+    """Add the documents of the turns from `first_seq` on, and rewrite the turn before them."""
+    if not exists(conn, corpus_id):
+        ensure_indexed(conn, corpus_id)  # fills everything, the new turns included
+        return
+    turns = [_Turn(*r) for r in conn.execute(
+        "SELECT id, seq, session, terms FROM memory_turns WHERE corpus_id = ? AND seq >= ? "
+        "ORDER BY seq", (corpus_id, first_seq - 2))]
+    fresh = [i for i, t in enumerate(turns) if t.seq >= first_seq]
+    before = [i for i, t in enumerate(turns) if t.seq == first_seq - 1]
+    write_turn_docs(conn, corpus_id, turns, before + fresh)
+
+
+def index_verbs(conn: sqlite3.Connection, corpus_id: int,
+                verbs: list[tuple[int, dict[str, object]]]) -> None:
+    """Index verbs by node rowid: phrase, question texts, TEXT answers, answer node names."""
+    if not verbs:
+        return
+    refs = sorted({a for _, v in verbs for a in _answers(v) if not a.startswith("TEXT:")})
+    names = _names(conn, corpus_id, refs)
+    rows = []
+    for rowid, verb in verbs:
+        words = [str(verb.get("phrase", ""))]
+        for q in _questions(verb):
+            words.append(str(q.get("text", "")))
+            words.extend(a.removeprefix("TEXT:") if a.startswith("TEXT:") else names.get(a, "")
+                         for a in q.get("answers", []) if a != "None")
+        rows.append((rowid, " ".join(terms(" ".join(words)))))
+    conn.executemany(f"INSERT INTO {nodes_table(corpus_id)}(rowid, body) VALUES (?, ?)", rows)
+
+
+def forget_nodes(conn: sqlite3.Connection, corpus_id: int, rowids: list[int]) -> None:
+    """Drop the node documents of rows about to be replaced."""
+    if rowids and exists(conn, corpus_id):
+        conn.executemany(f"DELETE FROM {nodes_table(corpus_id)} WHERE rowid = ?",
+                         [(r,) for r in rowids])
+
+
+def _questions(verb: dict[str, object]) -> list[dict[str, list[str]]]:
+    questions = verb.get("questions", [])
+    return questions if isinstance(questions, list) else []
+
+
+def _answers(verb: dict[str, object]) -> list[str]:
+    return [a for q in _questions(verb) for a in q.get("answers", []) if a != "None"]
+
+
+def _names(conn: sqlite3.Connection, corpus_id: int, ids: list[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    rows = conn.execute("SELECT id, name FROM memory_nodes WHERE corpus_id = ? AND id IN "
+                        "(SELECT value FROM json_each(?))", (corpus_id, json.dumps(ids)))
+    return {r[0]: r[1] for r in rows}
+
+
+# --- statistics the BM25 of `search.py` needs ------------------------------------------------
+
+
+def _varint(blob: bytes, pos: int) -> tuple[int, int]:
+    """One SQLite varint (big-endian 7-bit groups; a ninth byte carries 8 bits)."""
+    value = 0
+    for k in range(9):
+        byte = blob[pos + k]
+        if k == 8:
+            return (value << 8) | byte, pos + 9
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, pos + k + 1
+    raise ValueError("bad varint")  # pragma: no cover - the loop always returns
+
+
+def totals(conn: sqlite3.Connection, corpus_id: int) -> tuple[int, int]:
+    """(documents, tokens) of the turn index, from FTS5's own totals record (the one bm25()
+    uses), so no document is read."""
+    row = conn.execute(f"SELECT block FROM {turns_table(corpus_id)}_data WHERE id = 1").fetchone()
+    if row is None or not row[0]:
+        return 0, 0
+    n, pos = _varint(row[0], 0)
+    tokens, _ = _varint(row[0], pos) if pos < len(row[0]) else (0, pos)
+    return n, tokens
+
+
+def doc_lengths(conn: sqlite3.Connection, corpus_id: int, rowids: list[int]) -> dict[int, int]:
+    """Tokens per document, from FTS5's docsize records."""
+    rows = conn.execute(f"SELECT id, sz FROM {turns_table(corpus_id)}_docsize WHERE id IN "
+                        "(SELECT value FROM json_each(?))", (json.dumps(rowids),))
+    return {r[0]: _varint(r[1], 0)[0] for r in rows}
+
+
+def term_postings(conn: sqlite3.Connection, corpus_id: int, term: str) -> list[tuple[int, int]]:
+    """(document, occurrences) of one term in the turn index."""
+    rows = conn.execute(f"SELECT doc, COUNT(*) FROM {turns_table(corpus_id)}_vi WHERE term = ? "
+                        "GROUP BY doc", (term,))
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
+def doc_frequencies(conn: sqlite3.Connection, corpus_id: int,
+                    words: Iterable[str]) -> dict[str, int]:
+    """Documents holding each term."""
+    wanted = sorted(set(words))
+    if not wanted:
+        return {}
+    rows = conn.execute(f"SELECT term, doc FROM {turns_table(corpus_id)}_vr WHERE term IN "
+                        "(SELECT value FROM json_each(?))", (json.dumps(wanted),))
+    found = {r[0]: int(r[1]) for r in rows}
+    return {w: found.get(w, 0) for w in wanted}
+
+
+def match_query(words: Iterable[str], op: str = "OR") -> str:
+    """An FTS5 expression over quoted terms."""
+    return f" {op} ".join('"' + w.replace('"', '""') + '"' for w in dict.fromkeys(words))

@@ -1,0 +1,32 @@
+"""Skipped files: binary or unreadable files remembered by stat, so they are not re-read."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Create skipped_files."""
+    op.create_table(
+        "skipped_files",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column(
+            "corpus_id", sa.Integer, sa.ForeignKey("corpora.id", ondelete="CASCADE"), nullable=False
+        ),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("size", sa.Integer, nullable=False),
+        sa.Column("mtime_ns", sa.Integer, nullable=False),
+        sa.Column("reason", sa.String(16), nullable=False),
+        sa.UniqueConstraint("corpus_id", "path"),
+    )
+
+
+def downgrade() -> None:
+    """Drop skipped_files."""
+    op.drop_table("skipped_files")
