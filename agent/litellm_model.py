@@ -33,6 +33,12 @@ class LiteLLMModel:
     temperature: float = 0.0
     timeout: float = 120.0
 
+    def __post_init__(self) -> None:
+        """A local server (vLLM, llama.cpp) behind --api-base takes any key: send a placeholder."""
+        if self.api_key is None and self.api_base and self.name.startswith("openai/") and \
+                not os.environ.get("OPENAI_API_KEY"):
+            self.api_key = "sk-local"
+
     def chat(self, messages: list[Message], tools: list[ToolSpec] | None = None,
              tool_choice: ToolChoice = "auto") -> Reply:
         """One completion; provider errors become one-line PeekErrors that name the fix."""

@@ -72,6 +72,32 @@ def compute_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+def model_file(path: str | None) -> Path:
+    """The GGUF at `path`, or the embedded gemma model when no path is given."""
+    gguf = embedded_model_path() if path is None else Path(path).expanduser()
+    if not gguf.is_file():
+        raise PeekError(f"no GGUF model file at {gguf}",
+                        "give local:PATH to an existing .gguf file, or plain local")
+    return gguf
+
+
+def load_llama(gguf: Path, llma: bool = False, n_ctx: int = N_CTX) -> Any:
+    """A llama.cpp context; batches run on as few threads as tokens do (spinning threads stall)."""
+    llama_cpp = import_llama_cpp()
+    options: dict[str, Any] = {"model_path": str(gguf), "n_ctx": n_ctx, "verbose": False,
+                               "n_threads": compute_threads(), "n_threads_batch": compute_threads()}
+    try:
+        if llma:
+            from peek.agent.drafting.hook import DraftingLlama
+            from peek.agent.drafting.llma import LlmaDrafter
+
+            return DraftingLlama(drafter=LlmaDrafter(), **options)
+        return llama_cpp.Llama(**options)
+    except (ValueError, RuntimeError) as exc:
+        raise PeekError(f"cannot load the GGUF model {gguf}: {exc}",
+                        "check that the file is a llama.cpp GGUF model") from exc
+
+
 @dataclass
 class LlamaCppModel:
     """A GGUF model run in-process; grammars keep a small base model's output well-formed."""
@@ -83,20 +109,16 @@ class LlamaCppModel:
     _ids: Iterator[int] = field(default_factory=itertools.count, repr=False)
 
     @classmethod
-    def load(cls, path: str | None = None) -> LlamaCppModel:
-        """The model at `path`, or the embedded gemma model when no path is given."""
-        llama_cpp = import_llama_cpp()
-        gguf = embedded_model_path() if path is None else Path(path).expanduser()
-        if not gguf.is_file():
-            raise PeekError(f"no GGUF model file at {gguf}",
-                            "give local:PATH to an existing .gguf file, or plain local")
-        try:
-            llama = llama_cpp.Llama(model_path=str(gguf), n_ctx=N_CTX,
-                                    n_threads=compute_threads(), verbose=False)
-        except (ValueError, RuntimeError) as exc:
-            raise PeekError(f"cannot load the GGUF model {gguf}: {exc}",
-                            "check that the file is a llama.cpp GGUF model") from exc
-        return cls(llama, f"local:{gguf.name}")
+    def load(cls, path: str | None = None, draft: str = "off") -> LlamaCppModel:
+        """The model at `path` (default: the embedded gemma), drafting with LLMA or RAPID."""
+        import_llama_cpp()  # a missing extra is named before a missing file
+        gguf = model_file(path)
+        if draft == "rapid":
+            from peek.agent.drafting.local import RapidLlamaModel
+
+            return RapidLlamaModel(load_llama(gguf), f"local:{gguf.name}+rapid", gguf=gguf)
+        return cls(load_llama(gguf, draft == "llma"), f"local:{gguf.name}"
+                   + ("+llma" if draft == "llma" else ""))
 
     def chat(self, messages: list[Message], tools: list[ToolSpec] | None = None,
              tool_choice: ToolChoice = "auto") -> Reply:

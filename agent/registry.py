@@ -8,10 +8,17 @@ from peek.agent.models import Model
 from peek.errors import PeekError
 
 OFFLINE = "offline"
+DRAFTS = ("off", "llma", "rapid")
 
 
-def resolve_model(spec: str | None, api_base: str | None = None) -> Model | None:
+def resolve_model(spec: str | None, api_base: str | None = None,
+                  draft: str = "off") -> Model | None:
     """A Model for `spec`, or None for the offline policy (the default: no network, no key)."""
+    if draft not in DRAFTS:
+        raise PeekError(f"unknown drafter {draft!r}", "use --draft off, llma or rapid")
+    if draft != "off" and not (spec or "").startswith("local"):
+        raise PeekError("--draft applies to --model local only",
+                        "a served model drafts on the server: see peek serve-model")
     if spec is None or spec == OFFLINE:
         return None
     if spec.startswith("scripted:"):
@@ -22,7 +29,7 @@ def resolve_model(spec: str | None, api_base: str | None = None) -> Model | None
         from peek.agent.local_model import LlamaCppModel
 
         path = spec.removeprefix("local").removeprefix(":") or None
-        return LlamaCppModel.load(path)
+        return LlamaCppModel.load(path, draft)
     if "/" not in spec:
         raise PeekError(
             f"unknown model {spec!r}",

@@ -12,6 +12,7 @@ import typer
 
 from peek.cli.map_commands import EvolveOpt, map_app, record
 from peek.cli.memory_commands import memory_app
+from peek.cli.serve_commands import serve_model
 
 if TYPE_CHECKING:
     from peek.service import Peek
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.add_typer(map_app, name="map", help="Show and correct a corpus's context map.")
 app.command("record")(record)
 app.add_typer(memory_app, name="memory", help="Episodic memory: ingest, search, episodes.")
+app.command("serve-model")(serve_model)
 
 CorpusArg = Annotated[
     Path, typer.Argument(help="The corpus: a repository or a folder of documents.")
@@ -116,6 +118,9 @@ def ask(
     evolve_steps: EvolveOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
+    draft: Annotated[str, typer.Option(
+        "--draft", help="With --model local: off, llma (copy from what was read) or rapid.")
+    ] = "off",
 ) -> None:
     """Answer a question with cited path:start-end locations; the session teaches the map."""
     from peek.agent.registry import resolve_model
@@ -124,7 +129,7 @@ def ask(
 
     peek = open_peek(path, home)
     budgets = Budgets(max_steps, max_tokens, max_cost)
-    result = peek.ask(question, resolve_model(model, api_base), budgets, session=resume,
+    result = peek.ask(question, resolve_model(model, api_base, draft), budgets, session=resume,
                       resume=resume is not None, learn=learn,
                       evolve_steps="stored" if evolve_steps is None else evolve_steps,
                       on_event=None if as_json else step_printer())

@@ -46,6 +46,21 @@ def _embedder() -> str:
     return str(active_embedder_name())
 
 
+def _generation() -> dict[str, str]:
+    """Which engine `peek serve-model` would start, and which local drafters can run."""
+    from peek.agent.serving import choose_engine, cuda_available, vllm_installed
+
+    engine = choose_engine("auto")
+    why = "CUDA GPU and the gpu extra" if engine == "vllm" else (
+        f"no {'gpu extra' if cuda_available() else 'CUDA GPU'}" if not (
+            cuda_available() and vllm_installed()) else "")
+    local = importlib.util.find_spec("llama_cpp") is not None
+    return {"engine": f"{engine} ({why})" if why else engine,
+            "drafters": "llma, rapid (peek ask --model local --draft ...)" if local
+            else "none (needs the local extra)",
+            "corpus_retrieval": "bm25 (SQLite FTS5); no dense embedder"}
+
+
 def collect(home: Path | None) -> dict[str, Any]:
     """Everything doctor reports, as plain data."""
     from peek import __version__
@@ -63,6 +78,7 @@ def collect(home: Path | None) -> dict[str, Any]:
         "optional": {label: _version(dist) for label, dist in OPTIONAL.items()},
         "tiktoken_offline": _tiktoken_offline(),
         "embedder": _embedder(),
+        "generation": _generation(),
     }
 
 
@@ -79,3 +95,7 @@ def print_report(report: dict[str, Any]) -> None:
     state = f"ok ({tk['cache_dir']})" if tk["ok"] else f"FAILED: {tk['error']}"
     print(f"tiktoken o200k_base offline: {state}")
     print(f"memory embedder: {report['embedder']}")
+    gen = report["generation"]
+    print(f"model server engine: {gen['engine']}")
+    print(f"local drafters: {gen['drafters']}")
+    print(f"corpus retrieval: {gen['corpus_retrieval']}")

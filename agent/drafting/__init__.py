@@ -1,0 +1,1 @@
+"""Drafting for faster local decoding: LLMA reference copying and RAPID retrieval drafting."""
