@@ -20,8 +20,7 @@ from peek.retrieval.locate import FileScore
 from peek.sandbox import FileSlice, FileTools, SandboxError
 
 if TYPE_CHECKING:
-    from peek.contextmap.model import Entry
-    from peek.contextmap.policy import MapView
+    from peek.contextmap.model import ContextMap, Entry
     from peek.service import Peek
 
 MODEL_NAME = "offline"
@@ -57,28 +56,29 @@ def run_offline(peek: Peek, question: str, budgets: Budgets, session: str | None
     """
     session = session or new_session_id()
     steps: list[dict[str, Any]] = []
-    view = _map_view(peek)
-    matched = map_matches(peek, question, view)
+    cmap = _map_now(peek)
+    matched = map_matches(peek, question, cmap)
     steps.append(_step("map", {"question": question[:200]}, _anchor_paths(matched)))
     ranked, cands = _locate(peek, question, matched)
     steps.append(_step("search", {"query": question[:200], "k": 10}, [f.path for f in ranked]))
     spans = _read_spans(peek, ranked, question, steps, budgets.max_steps - len(steps))
     spans = _verified(peek, spans)
     result = _result(question, ranked, spans, steps, session, budgets)
-    result.map_version = view.version
+    result.map_version = cmap.state.version
     if learn:
         SessionStore(peek.db, peek.corpus_id).save(result, question, MODEL_NAME, pack(cands))
     return result
 
 
-def _map_view(peek: Peek) -> MapView:
+def _map_now(peek: Peek) -> ContextMap:
+    """The entries with freshness checked; no rendering, so no tokenizer on this path."""
     from peek.contextmap.policy import CachePolicy
 
-    return CachePolicy(peek.db, peek.corpus_id, root=peek.root).view()
+    return CachePolicy(peek.db, peek.corpus_id, root=peek.root).entries_now()
 
 
 def map_matches(peek: Peek, question: str,
-                view: MapView | None = None) -> list[tuple[Entry, float]]:
+                cmap: ContextMap | None = None) -> list[tuple[Entry, float]]:
     """Map entries that share specific (rare in the corpus) words with the question.
 
     A matching entry a person pinned or wrote has strength VOUCHED (above any learned one),
@@ -87,8 +87,8 @@ def map_matches(peek: Peek, question: str,
     from peek.contextmap.curation import vouched
 
     terms = set(query_terms(question))
-    view = view or _map_view(peek)
-    entries = [e for e, _ in view.entries if e.anchors and not e.outdated]
+    cmap = cmap or _map_now(peek)
+    entries = [e for e in cmap.ordered() if e.anchors and not e.outdated]
     shared = {e.id: terms & set(query_terms(e.text)) for e in entries}
     wanted = sorted(set().union(*shared.values())) if shared else []
     with peek.db.read() as conn:
