@@ -11,14 +11,15 @@ more than the budget.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from peek.memory import fts
 from peek.memory.episodes import route
 from peek.memory.models import NONE_ANSWER, TEXT_PREFIX, Entity, VerbPhrase
 from peek.memory.search import MemoryIndex, Ranked, memory_index, rank_turns
-from peek.memory.store import load_nodes
+from peek.memory.store import TurnRecord, load_nodes
 from peek.memory.text import name_words, norm_name, proper_names, terms
 from peek.tokens import count_tokens
 
@@ -99,7 +100,7 @@ def _ensure_indexed(db: Database, corpus_id: int) -> None:
 
 
 def _hits(index: MemoryIndex, ranked: list[Ranked]) -> list[MemoryHit]:
-    records = index.records([r.row_id for r in ranked])
+    records = stale_now(index.conn, index.corpus_id, index.records([r.row_id for r in ranked]))
     episodes = index.episodes_of_windows(sorted({t.window for t in records.values()}))
     hits = []
     for r in ranked:
@@ -107,6 +108,30 @@ def _hits(index: MemoryIndex, ranked: list[Ranked]) -> list[MemoryHit]:
         hits.append(MemoryHit([turn.turn_id], turn.line(RESULT_CHARS),
                               episodes.get(turn.window), r.score))
     return hits
+
+
+def stale_now(conn: Any, corpus_id: int,
+              records: dict[int, TurnRecord]) -> dict[int, TurnRecord]:
+    """Staleness computed on read, for the turns about to be served: a turn whose cited files
+    changed on disk since it was remembered is served marked stale, before the next index
+    persists the mark (nothing is written here)."""
+    if not any(t.blobs and not t.stale for t in records.values()):
+        return records
+    row = conn.execute("SELECT root FROM corpora WHERE id = ?", (corpus_id,)).fetchone()
+    root = Path(row[0]) if row else None
+    if root is None or not root.is_dir():
+        return records
+    from peek.contextmap.freshness import working_tree_sha
+
+    now: dict[str, str | None] = {}
+
+    def changed(path: str, sha: str) -> bool:
+        if path not in now:
+            now[path] = working_tree_sha(path, root)
+        return now[path] != sha
+
+    return {rid: replace(t, stale=True) if t.blobs and not t.stale and any(
+        changed(p, sha) for p, sha in t.blobs.items()) else t for rid, t in records.items()}
 
 
 def fit_hits(hits: list[MemoryHit], budget: int) -> list[MemoryHit]:

@@ -271,3 +271,20 @@ def test_the_evictor_never_drops_an_entry_the_map_would_fit_with(
     assert exact_tokens(render_entries(kept)) <= budget
     for entry in dropped:
         assert exact_tokens(render_entries([*kept, entry])) > budget
+
+
+def test_memory_serves_a_changed_file_as_stale_before_the_next_index(click: Path) -> None:
+    peek = Peek(click)
+    session = peek.ask(QUESTION).session
+    peek.record(session=session, edited=["src/click/core.py"], success=True)
+    before = counts(peek)
+    fresh = peek.memory_search("environment variables options", k=5).to_dict()["results"]
+    assert fresh and not any("stale" in r["text"] for r in fresh)
+    core = click / "src/click/core.py"
+    core.write_text(CLICK["src/click/core.py"] + "\n# changed since\n")
+    served = peek.memory_search("environment variables options", k=5).to_dict()["results"]
+    assert any("stale" in r["text"] for r in served)  # marked on read, no index needed
+    assert counts(peek) == before  # and nothing was written to mark it
+    core.write_text(CLICK["src/click/core.py"])
+    again = peek.memory_search("environment variables options", k=5).to_dict()["results"]
+    assert not any("stale" in r["text"] for r in again)
