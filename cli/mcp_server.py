@@ -127,6 +127,9 @@ ReadArg = Annotated[list[str] | None, Field(description="Files you read, in read
 EditedArg = Annotated[list[str] | None, Field(description="Files you edited to finish the task.")]
 SuccessArg = Annotated[bool | None, Field(
     description="Whether the task succeeded (tests passed, the user accepted); omit if unknown.")]
+SessionArg = Annotated[str | None, Field(
+    description="The `session` peek_ask returned, or your own stable id for this task: an "
+                "outcome is applied once per session, so repeating a report changes nothing.")]
 TrajectoryArg = Annotated[dict[str, Any] | None, Field(
     description="A full trajectory: {question, steps: [{tool, args, paths, ok}], answer, "
                 "citations: [{path, start_line, end_line}], outcome: {edited_files, success}}.")]
@@ -248,6 +251,18 @@ def open_corpus(path: str, home: Path | None) -> OpenCorpus:
     return OpenCorpus(peek, files)
 
 
+def stored_session(peek: Peek, session: str) -> bool:
+    """Whether peek stored this session (a peek_ask), so its outcome can attach to it."""
+    from peek.agent.session import SessionStore
+    from peek.errors import PeekError
+
+    try:
+        SessionStore(peek.db, peek.corpus_id).load(session)
+    except PeekError:
+        return False
+    return True
+
+
 def host_trajectory(question: str, files_read: list[str]) -> dict[str, Any]:
     """A trajectory-contract dict for a host agent's report: one read step per file read."""
     steps = [{"tool": "read_file", "args": {"path": p}, "paths": [p], "ok": True}
@@ -308,14 +323,18 @@ class PeekTools:
 
     def record(self, corpus: str, question: str, files_read: list[str] | None,
                files_edited: list[str] | None, success: bool | None,
-               trajectory: dict[str, Any] | None, roots: Roots = ()) -> dict[str, Any]:
-        """Teach the map from a host agent's session report."""
+               trajectory: dict[str, Any] | None, roots: Roots = (),
+               session: str | None = None) -> dict[str, Any]:
+        """Teach the map from a host agent's session report (once per session id)."""
         peek = self.corpora.get(corpus, roots).peek
-        if trajectory is None:
-            trajectory = host_trajectory(question, [peek.relative(p) for p in files_read or ()])
+        raw: dict[str, Any] | None
+        if trajectory is not None:
+            raw = {"question": question, **trajectory}
+        elif files_read is None and session is not None and stored_session(peek, session):
+            raw = None  # the outcome of a peek_ask session: learn from what that ask scored
         else:
-            trajectory = {"question": question, **trajectory}
-        result = peek.record(trajectory, edited=files_edited or (), success=success,
+            raw = host_trajectory(question, [peek.relative(p) for p in files_read or ()])
+        result = peek.record(raw, session=session, edited=files_edited or (), success=success,
                              model=self.model())
         return result.to_json()
 
@@ -450,10 +469,12 @@ class PeekMcpTools:
     async def peek_record(self, corpus: CorpusArg, question: QuestionArg,
                           files_read: ReadArg = None, files_edited: EditedArg = None,
                           success: SuccessArg = None, trajectory: TrajectoryArg = None,
+                          session: SessionArg = None,
                           ctx: Context | None = None) -> CallToolResult:
         """The host's session report, which is what teaches the map."""
         return await run_tool(ctx, lambda roots: self.tools.record(
-            corpus, question, files_read, files_edited, success, trajectory, roots), retry=False)
+            corpus, question, files_read, files_edited, success, trajectory, roots, session),
+            retry=False)
 
     async def peek_status(self, corpus: CorpusArg, ctx: Context | None = None) -> CallToolResult:
         """Whether the index still describes the corpus."""

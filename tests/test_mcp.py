@@ -137,6 +137,10 @@ TRAJECTORY = {
 }
 
 
+HOST_REPORT = {"question": "Redirect loops never stop", "session": "host-task-1",
+               "files_edited": ["src/http/session.py"], "success": True}
+
+
 def session_script(ex: Exchange) -> list[tuple[str, str, dict[str, Any]]]:
     """(label, tool, arguments), in call order; `corpus` is added to every call that lacks it."""
     missing = str(ex.corpus.parent / "no-such-folder")
@@ -151,6 +155,8 @@ def session_script(ex: Exchange) -> list[tuple[str, str, dict[str, Any]]]:
             "files_read": ["docs/guide.md", str(ex.corpus / "src/http/session.py")],
             "files_edited": ["src/http/session.py"], "success": True}),
         ("record_trajectory", "peek_record", {"question": "ignored", "trajectory": TRAJECTORY}),
+        ("record_task", "peek_record", HOST_REPORT),
+        ("record_task_again", "peek_record", HOST_REPORT),
         ("map_after", "peek_map", {"budget": 1500}),
         ("memory", "peek_memory_search", {"query": "redirects followed session", "k": 3}),
         ("err_escape", "peek_read", {"path": "../outside.txt"}),
@@ -250,9 +256,16 @@ def test_contract_argument_names(exchange: Exchange) -> None:
     assert props["peek_search"] == {"corpus", "query", "k"}
     assert props["peek_read"] == {"corpus", "path", "start_line", "end_line"}
     assert props["peek_record"] == {"corpus", "question", "files_read", "files_edited",
-                                    "success", "trajectory"}
+                                    "success", "trajectory", "session"}
     assert props["peek_status"] == props["peek_index"] == {"corpus"}
     assert exchange.tools["peek_record"].input_schema["required"] == ["corpus", "question"]
+
+
+def test_a_report_with_a_session_id_is_applied_once(exchange: Exchange) -> None:
+    first, again = exchange.data("record_task"), exchange.data("record_task_again")
+    assert first["session"] == again["session"] == "host-task-1"
+    assert first["status"] == "applied" and again["status"] == "unchanged"
+    assert again["version"] == first["version"]
 
 
 def test_descriptions_say_when_to_call(exchange: Exchange) -> None:
