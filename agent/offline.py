@@ -72,9 +72,9 @@ def run_offline(peek: Peek, question: str, budgets: Budgets, session: str | None
 
 def _map_now(peek: Peek) -> ContextMap:
     """The entries with freshness checked; no rendering, so no tokenizer on this path."""
-    from peek.contextmap.policy import CachePolicy
+    from peek.contextmap.snapshot import entries_now
 
-    return CachePolicy(peek.db, peek.corpus_id, root=peek.root).entries_now()
+    return entries_now(peek.db, peek.corpus_id, peek.root)
 
 
 def map_matches(peek: Peek, question: str,
@@ -84,7 +84,7 @@ def map_matches(peek: Peek, question: str,
     A matching entry a person pinned or wrote has strength VOUCHED (above any learned one),
     and the files it anchors are answered first: a person's word wins over what was learned.
     """
-    from peek.contextmap.curation import vouched
+    from peek.contextmap.snapshot import vouched
 
     terms = set(query_terms(question))
     cmap = cmap or _map_now(peek)

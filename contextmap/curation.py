@@ -7,13 +7,11 @@ under session "user", and ends with the Evictor so the budget invariant holds af
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import Connection, text
 
 from peek.contextmap.errors import MapImportError
 from peek.contextmap.evictor import Evictor
@@ -68,20 +66,6 @@ def edit_entry(db: Database, corpus_id: int, entry_id: str, text: str,
                   updated_step=cs.map.state.updates, outdated=is_outdated(fresh, view),
                   reason="by user")
         return _close(cs, evictor)
-
-
-def vouched(conn: Connection, corpus_id: int, entries: Iterable[Entry]) -> set[str]:
-    """Entries a person stands behind: pinned, or whose text a person wrote last."""
-    ids = {e.id for e in entries}
-    out = {e.id for e in entries if e.pinned}
-    rows = conn.execute(text(
-        "SELECT entry_id, op FROM map_edits WHERE corpus_id = :c AND entry_id IN "
-        "(SELECT value FROM json_each(:ids)) AND op IN ('ADD', 'REPLACE', 'EDIT') ORDER BY id"),
-        {"c": corpus_id, "ids": json.dumps(sorted(ids))})
-    last: dict[str, str] = {}
-    for entry_id, op in rows:
-        last[str(entry_id)] = str(op)
-    return out | {i for i, op in last.items() if op == "EDIT"}
 
 
 def reset(db: Database, corpus_id: int) -> int:

@@ -195,16 +195,6 @@ class CachePolicy:
             del entries[entry.id]
         return self._make_view(ContextMap(state, entries))
 
-    def entries_now(self) -> ContextMap:
-        """The stored entries with anchors checked against the working tree: what matching
-        needs, without rendering or counting tokens (writers keep the map within budget)."""
-        with self.db.read() as conn:
-            snap = load_map(conn, self.corpus_id)
-            marks = outdated_changes(snap.entries.values(), CorpusView(conn, self.corpus_id,
-                                                                       self.root))
-        return ContextMap(snap.state, {k: replace(e, outdated=marks.get(k, e.outdated))
-                                       for k, e in snap.entries.items()})
-
     def configure(self) -> MapView:
         """Persist this policy's budget and evolve steps (and the marks and evictions they
         imply) when they differ from the stored ones; then the view."""
