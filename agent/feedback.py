@@ -13,7 +13,7 @@ The signal each path gives (the README's "What teaches peek" table says the same
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,13 +44,23 @@ def record_session(peek: Peek, trajectory: dict[str, Any] | str | None, *,
     previous = _previous(peek, session)
     if previous is not None:  # checked again inside the write, against concurrent reports
         return _unchanged(peek, traj, session, previous)
-    policy = _policy(peek, budget, model, evolve_steps)
     try:
-        result = policy.update(traj, session=session, also=_persist(peek, traj, session, source))
-        if result.status == "failed" and model is not None:  # outcome and memory are in
-            result = _policy(peek, budget, None, evolve_steps).update(traj, session=session)
+        return distill(peek, traj, session, model, budget, evolve_steps,
+                       also=_persist(peek, traj, session, source))
     except AlreadyRecorded:
         return _unchanged(peek, traj, session, _previous(peek, session))
+
+
+def distill(peek: Peek, traj: Trajectory | dict[str, Any], session: str, model: Model | None,
+            budget: int | None = None,
+            evolve_steps: int | None | Literal["stored"] = "stored",
+            also: Callable[[Connection], None] | None = None) -> UpdateResult:
+    """Run the cache policy on a session: the model's Distiller and Cartographer when there is
+    a model, the deterministic pair when there is none or their output fails (what `also`
+    wrote with the failed attempt stays: it does not depend on the map's plan)."""
+    result = _policy(peek, budget, model, evolve_steps).update(traj, session=session, also=also)
+    if result.status == "failed" and model is not None:
+        result = _policy(peek, budget, None, evolve_steps).update(traj, session=session)
     return result
 
 
@@ -95,12 +105,13 @@ def check_edited(peek: Peek, files: Sequence[str]) -> list[str]:
 
 
 def _on_disk(root: Path, rel: str) -> bool:
-    if rel.startswith(("/", "../")) or rel in ("", "..", "."):
-        return False
-    path = root / rel
+    """A regular file beneath the root now (a new file the index has not seen yet)."""
+    from peek.safefs import SandboxError, open_beneath
+
     try:
-        return path.resolve().is_relative_to(root) and path.is_file()
-    except OSError:
+        with open_beneath(root, rel, "file"):
+            return True
+    except SandboxError:
         return False
 
 

@@ -70,6 +70,7 @@ class History:
     kinds: dict[str, int]
     areas: dict[str, int]
     total: int
+    most: int  # the most edits of one file, the scale of the `edits` feature
 
 
 def localize(conn: Connection, corpus_id: int, question: str, graph: FileGraph | None,
@@ -127,8 +128,7 @@ def _share(counts: dict[str, int], key: str, total: int) -> float:
 
 
 def _edits(hist: History, path: str) -> float:
-    most = max(hist.edits.values(), default=0)
-    return math.log1p(hist.edits.get(path, 0)) / math.log1p(most) if most else 0.0
+    return math.log1p(hist.edits.get(path, 0)) / math.log1p(hist.most) if hist.most else 0.0
 
 
 def _reasons(found: FileScore | None, path: str, why: dict[str, str]) -> list[str]:
@@ -159,7 +159,8 @@ def history(conn: Connection, corpus_id: int) -> History:
     for path, n in edits.items():
         kinds[_suffix(path)] += n
         areas[_area(path)] += n
-    return History(edits, dict(kinds), dict(areas), sum(edits.values()))
+    return History(edits, dict(kinds), dict(areas), sum(edits.values()),
+                   max(edits.values(), default=0))
 
 
 def similar_files(conn: Connection, corpus_id: int,

@@ -292,18 +292,9 @@ class _Loop:
 
     def _update_map(self, trajectory: dict[str, Any]) -> int:
         """The model's Distiller and Cartographer; the deterministic pair if their output fails."""
-        from peek.contextmap.cartographer import LLMCartographer
-        from peek.contextmap.distiller import LLMDistiller
-        from peek.contextmap.policy import CachePolicy
+        from peek.agent.feedback import distill
 
-        peek = self.peek
-        llm = CachePolicy(peek.db, peek.corpus_id, root=peek.root,
-                          distiller=LLMDistiller(self.model),
-                          cartographer=LLMCartographer(self.model))
-        result = llm.update(trajectory, session=self.session)
-        if result.status == "failed":
-            fallback = CachePolicy(peek.db, peek.corpus_id, root=peek.root)
-            result = fallback.update(trajectory, session=self.session)
+        result = distill(self.peek, trajectory, self.session, self.model)
         self.emit({"event": "learned", "status": result.status, "map_version": result.version})
         return result.version
 
