@@ -37,22 +37,35 @@ def default_home() -> Path:
     return Path(user_data_dir("peek", appauthor=False))
 
 
+def database_url() -> str | None:
+    """PEEK_DATABASE_URL (set by `--db` too): a SQLAlchemy URL, or None for the home's file."""
+    raw = os.environ.get("PEEK_DATABASE_URL", "").strip()
+    return raw or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings for one peek home."""
 
     home: Path
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    #: a SQLAlchemy URL that overrides the home's SQLite file (credentials: never print it)
+    database_url: str | None = None
 
     @property
     def db_path(self) -> Path:
         return self.home / DB_FILENAME
 
+    @property
+    def store(self) -> Path | str:
+        """What `open_database` opens: the URL when one is configured, else the home's file."""
+        return self.database_url or self.db_path
+
     @classmethod
     def load(cls, home: str | os.PathLike[str] | None = None) -> Settings:
         """Settings for an explicit home, else PEEK_HOME, else the platform default."""
         root = _home_path(home, "--home") if home is not None else default_home()
-        return cls(home=root, max_file_bytes=max_file_bytes())
+        return cls(home=root, max_file_bytes=max_file_bytes(), database_url=database_url())
 
 
 def _home_path(value: str | os.PathLike[str], name: str) -> Path:

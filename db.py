@@ -1,28 +1,31 @@
-"""The SQLite store: engine with WAL and busy timeout, safe open, and migrations on open.
+"""The store: SQLite by default (WAL, busy timeout, safe open), PostgreSQL when a URL says so.
 
 SQLAlchemy (~0.2 s to import) loads only when a caller asks for `read()`/`write()`; the hot read
 paths of short-lived processes (`peek search`, `peek status`, `peek index` with nothing to do)
-use `query()`/`raw_write()`, plain sqlite3 connections with the same pragmas.
+use `query()`/`raw_write()`, plain driver connections with the same transaction rules. On
+PostgreSQL those are psycopg connections that take sqlite3's SQL dialect (see `peek.postgres`),
+so one SQL text serves both backends; migrations run on both.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from peek import postgres
 from peek.errors import StoreError
+from peek.postgres import is_postgres_url, redact
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
-    #: what the raw-SQL helpers accept: a SQLAlchemy connection or a plain sqlite3 one
-    AnyConnection = Connection | sqlite3.Connection
+    #: what the raw-SQL helpers accept: a SQLAlchemy connection or a plain driver one
+    AnyConnection = Connection | sqlite3.Connection | postgres.PgConnection
 
 # Every revision this peek knows, oldest first; tests check it against migrations/versions.
 REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
@@ -33,33 +36,58 @@ _MOVE_ASIDE = "move it aside or set PEEK_HOME to another folder; peek never over
 
 
 class Database:
-    """One peek store: reads in deferred transactions, writes in `BEGIN IMMEDIATE` ones."""
+    """One peek store: reads in snapshot transactions, writers queue behind one write lock."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, target: Path | str) -> None:
+        #: the SQLite file, None on PostgreSQL
+        self.path: Path | None = None
+        #: the SQLAlchemy URL (with credentials: never print it, print `location`)
+        self.url: str
+        if isinstance(target, str) and is_postgres_url(target):
+            self.url = target
+        else:
+            self.path = Path(target)
+            self.url = f"sqlite:///{self.path}"
+
+    @property
+    def backend(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return "sqlite" if self.path is not None else "postgresql"
+
+    @property
+    def location(self) -> str:
+        """Where the store is, safe to print: the file, or the URL without its password."""
+        return str(self.path) if self.path is not None else redact(self.url)
 
     @cached_property
     def engine(self) -> Engine:
         """The SQLAlchemy engine, made (and SQLAlchemy imported) on first use."""
-        return _make_engine(self.path)
+        return _make_engine(self.path) if self.path is not None else _make_pg_engine(self.url)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction that sees one consistent snapshot."""
-        with _store_errors(self.path), self.engine.begin() as conn:
+        with _store_errors(self.location), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction that takes the write lock up front, so writers queue, not fail."""
         writer = self.engine.execution_options(peek_write=True)
-        with _store_errors(self.path), writer.begin() as conn:
+        with _store_errors(self.location), writer.begin() as conn:
             yield conn
 
     @contextmanager
     def query(self) -> Iterator[sqlite3.Connection]:
-        """A read snapshot on a plain sqlite3 connection (no SQLAlchemy import)."""
-        with _store_errors(self.path), closing(_connect(self.path)) as conn:
+        """A read snapshot on a plain driver connection (no SQLAlchemy import).
+
+        On PostgreSQL the connection is a `PgConnection`, which takes the same calls and SQL.
+        """
+        if self.path is None:
+            with postgres.read(self.url) as pg:
+                yield cast("sqlite3.Connection", pg)
+            return
+        with _store_errors(self.location), closing(_connect(self.path)) as conn:
             conn.execute("BEGIN")
             try:
                 yield conn
@@ -69,8 +97,12 @@ class Database:
 
     @contextmanager
     def raw_write(self) -> Iterator[sqlite3.Connection]:
-        """A `BEGIN IMMEDIATE` write on a plain sqlite3 connection, committed on success."""
-        with _store_errors(self.path), closing(_connect(self.path)) as conn:
+        """A write on a plain driver connection, after the write lock, committed on success."""
+        if self.path is None:
+            with postgres.write(self.url) as pg:
+                yield cast("sqlite3.Connection", pg)
+            return
+        with _store_errors(self.location), closing(_connect(self.path)) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -82,7 +114,12 @@ class Database:
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        """An exclusive lock across processes for work longer than one transaction."""
+        """An exclusive lock across processes (and machines, on PostgreSQL) for work longer than
+        one transaction; a crashed holder's lock is released with its process or connection."""
+        if self.path is None:
+            with postgres.session_lock(self.url, name):
+                yield
+            return
         with _file_lock(self.path.with_suffix(f".{name}.lock")):
             yield
 
@@ -92,8 +129,16 @@ class Database:
             self.engine.dispose()
 
 
-def open_database(path: Path) -> Database:
-    """Open (creating if needed) and migrate a store; refuse corrupt, foreign or newer files."""
+def open_database(target: Path | str) -> Database:
+    """Open (creating if needed) and migrate a store; refuse corrupt, foreign or newer ones.
+
+    `target` is a SQLite file, or a SQLAlchemy URL (`sqlite:///FILE`, `postgresql+psycopg://`).
+    """
+    if isinstance(target, str):
+        if is_postgres_url(target):
+            return _open_postgres(target)
+        target = sqlite_path(target)
+    path = target
     ensure_home(path.parent)
     revision = _inspect(path)
     _make_private(path)
@@ -107,13 +152,49 @@ def open_database(path: Path) -> Database:
     return db
 
 
+def _open_postgres(url: str) -> Database:
+    db = Database(url)
+    try:
+        revision = postgres.inspect(url)
+        _known_revision(db.location, revision)
+        if revision != HEAD_REVISION:
+            _migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a `sqlite:///FILE` URL, or a ConfigError for any other URL."""
+    from peek.errors import ConfigError
+
+    if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
+        raise ConfigError(f"unsupported database URL {redact(url)}",
+                          "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB")
+    return Path(url[len("sqlite:///"):]).expanduser()
+
+
 def driver(conn: AnyConnection) -> sqlite3.Connection:
-    """The sqlite3 connection under a SQLAlchemy one (same transaction), or the one given."""
-    if isinstance(conn, sqlite3.Connection):
-        return conn
+    """The driver connection under a SQLAlchemy one (same transaction), or the one given.
+
+    On PostgreSQL it is a `PgConnection` around psycopg's (sqlite3's calls and SQL dialect).
+    """
+    if isinstance(conn, sqlite3.Connection | postgres.PgConnection):
+        return cast("sqlite3.Connection", conn)
     raw = conn.connection.driver_connection
-    assert isinstance(raw, sqlite3.Connection)
-    return raw
+    if isinstance(raw, sqlite3.Connection):
+        return raw
+    return cast("sqlite3.Connection", postgres.PgConnection(cast(Any, raw)))
+
+
+def is_postgres(conn: AnyConnection) -> bool:
+    """Whether a connection (SQLAlchemy, sqlite3 or PgConnection) talks to PostgreSQL."""
+    if isinstance(conn, sqlite3.Connection):
+        return False
+    if isinstance(conn, postgres.PgConnection):
+        return True
+    return bool(conn.dialect.name == "postgresql")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -159,6 +240,31 @@ def _make_private(path: Path) -> None:
     except OSError as exc:
         raise StoreError(f"cannot create {path} ({exc.strerror})", "check the home folder") from exc
     os.close(fd)
+
+
+def _make_pg_engine(url: str) -> Engine:
+    """PostgreSQL through psycopg: reads are REPEATABLE READ, writers take the write lock."""
+    from sqlalchemy import create_engine, event
+
+    engine = create_engine(postgres.sqlalchemy_url(url), pool_pre_ping=True,
+                           hide_parameters=True)
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _dialect(_conn: Connection, _cursor: Any, statement: str, parameters: Any,
+                 _context: Any, executemany: bool) -> tuple[str, Any]:
+        sql, lists = postgres.translate_pyformat(statement)
+        if executemany:
+            return sql, [postgres.adapt_params(lists, p) for p in parameters]
+        return sql, postgres.adapt_params(lists, parameters)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("peek_write", False):
+            postgres.take_write_lock(conn.exec_driver_sql)
+        else:
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+    return engine
 
 
 def _make_engine(path: Path) -> Engine:
@@ -207,7 +313,7 @@ def _inspect(path: Path) -> str | None:
     return _known_revision(path, row[0] if row else None)
 
 
-def _known_revision(path: Path, revision: str | None) -> str | None:
+def _known_revision(path: Path | str, revision: str | None) -> str | None:
     if revision is not None and revision not in REVISIONS:
         raise StoreError(
             f"{path} has schema revision {revision}, unknown to this peek (newer?)",
@@ -217,13 +323,27 @@ def _known_revision(path: Path, revision: str | None) -> str | None:
 
 
 def _migrate(db: Database) -> None:
-    """Upgrade to head under an exclusive file lock, so concurrent openers migrate once."""
+    """Upgrade to head under an exclusive lock, so concurrent openers migrate once."""
+    if db.path is None:
+        with postgres.session_lock(db.url, "migrate"):
+            if postgres.inspect(db.url) != HEAD_REVISION:
+                _upgrade(db)
+        return
     with _file_lock(db.path.with_suffix(".lock")):
-        if _inspect(db.path) == HEAD_REVISION:
-            return
-        with db.engine.connect() as conn:
-            _run_alembic(conn)
-            conn.commit()
+        if _inspect(db.path) != HEAD_REVISION:
+            _upgrade(db)
+
+
+def migration_state(db: Database) -> dict[str, Any]:
+    """The store's revision against this peek's head, for `peek doctor`."""
+    revision = postgres.inspect(db.url) if db.path is None else _inspect(db.path)
+    return {"revision": revision, "head": HEAD_REVISION, "current": revision == HEAD_REVISION}
+
+
+def _upgrade(db: Database) -> None:
+    with db.engine.connect() as conn:
+        _run_alembic(conn)
+        conn.commit()
 
 
 def _run_alembic(conn: Connection) -> None:
@@ -238,19 +358,15 @@ def _run_alembic(conn: Connection) -> None:
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    """An OS lock on a side file (flock or LockFileEx via `filelock`): a dead holder's is freed."""
+    from filelock import FileLock
+
+    with FileLock(path, mode=0o600):
+        yield
 
 
 @contextmanager
-def _store_errors(path: Path) -> Iterator[None]:
+def _store_errors(path: Path | str) -> Iterator[None]:
     """Turn SQLite's corruption errors into one clear StoreError; let every other error through.
 
     Only a plain sqlite3.DatabaseError means an unreadable file: its subclasses (busy, integrity,

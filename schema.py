@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: sizes and nanosecond mtimes outgrow PostgreSQL's 32-bit INTEGER (SQLite's INTEGER is 64-bit)
+BIG = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -33,8 +36,8 @@ class File(Base):
     corpus_id: Mapped[int] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"))
     path: Mapped[str] = mapped_column(Text)
     blob_sha: Mapped[str] = mapped_column(String(40))
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BIG)
+    mtime_ns: Mapped[int] = mapped_column(BIG)
     language: Mapped[str] = mapped_column(String(32))
     line_count: Mapped[int] = mapped_column(Integer)
     decode_errors: Mapped[int] = mapped_column(Integer, default=0)
@@ -50,8 +53,8 @@ class SkippedFile(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     corpus_id: Mapped[int] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"))
     path: Mapped[str] = mapped_column(Text)
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BIG)
+    mtime_ns: Mapped[int] = mapped_column(BIG)
     reason: Mapped[str] = mapped_column(String(16))
 
 

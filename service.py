@@ -61,7 +61,7 @@ class Peek:
     @cached_property
     def db(self) -> Database:
         """The store, opened (and migrated) on first use."""
-        return open_database(self.settings.db_path)
+        return open_database(self.settings.store)
 
     def corpus_id_or_none(self) -> int | None:
         """The id of this corpus in the store, or None when it was never indexed."""

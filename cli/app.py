@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="peek",
-    help="An orientation cache and agent memory for corpora that agents read again and again.",
+    help="An orientation cache and agent memory for corpora that agents read again and again. "
+    "Every command takes --db URL (or PEEK_DATABASE_URL): a shared PostgreSQL store, "
+    "postgresql+psycopg://USER@HOST/DB; default: the SQLite file in the peek home.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -256,10 +258,27 @@ def main() -> None:
     """Entry point: run the app, turning known errors into one line on stderr and exit code 2."""
     from peek.cli.errors import run_guarded
 
+    take_db_option(sys.argv)
     code = run_guarded(app)
     if os.environ.get("PEEK_REPORT_RSS"):
         report_peak_rss()
     sys.exit(code)
+
+
+def take_db_option(argv: list[str]) -> None:
+    """`--db URL` anywhere on the line (every command, `peek mcp` too) sets PEEK_DATABASE_URL;
+    taken out before typer parses, so no command needs its own copy of the option."""
+    for i, arg in enumerate(argv[1:], start=1):
+        if arg == "--":
+            return
+        if arg.startswith("--db="):
+            os.environ["PEEK_DATABASE_URL"] = arg.split("=", 1)[1]
+            del argv[i]
+            return
+        if arg == "--db" and i + 1 < len(argv):
+            os.environ["PEEK_DATABASE_URL"] = argv[i + 1]
+            del argv[i : i + 2]
+            return
 
 
 def report_peak_rss() -> None:

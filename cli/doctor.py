@@ -7,7 +7,10 @@ import importlib.util
 import platform
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from peek.config import Settings
 
 CORE = ("sqlalchemy", "alembic", "tiktoken", "typer", "tree-sitter", "faiss-cpu", "langgraph",
         "litellm", "pathspec", "ripgrep")
@@ -58,7 +61,42 @@ def _generation() -> dict[str, str]:
     return {"engine": f"{engine} ({why})" if why else engine,
             "drafters": "llma, rapid (peek ask --model local --draft ...)" if local
             else "none (needs the local extra)",
-            "corpus_retrieval": "bm25 (SQLite FTS5); no dense embedder"}
+            "corpus_retrieval": "bm25 (SQLite FTS5, or PostgreSQL tsvector+GIN); no dense embedder"}
+
+
+def _store_location(settings: Settings) -> str:
+    from peek.postgres import redact
+
+    return redact(settings.database_url) if settings.database_url else str(settings.db_path)
+
+
+def _backend(settings: Settings) -> dict[str, Any]:
+    """Which backend, its server version and the store's migration state (URL redacted)."""
+    from peek.db import Database, migration_state
+    from peek.errors import PeekError
+
+    if settings.database_url is None and not settings.db_path.exists():
+        return {"name": "sqlite", "server_version": sqlite3.sqlite_version,
+                "migration": "not created yet"}
+    try:
+        from peek.db import sqlite_path
+        from peek.postgres import is_postgres_url, server_facts
+
+        url = settings.database_url
+        db = Database(url if url and is_postgres_url(url) else
+                      (sqlite_path(url) if url else settings.db_path))
+        facts: dict[str, Any] = {"name": db.backend}
+        if db.backend == "postgresql":
+            facts.update(server_facts(db.url))
+        else:
+            facts["server_version"] = sqlite3.sqlite_version
+        state = migration_state(db)
+        facts["migration"] = (f"at head {state['head']}" if state["current"] else
+                              f"at {state['revision'] or 'nothing'}, head {state['head']} "
+                              "(the next command migrates)")
+        return facts
+    except PeekError as exc:
+        return {"name": "unavailable", "error": str(exc)}
 
 
 def collect(home: Path | None) -> dict[str, Any]:
@@ -72,8 +110,9 @@ def collect(home: Path | None) -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "home": str(settings.home),
-        "store": str(settings.db_path),
-        "store_exists": settings.db_path.exists(),
+        "store": _store_location(settings),
+        "store_exists": settings.database_url is not None or settings.db_path.exists(),
+        "backend": _backend(settings),
         "packages": {name: _version(name) for name in CORE},
         "optional": {label: _version(dist) for label, dist in OPTIONAL.items()},
         "tiktoken_offline": _tiktoken_offline(),
@@ -87,6 +126,12 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"peek {report['peek']} (python {report['python']}, sqlite {report['sqlite']})")
     print(f"home:  {report['home']}")
     print(f"store: {report['store']}{'' if report['store_exists'] else ' (not created yet)'}")
+    backend = report["backend"]
+    if "error" in backend:
+        print(f"backend: unavailable: {backend['error']}")
+    else:
+        print(f"backend: {backend['name']} {backend['server_version']}, "
+              f"migrations {backend['migration']}")
     for name, version in report["packages"].items():
         print(f"  {name:<28} {version or 'MISSING'}")
     for label, version in report["optional"].items():

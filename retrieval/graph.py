@@ -220,10 +220,11 @@ def save_graph(conn: AnyConnection, corpus_id: int, graph: FileGraph) -> None:
     import time
 
     blobs = [np.ascontiguousarray(getattr(graph, a)).tobytes() for a in _ARRAYS]
-    driver(conn).execute(
-        "INSERT OR REPLACE INTO file_graphs (corpus_id, built_at, paths, names, src, dst, "
-        "weight, ref_src, ref_dst, ref_name, ref_weight, ranks) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    columns = ("built_at", "paths", "names", *_ARRAYS, "ranks")
+    driver(conn).execute(  # an upsert both SQLite and PostgreSQL run
+        f"INSERT INTO file_graphs (corpus_id, {', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * (len(columns) + 1))}) ON CONFLICT (corpus_id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in columns),
         (corpus_id, time.time(), "\n".join(graph.paths), "\n".join(graph.names), *blobs,
          graph.ranks().tobytes()))
 

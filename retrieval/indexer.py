@@ -269,10 +269,9 @@ def _ensure_corpus(conn: sqlite3.Connection, root: Path, corpus_id: int | None) 
     if found is not None:
         return int(found[0])
     kind = "git" if is_git_tree(root) else "folder"
-    cur = conn.execute("INSERT INTO corpora (root, kind, created_at) VALUES (?, ?, ?)",
-                       (str(root), kind, time.time()))
-    assert cur.lastrowid is not None
-    return int(cur.lastrowid)
+    row = conn.execute("INSERT INTO corpora (root, kind, created_at) VALUES (?, ?, ?) "
+                       "RETURNING id", (str(root), kind, time.time())).fetchone()
+    return int(row[0])
 
 
 def _delete_files(conn: sqlite3.Connection, corpus_id: int, file_ids: list[int]) -> None:

@@ -1,13 +1,15 @@
-"""Lexical BM25 search over chunks (SQLite FTS5) with code-aware tokens."""
+"""Lexical BM25 search over chunks (SQLite FTS5, or PostgreSQL: `pg_lexical`) with code-aware
+tokens; every function here serves both backends."""
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from peek.db import driver
+from peek.db import driver, is_postgres
 
 if TYPE_CHECKING:
     from peek.db import AnyConnection
@@ -104,7 +106,7 @@ def fts_table(corpus_id: int) -> str:
     return f"chunks_fts_{int(corpus_id)}"
 
 
-def create_fts(conn: AnyConnection, table: str, *columns: str) -> None:
+def create_fts(conn: AnyConnection, table: str, *columns: str) -> None:  # SQLite only
     """An FTS5 table with peek's tokenizer: porter stems words, '_' stays inside identifiers."""
     driver(conn).execute(
         f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5({', '.join(columns)}, "
@@ -114,17 +116,29 @@ def create_fts(conn: AnyConnection, table: str, *columns: str) -> None:
 
 def table_exists(conn: AnyConnection, table: str) -> bool:
     """Whether a table (an FTS index made on first use, for one) exists yet."""
+    if is_postgres(conn):
+        from peek.retrieval import pg_lexical
+
+        return pg_lexical.exists(driver(conn), table)
     row = driver(conn).execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,))
     return row.fetchone() is not None
 
 
 def ensure_fts(conn: AnyConnection, corpus_id: int) -> None:
     """Create the corpus's chunk index (path, symbol and body fields)."""
+    if is_postgres(conn):
+        from peek.retrieval import pg_lexical
+
+        return pg_lexical.ensure(driver(conn), corpus_id)
     create_fts(conn, fts_table(corpus_id), "path", "symbol", "body")
 
 
 def delete_fts_rows(conn: AnyConnection, corpus_id: int, file_ids: list[int]) -> None:
     """Remove the FTS rows of these files' chunks (call before deleting the files)."""
+    if is_postgres(conn):
+        from peek.retrieval import pg_lexical
+
+        return pg_lexical.delete(driver(conn), corpus_id, file_ids)
     table = fts_table(corpus_id)
     for start in range(0, len(file_ids), 500):
         batch = ",".join(str(int(i)) for i in file_ids[start : start + 500])
@@ -136,7 +150,11 @@ def delete_fts_rows(conn: AnyConnection, corpus_id: int, file_ids: list[int]) ->
 
 def insert_fts_rows(conn: AnyConnection, corpus_id: int, rows: list[dict[str, object]]) -> None:
     """Add FTS rows keyed by chunk id (rowid)."""
-    if rows:
+    if rows and is_postgres(conn):
+        from peek.retrieval import pg_lexical
+
+        pg_lexical.insert(driver(conn), corpus_id, rows)
+    elif rows:
         driver(conn).executemany(
             f"INSERT INTO {fts_table(corpus_id)}(rowid, path, symbol, body) "
             "VALUES (:rowid, :path, :symbol, :body)",
@@ -184,10 +202,16 @@ def search_chunks(conn: AnyConnection, corpus_id: int, query: str, k: int = 10) 
     if not terms:
         return []
     wp, ws, wb = FIELD_WEIGHTS
-    rows = driver(conn).execute(
-        _search_sql(corpus_id),
-        {"q": fts_query(terms), "k": max(k * 4, POOL), "wp": wp, "ws": ws, "wb": wb},
-    )
+    rows: Iterable[tuple[Any, ...]]
+    if is_postgres(conn):
+        from peek.retrieval import pg_lexical
+
+        rows = pg_lexical.search(driver(conn), corpus_id, terms, FIELD_WEIGHTS, max(k * 4, POOL))
+    else:
+        rows = driver(conn).execute(
+            _search_sql(corpus_id),
+            {"q": fts_query(terms), "k": max(k * 4, POOL), "wp": wp, "ws": ws, "wb": wb},
+        )
     hits = [
         Hit(r[0], r[1], r[2], r[3], -float(r[6]) * path_prior(r[0], terms), r[4], r[5])
         for r in rows
@@ -201,6 +225,8 @@ def term_idf(conn: AnyConnection, corpus_id: int, terms: list[str]) -> dict[str,
 
     Normalizing makes thresholds mean the same in a 10-chunk corpus and a 40,000-chunk one.
     """
+    if is_postgres(conn):
+        return _pg_idf(conn, corpus_id, terms)
     table = fts_table(corpus_id)
     # the docsize shadow table has one row per document and counts without a full FTS scan
     raw = driver(conn)
@@ -212,3 +238,12 @@ def term_idf(conn: AnyConnection, corpus_id: int, terms: list[str]) -> dict[str,
         ).fetchone()[0]
         idf[term] = math.log((total + 1) / (int(df or 0) + 1)) / math.log(total + 2)
     return idf
+
+
+def _pg_idf(conn: AnyConnection, corpus_id: int, terms: list[str]) -> dict[str, float]:
+    from peek.retrieval import pg_lexical
+
+    lexemes = {t: pg_lexical.stem(t) for t in terms}
+    total, _, df = pg_lexical.document_frequencies(driver(conn), corpus_id, list(lexemes.values()))
+    return {t: math.log((total + 1) / (df[lx] + 1)) / math.log(total + 2)
+            for t, lx in lexemes.items()}

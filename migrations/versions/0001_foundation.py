@@ -9,6 +9,8 @@ revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+#: sizes and nanosecond mtimes outgrow PostgreSQL's 32-bit INTEGER (SQLite's INTEGER is 64-bit)
+BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
@@ -32,8 +34,8 @@ def upgrade() -> None:
         ),
         sa.Column("path", sa.Text, nullable=False),
         sa.Column("blob_sha", sa.String(40), nullable=False),
-        sa.Column("size", sa.Integer, nullable=False),
-        sa.Column("mtime_ns", sa.Integer, nullable=False),
+        sa.Column("size", BIG, nullable=False),
+        sa.Column("mtime_ns", BIG, nullable=False),
         sa.Column("language", sa.String(32), nullable=False),
         sa.Column("line_count", sa.Integer, nullable=False),
         sa.Column("decode_errors", sa.Integer, nullable=False, server_default="0"),

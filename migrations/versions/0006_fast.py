@@ -52,16 +52,17 @@ def _backfill_edges() -> None:
     conn = op.get_bind()
     rows = conn.exec_driver_sql(
         "SELECT corpus_id, id, data, seq FROM memory_nodes WHERE kind = 'verb'").fetchall()
-    edges: list[tuple[int, str, str, bool, int]] = []
+    edges: list[dict[str, object]] = []
     for corpus_id, verb_id, data, seq in rows:
         questions = json.loads(data).get("questions", [])
         is_open = any(all(a == "None" for a in q.get("answers", [])) for q in questions)
         nodes = {a for q in questions for a in q.get("answers", [])
                  if a != "None" and not a.startswith("TEXT:")}
-        edges.extend((corpus_id, verb_id, node, is_open, seq) for node in sorted(nodes))
-    if edges:
-        conn.exec_driver_sql("INSERT INTO memory_edges (corpus_id, verb_id, node_id, open, seq) "
-                             "VALUES (?, ?, ?, ?, ?)", edges)
+        edges.extend({"c": corpus_id, "v": verb_id, "n": node, "o": is_open, "s": seq}
+                     for node in sorted(nodes))
+    if edges:  # bound through SQLAlchemy: the same statement on SQLite and PostgreSQL
+        conn.execute(sa.text("INSERT INTO memory_edges (corpus_id, verb_id, node_id, open, seq) "
+                             "VALUES (:c, :v, :n, :o, :s)"), edges)
 
 
 def downgrade() -> None:

@@ -9,6 +9,8 @@ revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
+#: sizes and nanosecond mtimes outgrow PostgreSQL's 32-bit INTEGER (SQLite's INTEGER is 64-bit)
+BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
@@ -20,8 +22,8 @@ def upgrade() -> None:
             "corpus_id", sa.Integer, sa.ForeignKey("corpora.id", ondelete="CASCADE"), nullable=False
         ),
         sa.Column("path", sa.Text, nullable=False),
-        sa.Column("size", sa.Integer, nullable=False),
-        sa.Column("mtime_ns", sa.Integer, nullable=False),
+        sa.Column("size", BIG, nullable=False),
+        sa.Column("mtime_ns", BIG, nullable=False),
         sa.Column("reason", sa.String(16), nullable=False),
         sa.UniqueConstraint("corpus_id", "path"),
     )

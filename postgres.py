@@ -1,0 +1,249 @@
+"""PostgreSQL under peek's raw-SQL helpers: a psycopg connection that speaks sqlite3's dialect.
+
+peek's hot paths write plain SQL with sqlite3's `?` and `:name` placeholders through
+`Database.query()`/`raw_write()`/`driver()`. On PostgreSQL those hand out a `PgConnection`:
+the same `execute`/`executemany`/`fetch*` calls, with the placeholders (and `json_each` lists)
+translated once per statement, so one SQL text serves both backends. psycopg loads only here.
+
+Isolation (issue 14): every write transaction first takes one transaction-level advisory lock
+(`pg_advisory_xact_lock`), so writers queue exactly as SQLite's `BEGIN IMMEDIATE` makes them
+queue, and a read-modify-write of the map or memory can never lose another machine's update.
+Reads are REPEATABLE READ snapshots, as SQLite's deferred transactions are. Longer work (an
+index run, seeding a map) holds a session-level advisory lock on its own connection, which the
+server releases when the holder's connection ends, a `kill -9` included.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from peek.errors import StoreError
+
+if TYPE_CHECKING:
+    import psycopg
+
+#: the first key of every advisory lock peek takes (the second names the lock)
+LOCK_SPACE = 0x7065656B  # "peek"
+WRITE_LOCK = "write"
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|\x00?(?:\?|:[A-Za-z_]\w*)|%")
+_INSTALL_HINT = "install the postgres extra: pip install 'peek[postgres]'"
+
+
+def is_postgres_url(url: str) -> bool:
+    """Whether a SQLAlchemy URL names PostgreSQL (any driver; peek uses psycopg)."""
+    return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ***, for every message and log line."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable database URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def libpq_url(url: str) -> str:
+    """The SQLAlchemy URL as libpq takes it (no `+driver`)."""
+    scheme, rest = url.split(":", 1)
+    return "postgresql:" + rest if "+" in scheme or scheme == "postgres" else url
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The URL with the psycopg (3) driver named, whatever driver the user wrote."""
+    return "postgresql+psycopg:" + url.split(":", 1)[1]
+
+
+#: `X IN (SELECT value FROM json_each(P))`, peek's list parameter on SQLite: `X = ANY(list)` here
+_IN_JSON = re.compile(r"(NOT\s+)?IN\s*\(\s*SELECT\s+value\s+FROM\s+json_each\("
+                      r"\s*(\?|:\w+|%\(\w+\)s)\s*\)\s*\)", re.IGNORECASE)
+_JSON_EACH = re.compile(r"json_each\(([^()]*)\)")
+_LIST = "\x00"
+
+
+@lru_cache(maxsize=512)
+def translate(sql: str) -> tuple[str, tuple[int | str, ...]]:
+    """sqlite3-style SQL as psycopg takes it, and the JSON-list parameters to pass as arrays.
+
+    `?` -> %s, `:name` -> %(name)s, `%` -> %%; `X IN (SELECT value FROM json_each(P))` ->
+    `X = ANY(P)` (NOT IN: `<> ALL`; P then goes as an array), other `json_each(E)` -> the rows
+    of E as JSON, `instr(` -> `strpos(`.
+    """
+    sql = _dialect(_IN_JSON.sub(lambda m: f"{_any(m)}({_LIST}{m.group(2)})", sql))
+    lists: list[int | str] = []
+    position = 0
+
+    def swap(match: re.Match[str]) -> str:
+        nonlocal position
+        token = match.group(0)
+        listed = token.startswith(_LIST)
+        token = token.removeprefix(_LIST)
+        if token == "%":
+            return "%%"
+        if token == "::":
+            return token
+        if token.startswith(("'", '"')):
+            return token.replace("%", "%%")  # psycopg reads placeholders inside literals too
+        key: int | str = position if token == "?" else token[1:]
+        if token == "?":
+            position += 1
+        if listed:
+            lists.append(key)
+        return "%s" if token == "?" else f"%({token[1:]})s"
+
+    return _TOKENS.sub(swap, sql), tuple(lists)
+
+
+def _any(match: re.Match[str]) -> str:
+    return "<> ALL" if match.group(1) else "= ANY"
+
+
+def _dialect(sql: str) -> str:
+    sql = _JSON_EACH.sub(r"json_array_elements_text(CAST(\1 AS JSON))", sql)
+    return sql.replace("instr(", "strpos(")
+
+
+def adapt_params(lists: tuple[int | str, ...], params: Any) -> Any:
+    """Parameters with the JSON lists that `translate` turned into arrays decoded."""
+    if not lists or params is None:
+        return params
+    import json
+
+    if isinstance(params, dict):
+        return {k: json.loads(v) if k in lists else v for k, v in params.items()}
+    return [json.loads(v) if i in lists else v for i, v in enumerate(params)]
+
+
+@lru_cache(maxsize=512)
+def translate_pyformat(sql: str) -> tuple[str, tuple[int | str, ...]]:
+    """SQLAlchemy's already-%(name)s SQL: only the json_each and instr rewrites."""
+    names: list[int | str] = []
+
+    def listed(match: re.Match[str]) -> str:
+        names.append(match.group(2)[2:-2])
+        return f"{_any(match)}({match.group(2)})"
+
+    return _dialect(_IN_JSON.sub(listed, sql)), tuple(names)
+
+
+def lock_key(name: str) -> int:
+    """The second advisory-lock key of a named lock (a stable 31-bit hash)."""
+    return zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+class PgConnection:
+    """A psycopg connection behind sqlite3's calling conventions (see the module docstring)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        """Run one statement; the cursor iterates and fetches like sqlite3's."""
+        query, lists = translate(sql)
+        return self.raw.execute(query, adapt_params(lists, params) or None)  # type: ignore
+
+    def executemany(self, sql: str, rows: Sequence[Any] | Iterator[Any]) -> Any:
+        """Run one statement for each parameter row (psycopg pipelines them)."""
+        rows = list(rows)
+        cur = self.raw.cursor()
+        if rows:
+            query, lists = translate(sql)
+            cur.executemany(query, [adapt_params(lists, r) for r in rows])  # type: ignore
+        return cur
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (as sqlite3.Connection.in_transaction)."""
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+
+def connect(url: str) -> psycopg.Connection[Any]:
+    """A psycopg connection, or a StoreError naming the redacted URL."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise StoreError("PEEK_DATABASE_URL names PostgreSQL but psycopg is missing",
+                         _INSTALL_HINT) from exc
+    try:
+        return psycopg.connect(libpq_url(url), connect_timeout=10)
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"cannot connect to {redact(url)}: {reason.replace(url, redact(url))}",
+                         "check PEEK_DATABASE_URL or --db, and that the server runs") from exc
+
+
+@contextmanager
+def read(url: str) -> Iterator[PgConnection]:
+    """A REPEATABLE READ snapshot on a fresh connection, rolled back at the end."""
+    with connect(url) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield PgConnection(conn)
+        finally:
+            conn.rollback()
+
+
+@contextmanager
+def write(url: str) -> Iterator[PgConnection]:
+    """A write transaction that queues behind every other writer (the store's write lock)."""
+    with connect(url) as conn:
+        take_write_lock(conn.execute)
+        try:
+            yield PgConnection(conn)
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+
+def take_write_lock(execute: Callable[[str], Any]) -> None:
+    """The transaction-level writer lock: held until commit or rollback (or a dead connection)."""
+    execute(f"SELECT pg_advisory_xact_lock({LOCK_SPACE}, {lock_key(WRITE_LOCK)})")
+
+
+@contextmanager
+def session_lock(url: str, name: str) -> Iterator[None]:
+    """A named lock across machines, held on its own connection (released if it dies)."""
+    with connect(url) as conn:
+        conn.autocommit = True
+        conn.execute(f"SELECT pg_advisory_lock({LOCK_SPACE}, {lock_key(name)})")
+        try:
+            yield
+        finally:
+            conn.execute(f"SELECT pg_advisory_unlock({LOCK_SPACE}, {lock_key(name)})")
+
+
+def inspect(url: str) -> str | None:
+    """The store's schema revision, None when empty; refuse a database that is not peek's."""
+    with connect(url) as conn:
+        tables = {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        if "alembic_version" not in tables:
+            if tables:
+                raise StoreError(f"{redact(url)} has tables but is not a peek store",
+                                 "give an empty database")
+            return None
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return None if row is None else str(row[0])
+
+
+def server_facts(url: str) -> dict[str, Any]:
+    """Server version and advisory locks peek holds now, for `peek doctor`."""
+    with connect(url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+        held = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                            "AND classid::bigint = %s", (LOCK_SPACE,)).fetchone()
+    return {"server_version": version[0] if version else None,
+            "advisory_locks_held": int(held[0]) if held else 0}
