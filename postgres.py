@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 #: the first key of every advisory lock peek takes (the second names the lock)
 LOCK_SPACE = 0x7065656B  # "peek"
 WRITE_LOCK = "write"
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|\x00?(?:\?|:[A-Za-z_]\w*)|%")
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|\x00?(?:\?|:[A-Za-z_]\w*)|%|"
+                     r"\bwindow\b")
 _INSTALL_HINT = "install the postgres extra: pip install 'peek[postgres]'"
 
 
@@ -77,7 +78,7 @@ def translate(sql: str) -> tuple[str, tuple[int | str, ...]]:
 
     `?` -> %s, `:name` -> %(name)s, `%` -> %%; `X IN (SELECT value FROM json_each(P))` ->
     `X = ANY(P)` (NOT IN: `<> ALL`; P then goes as an array), other `json_each(E)` -> the rows
-    of E as JSON, `instr(` -> `strpos(`.
+    of E as JSON, `instr(` -> `strpos(`, the column `window` quoted.
     """
     sql = _dialect(_IN_JSON.sub(lambda m: f"{_any(m)}({_LIST}{m.group(2)})", sql))
     lists: list[int | str] = []
@@ -92,6 +93,8 @@ def translate(sql: str) -> tuple[str, tuple[int | str, ...]]:
             return "%%"
         if token == "::":
             return token
+        if token == "window":  # memory_turns.window: a reserved word in PostgreSQL
+            return '"window"'
         if token.startswith(("'", '"')):
             return token.replace("%", "%%")  # psycopg reads placeholders inside literals too
         key: int | str = position if token == "?" else token[1:]

@@ -31,7 +31,9 @@ from peek.retrieval.graph import FileGraph
 from peek.retrieval.lexical import (
     create_fts,
     expand_for_index,
-    fts_query,
+    fts_add,
+    fts_delete_key,
+    fts_match,
     is_test_path,
     query_terms,
     table_exists,
@@ -190,11 +192,9 @@ def profile_scores(conn: Connection, corpus_id: int, question: str) -> dict[str,
     table = profile_table(corpus_id)
     if not terms or not table_exists(conn, table):
         return {}
-    rows = list(conn.execute(text(
-        f"SELECT path, bm25({table}) FROM {table} WHERE {table} MATCH :q "
-        f"ORDER BY bm25({table}) LIMIT :k"), {"q": fts_query(terms), "k": PROFILE_K}))
-    best = -float(rows[0][1]) if rows else 0.0
-    return {str(p): -float(b) / best for p, b in rows} if best > 0 else {}
+    rows = fts_match(conn, table, terms, PROFILE_K, key="path")
+    best = rows[0][2] if rows else 0.0
+    return {str(p): score / best for _, p, score in rows} if best > 0 else {}
 
 
 def coedits(conn: Connection, corpus_id: int, seeds: Sequence[str]) -> dict[str, float]:
@@ -230,10 +230,9 @@ def index_outcome(conn: Connection, corpus_id: int, edited: Iterable[str]) -> No
         questions = [r[0] for r in conn.execute(text(
             "SELECT o.question FROM session_outcomes o, json_each(o.edited) j "
             "WHERE o.corpus_id = :c AND j.value = :p ORDER BY o.id"), {"c": corpus_id, "p": path})]
-        conn.execute(text(f"DELETE FROM {table} WHERE path = :p"), {"p": path})
+        fts_delete_key(conn, table, "path", path)
         body = "\n".join(expand_for_index(q) for q in questions)
-        conn.execute(text(f"INSERT INTO {table}(path, body) VALUES (:p, :b)"),
-                     {"p": path, "b": body})
+        fts_add(conn, table, [(None, path, body)], key="path")
 
 
 # ------------------------------------------------------------------ the online ranker
@@ -271,7 +270,7 @@ def _save_weights(conn: Connection, corpus_id: int, weights: list[float]) -> Non
     data = json.dumps({n: round(w, 6) for n, w in zip(FEATURES, weights, strict=True)})
     conn.execute(text(
         "INSERT INTO ranker_state(corpus_id, weights, updates) VALUES (:c, :w, 1) "
-        "ON CONFLICT(corpus_id) DO UPDATE SET weights = :w, updates = updates + 1"),
+        "ON CONFLICT(corpus_id) DO UPDATE SET weights = :w, updates = ranker_state.updates + 1"),
         {"c": corpus_id, "w": data})
 
 

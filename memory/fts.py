@@ -14,6 +14,10 @@ question instead of every verb that ever mentioned the entity.
 Tables are per corpus (`memory_fts_<id>`, `memory_nodes_fts_<id>`), as the code index is, so
 document frequencies describe one corpus. A store from before they existed is indexed on first
 use (`ensure_indexed`).
+
+On PostgreSQL the same indexes are `pg_lexical` tables (tsvector + GIN, unstemmed tokens as
+here): turn documents keyed by the turn's row id, verb documents by the node id (PostgreSQL
+rows have no stable rowid), and the statistics come from the stored lengths and lexemes.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from peek.db import is_postgres
 from peek.memory.text import terms
+from peek.retrieval import pg_lexical
 
 TOKENIZE = "unicode61 remove_diacritics 0 tokenchars '_'"
 SELF_WEIGHT = 2
@@ -41,6 +47,8 @@ def nodes_table(corpus_id: int) -> str:
 
 def exists(conn: sqlite3.Connection, corpus_id: int) -> bool:
     """Whether the corpus's memory indexes were created."""
+    if is_postgres(conn):
+        return pg_lexical.exists(conn, nodes_table(corpus_id))
     row = conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
                        (nodes_table(corpus_id),)).fetchone()
     return row is not None
@@ -49,6 +57,10 @@ def exists(conn: sqlite3.Connection, corpus_id: int) -> bool:
 def create(conn: sqlite3.Connection, corpus_id: int) -> None:
     """Create both indexes and the vocabulary views of the turn index."""
     t, n = turns_table(corpus_id), nodes_table(corpus_id)
+    if is_postgres(conn):
+        pg_lexical.ensure_table(conn, t)
+        pg_lexical.ensure_table(conn, n)
+        return
     for table in (t, n):
         conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5(body, "
                      f'tokenize = "{TOKENIZE}")')
@@ -65,9 +77,24 @@ def ensure_indexed(conn: sqlite3.Connection, corpus_id: int) -> None:
         "SELECT id, seq, session, terms FROM memory_turns WHERE corpus_id = ? ORDER BY seq",
         (corpus_id,))]
     write_turn_docs(conn, corpus_id, turns, range(len(turns)))
-    rows = conn.execute("SELECT rowid, id, data FROM memory_nodes WHERE corpus_id = ? "
+    rows = conn.execute("SELECT id, data FROM memory_nodes WHERE corpus_id = ? "
                         "AND kind = 'verb'", (corpus_id,)).fetchall()
-    index_verbs(conn, corpus_id, [(r[0], json.loads(r[2])) for r in rows])
+    refs = node_refs(conn, corpus_id, [r[0] for r in rows])
+    index_verbs(conn, corpus_id, [(ref, json.loads(r[1])) for ref, r in zip(refs, rows,
+                                                                            strict=True)])
+
+
+def node_refs(conn: sqlite3.Connection, corpus_id: int, ids: list[str]) -> list[int | str]:
+    """What indexes each stored node, in the order of `ids` (missing ones left out): its
+    SQLite rowid, or on PostgreSQL its id."""
+    if is_postgres(conn):
+        found = {r[0] for r in conn.execute(
+            "SELECT id FROM memory_nodes WHERE corpus_id = ? AND id IN "
+            "(SELECT value FROM json_each(?))", (corpus_id, json.dumps(ids)))}
+        return [i for i in ids if i in found]
+    rowids = dict(conn.execute("SELECT id, rowid FROM memory_nodes WHERE corpus_id = ? AND id IN "
+                               "(SELECT value FROM json_each(?))", (corpus_id, json.dumps(ids))))
+    return [rowids[i] for i in ids if i in rowids]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +127,11 @@ def write_turn_docs(conn: sqlite3.Connection, corpus_id: int, turns: Sequence[_T
     """(Re)write the documents of turns[i] for i in positions (neighbours come from `turns`)."""
     table = turns_table(corpus_id)
     wanted = list(positions)
+    if is_postgres(conn):
+        pg_lexical.delete_docs(conn, table, ids=[turns[i].row_id for i in wanted])
+        pg_lexical.add_docs(conn, table, [(turns[i].row_id, None, [(context_doc(turns, i), "D")])
+                                          for i in wanted], stemmed=False)
+        return
     conn.executemany(f"DELETE FROM {table} WHERE rowid = ?",
                      [(turns[i].row_id,) for i in wanted])
     conn.executemany(f"INSERT INTO {table}(rowid, body) VALUES (?, ?)",
@@ -120,8 +152,8 @@ def index_new_turns(conn: sqlite3.Connection, corpus_id: int, first_seq: int) ->
 
 
 def index_verbs(conn: sqlite3.Connection, corpus_id: int,
-                verbs: list[tuple[int, dict[str, object]]]) -> None:
-    """Index verbs by node rowid: phrase, question texts, TEXT answers, answer node names."""
+                verbs: list[tuple[int | str, dict[str, object]]]) -> None:
+    """Index verbs by `node_refs`: phrase, question texts, TEXT answers, answer node names."""
     if not verbs:
         return
     refs = sorted({a for _, v in verbs for a in _answers(v) if not a.startswith("TEXT:")})
@@ -134,12 +166,18 @@ def index_verbs(conn: sqlite3.Connection, corpus_id: int,
             words.extend(a.removeprefix("TEXT:") if a.startswith("TEXT:") else names.get(a, "")
                          for a in q.get("answers", []) if a != "None")
         rows.append((rowid, " ".join(terms(" ".join(words)))))
+    if is_postgres(conn):
+        pg_lexical.add_docs(conn, nodes_table(corpus_id),
+                            [(None, str(r), [(body, "D")]) for r, body in rows], stemmed=False)
+        return
     conn.executemany(f"INSERT INTO {nodes_table(corpus_id)}(rowid, body) VALUES (?, ?)", rows)
 
 
-def forget_nodes(conn: sqlite3.Connection, corpus_id: int, rowids: list[int]) -> None:
-    """Drop the node documents of rows about to be replaced."""
-    if rowids and exists(conn, corpus_id):
+def forget_nodes(conn: sqlite3.Connection, corpus_id: int, rowids: list[int | str]) -> None:
+    """Drop the node documents of rows about to be replaced (by `node_refs`)."""
+    if rowids and is_postgres(conn) and exists(conn, corpus_id):
+        pg_lexical.delete_docs(conn, nodes_table(corpus_id), keys=[str(r) for r in rowids])
+    elif rowids and exists(conn, corpus_id):
         conn.executemany(f"DELETE FROM {nodes_table(corpus_id)} WHERE rowid = ?",
                          [(r,) for r in rowids])
 
@@ -180,6 +218,8 @@ def _varint(blob: bytes, pos: int) -> tuple[int, int]:
 def totals(conn: sqlite3.Connection, corpus_id: int) -> tuple[int, int]:
     """(documents, tokens) of the turn index, from FTS5's own totals record (the one bm25()
     uses), so no document is read."""
+    if is_postgres(conn):
+        return pg_lexical.totals(conn, turns_table(corpus_id))
     row = conn.execute(f"SELECT block FROM {turns_table(corpus_id)}_data WHERE id = 1").fetchone()
     if row is None or not row[0]:
         return 0, 0
@@ -190,6 +230,8 @@ def totals(conn: sqlite3.Connection, corpus_id: int) -> tuple[int, int]:
 
 def doc_lengths(conn: sqlite3.Connection, corpus_id: int, rowids: list[int]) -> dict[int, int]:
     """Tokens per document, from FTS5's docsize records."""
+    if is_postgres(conn):
+        return pg_lexical.lengths(conn, turns_table(corpus_id), rowids)
     rows = conn.execute(f"SELECT id, sz FROM {turns_table(corpus_id)}_docsize WHERE id IN "
                         "(SELECT value FROM json_each(?))", (json.dumps(rowids),))
     return {r[0]: _varint(r[1], 0)[0] for r in rows}
@@ -197,6 +239,8 @@ def doc_lengths(conn: sqlite3.Connection, corpus_id: int, rowids: list[int]) -> 
 
 def term_postings(conn: sqlite3.Connection, corpus_id: int, term: str) -> list[tuple[int, int]]:
     """(document, occurrences) of one term in the turn index."""
+    if is_postgres(conn):
+        return pg_lexical.postings(conn, turns_table(corpus_id), term)
     rows = conn.execute(f"SELECT doc, COUNT(*) FROM {turns_table(corpus_id)}_vi WHERE term = ? "
                         "GROUP BY doc", (term,))
     return [(int(r[0]), int(r[1])) for r in rows]
@@ -208,6 +252,8 @@ def doc_frequencies(conn: sqlite3.Connection, corpus_id: int,
     wanted = sorted(set(words))
     if not wanted:
         return {}
+    if is_postgres(conn):
+        return pg_lexical.document_frequencies(conn, turns_table(corpus_id), wanted)[2]
     rows = conn.execute(f"SELECT term, doc FROM {turns_table(corpus_id)}_vr WHERE term IN "
                         "(SELECT value FROM json_each(?))", (json.dumps(wanted),))
     found = {r[0]: int(r[1]) for r in rows}
@@ -217,3 +263,27 @@ def doc_frequencies(conn: sqlite3.Connection, corpus_id: int,
 def match_query(words: Iterable[str], op: str = "OR") -> str:
     """An FTS5 expression over quoted terms."""
     return f" {op} ".join('"' + w.replace('"', '""') + '"' for w in dict.fromkeys(words))
+
+
+def holds_all(conn: sqlite3.Connection, corpus_id: int, words: list[str]) -> bool:
+    """Whether one turn document holds every word."""
+    if is_postgres(conn):
+        return pg_lexical.holds_all(conn, turns_table(corpus_id), words)
+    table = turns_table(corpus_id)
+    row = conn.execute(f"SELECT 1 FROM {table} WHERE {table} MATCH ? LIMIT 1",
+                       (match_query(words, "AND"),)).fetchone()
+    return row is not None
+
+
+def verbs_matching(conn: sqlite3.Connection, corpus_id: int, words: list[str]) -> str:
+    """SQL for `n.id IN (...)`-style filters: the ids (SQLite: rowids) of verbs holding any
+    word; its one parameter is `verb_match_param(words)`."""
+    table = nodes_table(corpus_id)
+    if is_postgres(conn):
+        return f"n.id IN (SELECT key FROM {table} WHERE tsv @@ CAST(? AS TSQUERY))"
+    return f"n.rowid IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)"
+
+
+def verb_match_param(conn: sqlite3.Connection, words: list[str]) -> str:
+    """The parameter of `verbs_matching`."""
+    return pg_lexical.tsquery(words) if is_postgres(conn) else match_query(words)

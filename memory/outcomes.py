@@ -22,7 +22,6 @@ from sqlalchemy import (
     Text,
     insert,
     select,
-    text,
 )
 from sqlalchemy import UniqueConstraint as Unique
 from sqlalchemy.orm import Mapped, mapped_column
@@ -30,7 +29,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from peek.retrieval.lexical import (
     create_fts,
     expand_for_index,
-    fts_query,
+    fts_add,
+    fts_match,
     query_terms,
     table_exists,
 )
@@ -100,10 +100,10 @@ def save_outcome(conn: Connection, corpus_id: int, outcome: PastOutcome,
     row_id = conn.execute(insert(OutcomeRow).values(
         corpus_id=corpus_id, session=outcome.session, question=outcome.question,
         edited=json.dumps(sorted(set(outcome.edited))), success=outcome.success, source=source,
-        recorded_at=outcome.recorded_at or time.time())).lastrowid
+        recorded_at=outcome.recorded_at or time.time()).returning(OutcomeRow.id)).scalar_one()
     ensure_fts(conn, corpus_id)
-    conn.execute(text(f"INSERT INTO {fts_name(corpus_id)}(rowid, question) VALUES (:r, :q)"),
-                 {"r": row_id, "q": expand_for_index(outcome.question)})
+    fts_add(conn, fts_name(corpus_id), [(row_id, None, expand_for_index(outcome.question))],
+            column="question")
 
 
 def similar_outcomes(conn: Connection, corpus_id: int, question: str,
@@ -112,10 +112,8 @@ def similar_outcomes(conn: Connection, corpus_id: int, question: str,
     terms = query_terms(question)
     if not terms or not table_exists(conn, fts_name(corpus_id)):
         return []
-    table = fts_name(corpus_id)
-    rows = conn.execute(text(
-        f"SELECT o.session, o.question, o.edited, o.success, o.recorded_at, bm25({table}) "
-        f"FROM {table} JOIN session_outcomes o ON o.id = {table}.rowid "
-        f"WHERE {table} MATCH :q ORDER BY bm25({table}) LIMIT :k"),
-        {"q": fts_query(terms), "k": k})
-    return [(_past(r), -float(r[5])) for r in rows]
+    found = fts_match(conn, fts_name(corpus_id), terms, k)
+    scores = {row_id: score for row_id, _, score in found}
+    rows = {r[0]: r[1:] for r in conn.execute(select(OutcomeRow.id, *_COLUMNS).where(
+        OutcomeRow.id.in_(list(scores))))}
+    return [(_past(rows[i]), s) for i, s in scores.items() if i in rows]

@@ -231,12 +231,12 @@ def _relevant_verbs(index: MemoryIndex, entity_id: str, question_terms: set[str]
         "ORDER BY seq DESC LIMIT ?", (cid, entity_id, NEWEST_VERBS))]
     if not question_terms:
         return newest
-    table = fts.nodes_table(cid)
+    words = sorted(question_terms)
     matching = [r[0] for r in conn.execute(
         f"SELECT n.id FROM memory_nodes n JOIN memory_edges e ON e.corpus_id = n.corpus_id "
-        f"AND e.verb_id = n.id WHERE n.corpus_id = ? AND e.node_id = ? AND n.rowid IN "
-        f"(SELECT rowid FROM {table} WHERE {table} MATCH ?)",
-        (cid, entity_id, fts.match_query(sorted(question_terms))))]
+        f"AND e.verb_id = n.id WHERE n.corpus_id = ? AND e.node_id = ? AND "
+        f"{fts.verbs_matching(conn, cid, words)}",
+        (cid, entity_id, fts.verb_match_param(conn, words)))]
     return list(dict.fromkeys(newest + matching))
 
 

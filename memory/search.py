@@ -120,10 +120,7 @@ class MemoryIndex:
         """Whether one turn document holds every word."""
         if not words:
             return False
-        table = fts.turns_table(self.corpus_id)
-        row = self.conn.execute(f"SELECT 1 FROM {table} WHERE {table} MATCH ? LIMIT 1",
-                                (fts.match_query(words, "AND"),)).fetchone()
-        return row is not None
+        return fts.holds_all(self.conn, self.corpus_id, words)
 
     # --- rows ------------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -246,8 +245,10 @@ def save_windows(conn: Connection, corpus_id: int, windows: list[WindowRecord]) 
     """Insert or replace windows."""
     if windows:
         driver(conn).executemany(
-            "INSERT OR REPLACE INTO memory_windows (corpus_id, idx, first_seq, last_seq, "
-            "session, vector, episode) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO memory_windows (corpus_id, idx, first_seq, last_seq, session, vector, "
+            "episode) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (corpus_id, idx) DO UPDATE SET "
+            "first_seq = excluded.first_seq, last_seq = excluded.last_seq, "
+            "session = excluded.session, vector = excluded.vector, episode = excluded.episode",
             [(corpus_id, w.idx, w.first_seq, w.last_seq, w.session, w.vector, w.episode)
              for w in windows])
 
@@ -392,7 +393,7 @@ def save_nodes(conn: Connection, corpus_id: int, nodes: list[Node],
     kept = _kept_vectors(conn, corpus_id, [i for i in ids if i not in vectors])
     verbs = [n for n in nodes if isinstance(n, VerbPhrase)]
     raw = driver(conn)
-    fts.forget_nodes(raw, corpus_id, _rowids(raw, corpus_id, [v.id for v in verbs]))
+    fts.forget_nodes(raw, corpus_id, fts.node_refs(raw, corpus_id, [v.id for v in verbs]))
     for start in range(0, len(ids), 500):
         conn.execute(delete(MemoryNodeRow).where(MemoryNodeRow.corpus_id == corpus_id,
                                                  MemoryNodeRow.id.in_(ids[start:start + 500])))
@@ -400,16 +401,9 @@ def save_nodes(conn: Connection, corpus_id: int, nodes: list[Node],
                                          for n in nodes])
     save_edges(conn, corpus_id, verbs)
     if verbs and fts.exists(raw, corpus_id):
-        rowids = _rowids(raw, corpus_id, [v.id for v in verbs])
-        fts.index_verbs(raw, corpus_id, [(rowids[i], v.model_dump()) for i, v in
+        refs = fts.node_refs(raw, corpus_id, [v.id for v in verbs])
+        fts.index_verbs(raw, corpus_id, [(refs[i], v.model_dump()) for i, v in
                                          enumerate(verbs)])
-
-
-def _rowids(raw: sqlite3.Connection, corpus_id: int, ids: list[str]) -> list[int]:
-    """The SQLite rowids of stored nodes, in the order of `ids` (missing ones left out)."""
-    found = dict(raw.execute("SELECT id, rowid FROM memory_nodes WHERE corpus_id = ? AND id IN "
-                             "(SELECT value FROM json_each(?))", (corpus_id, json.dumps(ids))))
-    return [found[i] for i in ids if i in found]
 
 
 def verb_edges(verb: VerbPhrase) -> list[str]:

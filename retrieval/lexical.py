@@ -106,8 +106,13 @@ def fts_table(corpus_id: int) -> str:
     return f"chunks_fts_{int(corpus_id)}"
 
 
-def create_fts(conn: AnyConnection, table: str, *columns: str) -> None:  # SQLite only
-    """An FTS5 table with peek's tokenizer: porter stems words, '_' stays inside identifiers."""
+def create_fts(conn: AnyConnection, table: str, *columns: str) -> None:
+    """An FTS5 table with peek's tokenizer: porter stems words, '_' stays inside identifiers
+    (on PostgreSQL: a `pg_lexical` table, whatever the columns)."""
+    if is_postgres(conn):
+        from peek.retrieval import pg_lexical
+
+        return pg_lexical.ensure_table(driver(conn), table)
     driver(conn).execute(
         f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5({', '.join(columns)}, "
         "tokenize = \"porter unicode61 tokenchars '_'\")"
@@ -244,6 +249,52 @@ def _pg_idf(conn: AnyConnection, corpus_id: int, terms: list[str]) -> dict[str, 
     from peek.retrieval import pg_lexical
 
     lexemes = {t: pg_lexical.stem(t) for t in terms}
-    total, _, df = pg_lexical.document_frequencies(driver(conn), corpus_id, list(lexemes.values()))
+    total, _, df = pg_lexical.document_frequencies(driver(conn), pg_lexical.table(corpus_id),
+                                                   list(lexemes.values()))
     return {t: math.log((total + 1) / (df[lx] + 1)) / math.log(total + 2)
             for t, lx in lexemes.items()}
+
+
+# --- the full-text seam other indexes share (past requests, file profiles) --------------------
+# SQLite: an FTS5 table (rowid, an UNINDEXED key column, one text column); PostgreSQL: a
+# `pg_lexical` table (id, key, tsvector). Same tokens (Porter-stemmed) and the same BM25.
+
+
+def fts_add(conn: AnyConnection, table: str, rows: list[tuple[int | None, str | None, str]],
+            column: str = "body", key: str | None = None) -> None:
+    """Index (row id, key, text) documents; `column` and `key` name the SQLite columns."""
+    if not rows:
+        return
+    if is_postgres(conn):
+        from peek.retrieval import pg_lexical
+
+        pg_lexical.add_docs(driver(conn), table, [(r, k, [(t, "D")]) for r, k, t in rows])
+        return
+    keys = [key] if key else []
+    driver(conn).executemany(
+        f"INSERT INTO {table}(rowid, {', '.join([*keys, column])}) "
+        f"VALUES ({', '.join('?' * (2 + len(keys)))})",
+        [(r, k, t) if key else (r, t) for r, k, t in rows])
+
+
+def fts_delete_key(conn: AnyConnection, table: str, key: str, value: str) -> None:
+    """Drop the documents whose key column holds `value`."""
+    if is_postgres(conn):
+        from peek.retrieval import pg_lexical
+
+        pg_lexical.delete_docs(driver(conn), table, keys=[value])
+        return
+    driver(conn).execute(f"DELETE FROM {table} WHERE {key} = ?", (value,))
+
+
+def fts_match(conn: AnyConnection, table: str, terms: list[str], k: int,
+              key: str | None = None) -> list[tuple[int | None, str | None, float]]:
+    """(row id, key, BM25: higher is better) of the k best documents holding any term."""
+    if is_postgres(conn):
+        from peek.retrieval import pg_lexical
+
+        return pg_lexical.match(driver(conn), table, terms, k)
+    rows = driver(conn).execute(
+        f"SELECT rowid, {key or 'NULL'}, bm25({table}) FROM {table} WHERE {table} MATCH ? "
+        f"ORDER BY bm25({table}) LIMIT ?", (fts_query(terms), k))
+    return [(r[0], r[1], -float(r[2])) for r in rows]
