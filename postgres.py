@@ -78,7 +78,7 @@ def translate(sql: str) -> tuple[str, tuple[int | str, ...]]:
 
     `?` -> %s, `:name` -> %(name)s, `%` -> %%; `X IN (SELECT value FROM json_each(P))` ->
     `X = ANY(P)` (NOT IN: `<> ALL`; P then goes as an array), other `json_each(E)` -> the rows
-    of E as JSON, `instr(` -> `strpos(`, the column `window` quoted.
+    of E as JSON, `instr(` -> `strpos(`, `LIMIT -1` -> `LIMIT ALL`, the column `window` quoted.
     """
     sql = _dialect(_IN_JSON.sub(lambda m: f"{_any(m)}({_LIST}{m.group(2)})", sql))
     lists: list[int | str] = []
@@ -113,7 +113,7 @@ def _any(match: re.Match[str]) -> str:
 
 def _dialect(sql: str) -> str:
     sql = _JSON_EACH.sub(r"json_array_elements_text(CAST(\1 AS JSON))", sql)
-    return sql.replace("instr(", "strpos(")
+    return sql.replace("instr(", "strpos(").replace("LIMIT -1", "LIMIT ALL")
 
 
 def adapt_params(lists: tuple[int | str, ...], params: Any) -> Any:

@@ -50,3 +50,55 @@ def index_unseeded(
     yield build
     for service in opened:
         service.close()
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs on the home's SQLite file unless it asks for PostgreSQL (`pg_url`)."""
+    monkeypatch.delenv("PEEK_DATABASE_URL", raising=False)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server URL: PEEK_TEST_POSTGRES_URL, else a throwaway local cluster.
+
+    Without either, the postgres tests skip, saying why; in CI (CI=true) they fail instead.
+    """
+    import os
+    import tempfile
+
+    import pgserver
+
+    given = os.environ.get("PEEK_TEST_POSTGRES_URL", "").strip()
+    if given:
+        yield given
+        return
+    if pgserver.binaries() is None:
+        reason = ("no PostgreSQL server: set PEEK_TEST_POSTGRES_URL or install the server "
+                  "binaries (Debian: postgresql-15)")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason + " (CI must run the postgres tests)")
+        pytest.skip(reason)
+    folder = Path(tempfile.mkdtemp(prefix="peek-pg-"))
+    try:
+        yield pgserver.start(folder)
+    finally:
+        pgserver.stop(folder)
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A URL whose connections use a fresh, empty schema of the test server (dropped after)."""
+    import uuid
+
+    import psycopg
+
+    from peek.postgres import libpq_url
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq_url(pg_server), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in pg_server else "?"
+    yield f"{pg_server}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(libpq_url(pg_server), autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")

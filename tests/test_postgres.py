@@ -1,0 +1,169 @@
+"""PostgreSQL as the store (issue 14): the same commands, the same answers, safe concurrency.
+
+Every test here needs a server (`pg_url`, see conftest): PEEK_TEST_POSTGRES_URL, or a
+throwaway cluster from local server binaries; without either they skip (in CI they fail).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from helpers import SAMPLE, run_peek
+
+from peek.db import HEAD_REVISION, open_database
+from peek.service import Peek
+
+pytestmark = pytest.mark.postgres
+
+QUESTIONS = ["where are redirects followed", "HTTPAdapter send request", "max retries",
+             "session cookies", "guide redirects"]
+
+
+def _hits(peek: Peek, query: str) -> list[tuple[str, int, float]]:
+    return [(h.path, h.start_line, round(h.score, 6)) for h in peek.search(query, 10)]
+
+
+def _pair(make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path, pg_url: str,
+          monkeypatch: pytest.MonkeyPatch) -> tuple[Peek, Peek]:
+    """The same corpus indexed into a SQLite home and into PostgreSQL."""
+    corpus = make_corpus(SAMPLE)
+    lite = Peek(corpus, tmp_path / "lite")
+    lite.index()
+    monkeypatch.setenv("PEEK_DATABASE_URL", pg_url)
+    pg = Peek(corpus, tmp_path / "pg")
+    pg.index()
+    return lite, pg
+
+
+def test_migrations_run_and_a_reopen_does_nothing(pg_url: str) -> None:
+    db = open_database(pg_url)
+    with db.query() as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == \
+            HEAD_REVISION
+        tables = {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+    assert {"corpora", "files", "chunks", "map_entries", "memory_turns"} <= tables
+    db.close()
+    open_database(pg_url).close()
+
+
+def test_search_ranks_exactly_as_sqlite(make_corpus: Callable[[dict[str, str | bytes]], Path],
+                                        tmp_path: Path, pg_url: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    lite, pg = _pair(make_corpus, tmp_path, pg_url, monkeypatch)
+    for query in QUESTIONS:
+        assert _hits(pg, query) == _hits(lite, query), query
+    lite.close()
+    pg.close()
+
+
+def test_record_and_memory_answer_as_on_sqlite(
+        make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path, pg_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    lite, pg = _pair(make_corpus, tmp_path, pg_url, monkeypatch)
+    for peek in (lite, pg):
+        for n, question in enumerate(QUESTIONS):
+            result = peek.ask(question)
+            peek.record(session=result.session, edited=["src/http/session.py"],
+                        success=n % 2 == 0)
+    for question in QUESTIONS:
+        assert [c.path for c in pg.ask(question, learn=False).citations] == \
+            [c.path for c in lite.ask(question, learn=False).citations]
+        found = [round(i.score, 6) for i in pg.memory_search(question).results]
+        assert found == [round(i.score, 6) for i in lite.memory_search(question).results]
+    assert pg.map().text == lite.map().text
+    lite.close()
+    pg.close()
+
+
+def test_cli_end_to_end_with_db_option_and_a_redacted_url(
+        make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path,
+        pg_url: str) -> None:
+    corpus = str(make_corpus(SAMPLE))
+    secret = pg_url.replace("://peek@", "://peek:hunter2@", 1)
+    home = ["--home", str(tmp_path / "home"), "--db", secret]
+    assert run_peek("index", corpus, *home).returncode == 0
+    found = run_peek("search", corpus, "redirects", "--json", *home)
+    assert json.loads(found.stdout)["results"][0]["path"] == "src/http/session.py"
+    asked = json.loads(run_peek("ask", corpus, "where are redirects followed", "--json",
+                                *home).stdout)
+    recorded = run_peek("record", corpus, "--session", asked["session"], "--edited",
+                        "src/http/session.py", "--success", *home)
+    assert recorded.returncode == 0, recorded.stderr
+    assert "src/http/session.py" in run_peek("map", corpus, *home).stdout
+    doctor = run_peek("doctor", "--json", *home)
+    report = json.loads(doctor.stdout)
+    assert report["backend"]["name"] == "postgresql"
+    assert report["backend"]["migration"] == f"at head {HEAD_REVISION}"
+    assert "hunter2" not in doctor.stdout and "***" in report["store"]
+    assert not (tmp_path / "home" / "peek.db").exists()  # everything lives on the server
+
+
+def test_a_wrong_url_is_one_line_without_the_password(tmp_path: Path, pg_url: str) -> None:
+    bad = pg_url.replace("://peek@", "://nobody:hunter2@", 1).replace("/postgres?",
+                                                                      "/no_such_db?", 1)
+    done = run_peek("status", str(tmp_path), "--db", bad)
+    assert done.returncode != 0
+    assert done.stderr.startswith("peek: error: cannot connect to ")
+    assert "hunter2" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_concurrent_recorders_lose_no_map_update(
+        make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path,
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = str(make_corpus(SAMPLE))
+    env = {"PEEK_DATABASE_URL": pg_url, "PEEK_HOME": str(tmp_path / "home")}
+    assert run_peek("index", corpus, env=env).returncode == 0
+
+    def record(n: int) -> str:
+        traj = tmp_path / f"t{n}.json"
+        traj.write_text(json.dumps({
+            "question": f"question {n} about redirects",
+            "steps": [{"tool": "read_file", "args": {"path": "src/http/session.py"},
+                       "paths": ["src/http/session.py"]}],
+            "answer": "see session.py", "citations": [],
+            "outcome": {"edited_files": ["src/http/adapters.py"], "success": True}}))
+        done = run_peek("record", corpus, "--trajectory", str(traj), "--json", env=env)
+        assert done.returncode == 0, done.stderr
+        return str(json.loads(done.stdout)["session"])
+
+    with ThreadPoolExecutor(8) as pool:
+        sessions = set(pool.map(record, range(16)))
+    monkeypatch.setenv("PEEK_DATABASE_URL", pg_url)
+    peek = Peek(corpus, tmp_path / "home")
+    history = {v.session for v in peek.map_history(limit=None)}
+    assert sessions <= history
+    peek.close()
+
+
+_HOLD = """
+import sys, time
+from peek.db import open_database
+db = open_database(sys.argv[1])
+with db.lock("index"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_killed_indexer_leaves_no_lock(pg_url: str) -> None:
+    open_database(pg_url).close()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, pg_url], stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    db = open_database(pg_url)
+    started = time.monotonic()
+    with db.lock("index"):  # the server ended the dead holder's session, and its lock
+        pass
+    assert time.monotonic() - started < 10
+    db.close()
