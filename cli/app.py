@@ -13,6 +13,7 @@ import typer
 from peek.cli.map_commands import EvolveOpt, map_app, record
 from peek.cli.memory_commands import memory_app
 from peek.cli.serve_commands import serve_model
+from peek.cli.store_commands import migrate_store
 
 if TYPE_CHECKING:
     from peek.service import Peek
@@ -32,6 +33,7 @@ app.add_typer(map_app, name="map", help="Show and correct a corpus's context map
 app.command("record")(record)
 app.add_typer(memory_app, name="memory", help="Episodic memory: ingest, search, episodes.")
 app.command("serve-model")(serve_model)
+app.command("migrate-store")(migrate_store)
 
 CorpusArg = Annotated[
     Path, typer.Argument(help="The corpus: a repository or a folder of documents.")

@@ -258,7 +258,7 @@ def _parse(entry: FileEntry, sha: str, data: bytes) -> ReadFile:
         errors = body.count("\ufffd")
     parsed = parse_file(entry.path, body, language_for(entry.path))
     lines = body.count("\n") + (0 if body.endswith("\n") or not body else 1)
-    fields = [(_symbol_field(c.symbol), expand_for_index(c.text)) for c in parsed.chunks]
+    fields = [(symbol_field(c.symbol), expand_for_index(c.text)) for c in parsed.chunks]
     return ReadFile(entry, sha, parsed, lines, errors, fields)
 
 
@@ -353,7 +353,8 @@ def _file_row(file_id: int, corpus_id: int, read: ReadFile) -> tuple[object, ...
             "\n".join(read.parsed.imports), " ".join(read.parsed.identifiers))
 
 
-def _symbol_field(symbol: str | None) -> str:
+def symbol_field(symbol: str | None) -> str:
+    """A chunk's symbol as its index field (dotted names as words; also for store copies)."""
     return expand_for_index(symbol.replace(".", " ")) if symbol else ""
 
 
