@@ -125,6 +125,8 @@ class Database:
 
     def close(self) -> None:
         """Release pooled connections (nothing to do when SQLAlchemy was never used)."""
+        if self.path is None:
+            postgres.close_idle(self.url)
         if "engine" in self.__dict__:
             self.engine.dispose()
 

@@ -15,7 +15,9 @@ server releases when the holder's connection ends, a `kill -9` included.
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -187,10 +189,51 @@ def connect(url: str) -> psycopg.Connection[Any]:
                          "check PEEK_DATABASE_URL or --db, and that the server runs") from exc
 
 
+#: idle connections per (process, URL), reused by `read`/`write` (a connect costs milliseconds)
+_IDLE: dict[tuple[int, str], list[psycopg.Connection[Any]]] = {}
+_IDLE_LOCK = threading.Lock()
+MAX_IDLE = 4
+
+
+@contextmanager
+def _borrowed(url: str) -> Iterator[psycopg.Connection[Any]]:
+    """An idle connection of this process, or a new one; kept for reuse when left clean."""
+    from psycopg.pq import TransactionStatus
+
+    key = (os.getpid(), url)
+    with _IDLE_LOCK:
+        idle = _IDLE.get(key)
+        conn = idle.pop() if idle else None
+    if conn is None or conn.closed:
+        conn = connect(url)
+    try:
+        yield conn
+    except BaseException:
+        conn.close()
+        raise
+    if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+        conn.close()
+        return
+    with _IDLE_LOCK:
+        pool = _IDLE.setdefault(key, [])
+        if len(pool) < MAX_IDLE:
+            pool.append(conn)
+            return
+    conn.close()
+
+
+def close_idle(url: str) -> None:
+    """Close this process's idle connections to `url`."""
+    with _IDLE_LOCK:
+        idle = _IDLE.pop((os.getpid(), url), [])
+    for conn in idle:
+        conn.close()
+
+
 @contextmanager
 def read(url: str) -> Iterator[PgConnection]:
-    """A REPEATABLE READ snapshot on a fresh connection, rolled back at the end."""
-    with connect(url) as conn:
+    """A REPEATABLE READ snapshot, rolled back at the end."""
+    with _borrowed(url) as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
             yield PgConnection(conn)
@@ -201,7 +244,7 @@ def read(url: str) -> Iterator[PgConnection]:
 @contextmanager
 def write(url: str) -> Iterator[PgConnection]:
     """A write transaction that queues behind every other writer (the store's write lock)."""
-    with connect(url) as conn:
+    with _borrowed(url) as conn:
         take_write_lock(conn.execute)
         try:
             yield PgConnection(conn)

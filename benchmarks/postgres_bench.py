@@ -177,6 +177,15 @@ def _touch(corpus: Path, client: str, n: int) -> None:
         fh.write(f"# {client} change {n}\n\nTouched by the {client} client.\n")
 
 
+async def _everyone(corpus: Path, env: dict[str, str], deadline: float, tally: dict[str, Any],
+                    procs: int) -> None:
+    """Half the processes are MCP servers (with their clients), half CLI loops."""
+    half = procs // 2
+    await asyncio.gather(
+        *(_mcp_client(i, corpus, env, deadline, tally) for i in range(half)),
+        *(_cli_client(i, corpus, env, deadline, tally) for i in range(procs - half)))
+
+
 def load(args: argparse.Namespace) -> None:
     """The load test on each backend, side by side."""
     rows = []
@@ -190,18 +199,8 @@ def load(args: argparse.Namespace) -> None:
         peek.close()
         env = _env(url, home)
         tally: dict[str, Any] = {"ops": 0, "errors": [], "sessions": []}
-        deadline = time.monotonic() + args.seconds
-        half = args.procs // 2
-
-        async def everyone(env: dict[str, str] = env, corpus: Path = corpus,
-                           tally: dict[str, Any] = tally, deadline: float = deadline) -> None:
-            await asyncio.gather(
-                *(_mcp_client(i, corpus, env, deadline, tally) for i in range(half)),
-                *(_cli_client(i, corpus, env, deadline, tally)
-                  for i in range(args.procs - half)))
-
         started = time.monotonic()
-        asyncio.run(everyone())
+        asyncio.run(_everyone(corpus, env, started + args.seconds, tally, args.procs))
         took = time.monotonic() - started
         peek = _peek(corpus, home, url)
         history = {v.session for v in peek.map_history(limit=None)}
@@ -345,7 +344,7 @@ def latency(args: argparse.Namespace) -> None:
         if peek.corpus_id_or_none() is None:
             peek.index()
         cycle = iter(range(10**9))
-        search = _p50(lambda p=peek: p.search(queries[next(cycle) % len(queries)], 10),
+        search = _p50(lambda p=peek, c=cycle: p.search(queries[next(c) % len(queries)], 10),
                       args.calls)
         mapped = _p50(lambda p=peek: p.map(), args.calls)
         rows.append((backend, *search, *mapped))
