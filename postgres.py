@@ -289,7 +289,9 @@ def server_facts(url: str) -> dict[str, Any]:
     """Server version and advisory locks peek holds now, for `peek doctor`."""
     with connect(url) as conn:
         version = conn.execute("SHOW server_version").fetchone()
-        held = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                            "AND classid::bigint = %s", (LOCK_SPACE,)).fetchone()
+        held = conn.execute("SELECT count(*) FROM pg_locks l JOIN pg_database d ON "
+                            "d.oid = l.database WHERE l.locktype = 'advisory' AND "
+                            "d.datname = current_database() AND l.classid::bigint = %s",
+                            (LOCK_SPACE,)).fetchone()
     return {"server_version": version[0] if version else None,
             "advisory_locks_held": int(held[0]) if held else 0}

@@ -251,22 +251,35 @@ def _integrity(url: str | None, home: Path) -> list[str]:
                                "(SELECT id FROM files)").fetchone()[0]
         if orphans:
             problems.append(f"{orphans} orphan chunks")
-        if url:
-            held = conn.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND "
-                                "classid::bigint = ?", (0x7065656B,)).fetchone()[0]
-            if held:
-                problems.append(f"{held} advisory locks still held")
     db.close()
+    if url and (held := _locks_held(url)):
+        problems.append(f"{held} advisory locks still held")
     return problems
 
 
-def _kill_mid(argv: list[str], env: dict[str, str], delay: float) -> None:
+def _locks_held(url: str, wait: float = 5.0) -> int:
+    """peek's advisory locks in this database, after giving the server `wait` seconds to end
+    the sessions of killed clients (a backend busy in a statement notices at its end)."""
+    from peek import postgres
+
+    deadline = time.monotonic() + wait
+    while True:
+        held = int(postgres.server_facts(url)["advisory_locks_held"])
+        if not held or time.monotonic() > deadline:
+            return held
+        time.sleep(0.2)
+
+
+def _kill_mid(argv: list[str], env: dict[str, str], delay: float) -> bool:
+    """Start a command and kill -9 it after `delay` s; whether it was still running."""
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     time.sleep(delay)
-    if proc.poll() is None:
+    running = proc.poll() is None
+    if running:
         proc.send_signal(signal.SIGKILL)
     proc.wait()
+    return running
 
 
 def crash(args: argparse.Namespace) -> None:
@@ -298,8 +311,7 @@ def crash(args: argparse.Namespace) -> None:
                         "answer": "there", "citations": [],
                         "outcome": {"edited_files": [_files(corpus, n)[1]], "success": True}}))
                     argv = [PEEK, "record", str(corpus), "--trajectory", str(traj)]
-                _kill_mid(argv, env, rng.uniform(0.6, 2.5))
-                killed[kind] += 1
+                killed[kind] += _kill_mid(argv, env, rng.uniform(0.6, 2.5))
                 after = subprocess.run([PEEK, "status", str(corpus)], env=env,
                                        capture_output=True, text=True, timeout=120)
                 failures += after.returncode != 0
@@ -312,8 +324,8 @@ def crash(args: argparse.Namespace) -> None:
         for p in problems[:3]:
             print(f"  {backend}: {p}")
         shutil.rmtree(work, ignore_errors=True)
-    print("| backend | indexers killed | recorders killed | next command failed | "
-          "integrity/lock problems |")
+    print(f"| backend | indexers killed (of {args.runs}) | recorders killed (of {args.runs}) | "
+          "next command failed | integrity/lock problems |")
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} |")
