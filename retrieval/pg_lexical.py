@@ -23,6 +23,8 @@ from typing import Any
 K1 = 1.2
 B = 0.75
 MAX_POSITION = 16383  # PostgreSQL's largest tsvector position
+MAX_LEXEME_BYTES = 2000  # PostgreSQL refuses lexemes over 2046 bytes
+MAX_LEXEME_BYTES_TOTAL = 600_000  # and tsvectors over 1 MB; later new words are left out
 _WORD = re.compile(r"[^\W]+")
 #: field -> tsvector weight letter, in the order FTS5 stores the columns
 FIELDS = (("path", "B"), ("symbol", "A"), ("body", "D"))
@@ -53,13 +55,25 @@ def tsvector_literal(fields: Sequence[tuple[str, str]],
                      stemmed: bool = True) -> tuple[str, int]:
     """A tsvector in PostgreSQL's text form from (text, weight) fields, and the token count."""
     positions: dict[str, list[str]] = {}
-    n = 0
+    n = size = 0
     for text, weight in fields:
         for token in tokens(text, stemmed):
-            n += 1
-            positions.setdefault(token, []).append(f"{min(n, MAX_POSITION)}{weight}")
+            n += 1  # counted even when not stored: the length is FTS5's
+            lexeme = _fit(token)
+            if lexeme not in positions:
+                size += len(lexeme) + 8
+                if size > MAX_LEXEME_BYTES_TOTAL:
+                    continue
+            positions.setdefault(lexeme, []).append(f"{min(n, MAX_POSITION)}{weight}")
     parts = [_quote(lexeme) + ":" + ",".join(pos[:256]) for lexeme, pos in positions.items()]
     return " ".join(parts), n
+
+
+def _fit(token: str) -> str:
+    """A token cut to PostgreSQL's longest lexeme (2046 bytes; FTS5 has no limit)."""
+    if len(token) * 4 <= MAX_LEXEME_BYTES:
+        return token
+    return token.encode()[:MAX_LEXEME_BYTES].decode(errors="ignore")
 
 
 def _quote(lexeme: str) -> str:
