@@ -88,7 +88,13 @@ def _help_command(ctx: object) -> str:
 
 
 def _is_busy(exc: Exception) -> bool:
-    """A SQLAlchemy OperationalError, checked without importing SQLAlchemy when it never loaded."""
+    """A SQLAlchemy (or PostgreSQL driver) OperationalError, checked without importing either
+    when it never loaded."""
+    if "psycopg" in sys.modules:
+        import psycopg
+
+        if isinstance(exc, psycopg.OperationalError):
+            return True
     if "sqlalchemy" not in sys.modules:
         return False
     from sqlalchemy.exc import OperationalError

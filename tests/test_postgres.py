@@ -214,3 +214,23 @@ def test_migrate_store_round_trip_loses_nothing(
             assert (_hits(peek, q), [round(i.score, 6) for i in peek.memory_search(q).results]) \
                 == before[q], q
         peek.close()
+
+
+def test_parallel_index_runs_are_serialized(
+        make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path,
+        pg_url: str) -> None:
+    files: dict[str, str | bytes] = {f"pkg/m{i}.py": f"def f{i}():\n    return {i}\n"
+                                     for i in range(60)}
+    corpus = str(make_corpus({**SAMPLE, **files}))
+    env = {"PEEK_DATABASE_URL": pg_url, "PEEK_HOME": str(tmp_path / "home")}
+    with ThreadPoolExecutor(3) as pool:
+        runs = list(pool.map(lambda _: run_peek("index", corpus, "--json", env=env), range(3)))
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert sum(json.loads(r.stdout)["added"] for r in runs) == len(SAMPLE) + 60  # once each
+    db = open_database(pg_url)
+    with db.query() as conn:
+        paths = [r[0] for r in conn.execute("SELECT path FROM files")]
+        fts = conn.execute("SELECT COUNT(*) FROM chunks_fts_1").fetchone()[0]
+        chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    db.close()
+    assert len(paths) == len(set(paths)) == len(SAMPLE) + 60 and fts == chunks
