@@ -46,7 +46,7 @@ class Database:
         if isinstance(target, str) and is_postgres_url(target):
             self.url = target
         else:
-            self.path = Path(target)
+            self.path = sqlite_path(target) if isinstance(target, str) else target
             self.url = f"sqlite:///{self.path}"
 
     @property
@@ -168,9 +168,11 @@ def _open_postgres(url: str) -> Database:
 
 
 def sqlite_path(url: str) -> Path:
-    """The file of a `sqlite:///FILE` URL, or a ConfigError for any other URL."""
+    """The file of a `sqlite:///FILE` URL (or a plain path), or a ConfigError for other URLs."""
     from peek.errors import ConfigError
 
+    if "://" not in url:
+        return Path(url).expanduser()
     if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
         raise ConfigError(f"unsupported database URL {redact(url)}",
                           "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB")

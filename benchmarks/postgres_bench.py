@@ -3,6 +3,8 @@
 Usage (URL: an empty PostgreSQL database, e.g. postgresql+psycopg://peek@/bench?host=/tmp/pg):
   python benchmarks/postgres_bench.py same CORPORA_DIR --url URL [--only sympy-1.14.0,...]
       offline recall@5 / MRR on shared/eval/swebench-dev.jsonl, both backends (target: |d| <= 0.02)
+  python benchmarks/postgres_bench.py learned CORPORA_DIR --url URL [--only flask-3.1.3] [--rows N]
+      replay-dev.jsonl's learned arm on both backends: later-half recall@5 (target: |d| <= 0.02)
   python benchmarks/postgres_bench.py load CORPUS --url URL [--seconds 120] [--procs 8]
       4 `peek mcp` servers + 4 CLI loops asking, recording, re-indexing one corpus, per backend:
       ops/s, client errors, recorded sessions missing from the map history, map within budget
@@ -33,6 +35,7 @@ from typing import Any
 
 PEEK = str(Path(sys.executable).with_name("peek"))
 DATA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "swebench-dev.jsonl"
+REPLAY = DATA.with_name("replay-dev.jsonl")
 
 
 def _peek(corpus: Path, home: Path, url: str | None) -> Any:
@@ -91,6 +94,32 @@ def same(args: argparse.Namespace) -> None:
     for name, n, r_l, r_p, m_l, m_p, t in rows:
         print(f"| {name} | {n} | {r_l:.4f} | {r_p:.4f} | {r_p - r_l:+.4f} | {m_l:.4f} | "
               f"{m_p:.4f} | {m_p - m_l:+.4f} | {t} |")
+
+
+def learned(args: argparse.Namespace) -> None:
+    """The replay's learned arm (ask, score, record the edits, in history order) per backend:
+    recall@5 and MRR on the later half of each corpus's rows."""
+    from peek.agent.evaluate import summarize
+    from peek.agent.replay import _run_arm, load_replay
+    from peek.agent.session import Budgets
+
+    rows = load_replay(REPLAY)
+    names = args.only.split(",") if args.only else sorted({r.corpus for r in rows})
+    print("| corpus | rows | later-half r@5 sqlite | r@5 pg | d | mrr sqlite | mrr pg | d |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in names:
+        items = [r for r in rows if r.corpus == name][: args.rows]
+        got = {}
+        for backend, url in (("sqlite", None), ("postgresql", args.url)):
+            peek = _peek(args.corpora / name, Path(tempfile.mkdtemp(prefix="peek-learn-")), url)
+            peek.index()
+            done = _run_arm(peek, "learned", items, Budgets(), {"ask": [], "record": []}, None)
+            got[backend] = summarize(done[len(done) // 2:])
+            peek.close()
+        lite, pg = got["sqlite"], got["postgresql"]
+        print(f"| {name} | {len(items)} | {lite['recall@5']:.4f} | {pg['recall@5']:.4f} | "
+              f"{pg['recall@5'] - lite['recall@5']:+.4f} | {lite['mrr']:.4f} | {pg['mrr']:.4f} | "
+              f"{pg['mrr'] - lite['mrr']:+.4f} |")
 
 
 # --- load --------------------------------------------------------------------------------------
@@ -371,17 +400,19 @@ def latency(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("same", "load", "crash", "latency"):
+    for name in ("same", "learned", "load", "crash", "latency"):
         p = sub.add_parser(name)
-        p.add_argument("corpora" if name == "same" else "corpus", type=Path)
+        p.add_argument("corpora" if name in ("same", "learned") else "corpus", type=Path)
         p.add_argument("--url", required=True)
         p.add_argument("--only")
         p.add_argument("--seconds", type=float, default=120)
         p.add_argument("--procs", type=int, default=8)
         p.add_argument("--runs", type=int, default=20)
         p.add_argument("--calls", type=int, default=200)
+        p.add_argument("--rows", type=int, default=10**6)
     args = parser.parse_args()
-    {"same": same, "load": load, "crash": crash, "latency": latency}[args.command](args)
+    {"same": same, "learned": learned, "load": load, "crash": crash,
+     "latency": latency}[args.command](args)
 
 
 if __name__ == "__main__":

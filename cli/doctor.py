@@ -79,12 +79,9 @@ def _backend(settings: Settings) -> dict[str, Any]:
         return {"name": "sqlite", "server_version": sqlite3.sqlite_version,
                 "migration": "not created yet"}
     try:
-        from peek.db import sqlite_path
-        from peek.postgres import is_postgres_url, server_facts
+        from peek.postgres import server_facts
 
-        url = settings.database_url
-        db = Database(url if url and is_postgres_url(url) else
-                      (sqlite_path(url) if url else settings.db_path))
+        db = Database(settings.store)
         facts: dict[str, Any] = {"name": db.backend}
         if db.backend == "postgresql":
             facts.update(server_facts(db.url))
