@@ -123,6 +123,14 @@ class Database:
         with _file_lock(self.path.with_suffix(f".{name}.lock")):
             yield
 
+    def tidy(self, tables: list[str]) -> None:
+        """After a bulk write: let PostgreSQL vacuum and analyze these full-text indexes
+        (SQLite's FTS5 needs nothing)."""
+        if self.path is None:
+            from peek.retrieval.pg_lexical import tidy
+
+            tidy(self.url, tables)
+
     def close(self) -> None:
         """Release pooled connections (nothing to do when SQLAlchemy was never used)."""
         if self.path is None:

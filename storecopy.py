@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 BATCH = 2000
 #: full-text tables (and SQLite's FTS5 shadow and vocabulary tables): rebuilt, never copied
-_FTS = re.compile(r"^(chunks_fts|memory_fts|memory_nodes_fts|outcomes_fts|outcome_files_fts)_")
+_FTS = re.compile(r"^(chunks_fts|memory_fts|memory_nodes_fts|outcomes_fts|outcome_files_fts)_|"
+                  r"^fts_stats$")
 
 
 def copy_store(source: Database, target: Database,

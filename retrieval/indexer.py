@@ -28,6 +28,7 @@ from peek.retrieval.lexical import (
     delete_fts_rows,
     ensure_fts,
     expand_for_index,
+    fts_table,
     insert_fts_rows,
     path_field,
 )
@@ -157,6 +158,8 @@ def _index(
         stats.files, stats.chunks = _totals(conn, corpus_id)
         stats.seconds = time.perf_counter() - started
         _stamp(conn, corpus_id, git, stats.seconds)
+    if stats.added or stats.changed or stats.removed:
+        db.tidy([fts_table(corpus_id)])
     return stats
 
 

@@ -2,9 +2,13 @@
 
 peek tokenizes (as FTS5's `porter unicode61 tokenchars '_'` does: word runs with `_` kept,
 lower-cased, Porter-stemmed) and writes each chunk as one weighted `tsvector`: symbol words
-weight A, path words B, body words D, with the chunk's token count beside it. A query finds
-its candidates through the GIN index (`tsv @@ 'a' | 'b'`), then scores them with FTS5's own
-BM25 (k1 1.2, b 0.75, idf log((N - n + .5) / (n + .5)) floored at 1e-6, per-field weights
+weight A, path words B, body words D, with the chunk's token count beside it, and a GIN index
+over the vectors. Scoring needs each query term's frequency per field in each matching chunk,
+which unnesting thousands of tsvectors per query is far too slow to give (seconds on astropy),
+so each table has a postings companion (`<table>_terms`: lexeme, document, occurrences per
+field, document length; a B-tree on lexeme) kept in step with it, and one `fts_stats` row per
+table (documents, tokens). A query reads the postings of its terms and scores them with FTS5's
+own BM25 (k1 1.2, b 0.75, idf log((N - n + .5) / (n + .5)) floored at 1e-6, per-field weights
 multiplying term frequency), so the two backends rank alike and one index serves a team.
 
 Tables are per corpus (`chunks_fts_<id>`), as on SQLite, so statistics describe one corpus.
@@ -51,22 +55,38 @@ def tokens(text: str, stemmed: bool = True) -> list[str]:
     return [stem(t) for t in words] if stemmed else words
 
 
+Analysed = tuple[dict[str, list[tuple[int, str]]], int]
+
+
+def analyse(fields: Sequence[tuple[str, str]], stemmed: bool = True) -> Analysed:
+    """Each lexeme's (position, weight) occurrences over (text, weight) fields, and the token
+    count (every token, as FTS5 counts them)."""
+    occurrences: dict[str, list[tuple[int, str]]] = {}
+    n = 0
+    for text, weight in fields:
+        for token in tokens(text, stemmed):
+            n += 1
+            occurrences.setdefault(_fit(token), []).append((n, weight))
+    return occurrences, n
+
+
 def tsvector_literal(fields: Sequence[tuple[str, str]],
                      stemmed: bool = True) -> tuple[str, int]:
     """A tsvector in PostgreSQL's text form from (text, weight) fields, and the token count."""
-    positions: dict[str, list[str]] = {}
-    n = size = 0
-    for text, weight in fields:
-        for token in tokens(text, stemmed):
-            n += 1  # counted even when not stored: the length is FTS5's
-            lexeme = _fit(token)
-            if lexeme not in positions:
-                size += len(lexeme) + 8
-                if size > MAX_LEXEME_BYTES_TOTAL:
-                    continue
-            positions.setdefault(lexeme, []).append(f"{min(n, MAX_POSITION)}{weight}")
-    parts = [_quote(lexeme) + ":" + ",".join(pos[:256]) for lexeme, pos in positions.items()]
-    return " ".join(parts), n
+    occurrences, n = analyse(fields, stemmed)
+    return _literal(occurrences), n
+
+
+def _literal(occurrences: dict[str, list[tuple[int, str]]]) -> str:
+    """PostgreSQL's limits: 256 positions a lexeme, under 1 MB (later new words left out)."""
+    parts, size = [], 0
+    for lexeme, where in occurrences.items():
+        size += len(lexeme) + 8
+        if size > MAX_LEXEME_BYTES_TOTAL:
+            break
+        parts.append(_quote(lexeme) + ":" + ",".join(f"{min(p, MAX_POSITION)}{w}"
+                                                      for p, w in where[:256]))
+    return " ".join(parts)
 
 
 def _fit(token: str) -> str:
@@ -90,16 +110,38 @@ def table(corpus_id: int) -> str:
     return f"chunks_fts_{int(corpus_id)}"
 
 
-# --- one index table: documents keyed by a row id or a text key ------------------------------
+# --- one index: documents keyed by a row id or a text key, with their postings ----------------
 
 
 def ensure_table(conn: Any, name: str) -> None:
-    """Create an index table and its GIN index (idempotent); `key` serves text-keyed rows."""
+    """Create an index table, its postings and stats row (idempotent; under the write lock)."""
     conn.execute(f"CREATE TABLE IF NOT EXISTS {name} (id BIGINT, key TEXT, "
                  "tsv TSVECTOR NOT NULL, len INTEGER NOT NULL)")
     conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_gin ON {name} USING GIN (tsv)")
     conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_id ON {name} (id)")
     conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_key ON {name} (key)")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {name}_terms (lexeme TEXT NOT NULL, id BIGINT, "
+                 "key TEXT, na INTEGER NOT NULL, nb INTEGER NOT NULL, nd INTEGER NOT NULL, "
+                 "len INTEGER NOT NULL)")
+    conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_terms_lexeme ON {name}_terms (lexeme) "
+                 "INCLUDE (id, key, na, nb, nd, len)")  # index-only scans once vacuumed
+    conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_terms_id ON {name}_terms (id)")
+    conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_terms_key ON {name}_terms (key)")
+    conn.execute("CREATE TABLE IF NOT EXISTS fts_stats (name TEXT PRIMARY KEY, "
+                 "docs BIGINT NOT NULL, tokens BIGINT NOT NULL)")
+    conn.execute("INSERT INTO fts_stats (name, docs, tokens) VALUES (?, 0, 0) "
+                 "ON CONFLICT (name) DO NOTHING", (name,))
+
+
+def tidy(url: str, names: Sequence[str]) -> None:
+    """VACUUM (ANALYZE) index tables after a bulk write: postings of one lexeme lie on many
+    pages, and only all-visible pages let a query read them from the covering index alone."""
+    from peek.postgres import connect
+
+    with connect(url) as conn:
+        conn.autocommit = True  # VACUUM cannot run inside a transaction
+        for name in names:
+            conn.execute(f"VACUUM (ANALYZE) {name}, {name}_terms")
 
 
 def exists(conn: Any, name: str) -> bool:
@@ -112,33 +154,59 @@ Doc = tuple[int | None, str | None, Sequence[tuple[str, str]]]
 
 
 def add_docs(conn: Any, name: str, docs: Iterable[Doc], stemmed: bool = True) -> None:
-    """Index documents: (row id, text key, [(field text, weight letter)])."""
-    values = []
+    """Index documents: (row id, text key, [(field text, weight letter)]), by COPY."""
+    documents: list[tuple[object, ...]] = []
+    postings_rows: list[tuple[object, ...]] = []
+    tokens_total = 0
     for row_id, key, fields in docs:
-        literal, n = tsvector_literal(fields, stemmed)
-        values.append((row_id, key, literal, n))
-    conn.executemany(f"INSERT INTO {name} (id, key, tsv, len) "
-                     "VALUES (?, ?, CAST(? AS TSVECTOR), ?)", values)
+        occurrences, n = analyse(fields, stemmed)
+        documents.append((row_id, key, _literal(occurrences), n))
+        for lexeme, where in occurrences.items():
+            a = sum(w == "A" for _, w in where)
+            b = sum(w == "B" for _, w in where)
+            postings_rows.append((lexeme, row_id, key, a, b, len(where) - a - b, n))
+        tokens_total += n
+    for target, rows in ((f"{name} (id, key, tsv, len)", documents),
+                         (f"{name}_terms (lexeme, id, key, na, nb, nd, len)", postings_rows)):
+        with conn.raw.cursor() as cur, cur.copy(f"COPY {target} FROM STDIN") as copy:
+            for row in rows:  # one COPY at a time: a connection runs one
+                copy.write_row(row)
+    _count(conn, name, len(documents), tokens_total)
+
+
+def _count(conn: Any, name: str, docs: int, tokens_total: int) -> None:
+    if docs:
+        conn.execute("UPDATE fts_stats SET docs = docs + ?, tokens = tokens + ? WHERE name = ?",
+                     (docs, tokens_total, name))
 
 
 def delete_docs(conn: Any, name: str, ids: Sequence[int] = (), keys: Sequence[str] = ()) -> None:
-    """Drop documents by row id and/or key."""
-    if ids:
-        conn.execute(f"DELETE FROM {name} WHERE id = ANY(?)", (list(ids),))
-    if keys:
-        conn.execute(f"DELETE FROM {name} WHERE key = ANY(?)", (list(keys),))
+    """Drop documents (and their postings) by row id and/or key."""
+    for column, values in (("id", list(ids)), ("key", list(keys))):
+        if values:
+            gone = conn.execute(f"DELETE FROM {name} WHERE {column} = ANY(?) RETURNING len",
+                                (values,)).fetchall()
+            conn.execute(f"DELETE FROM {name}_terms WHERE {column} = ANY(?)", (values,))
+            _count(conn, name, -len(gone), -sum(int(r[0]) for r in gone))
+
+
+def stats(conn: Any, name: str) -> tuple[int, int]:
+    """(documents, tokens) of an index."""
+    row = conn.execute("SELECT docs, tokens FROM fts_stats WHERE name = ?", (name,)).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def document_frequencies(conn: Any, name: str, lexemes: Sequence[str]) -> tuple[int, float,
                                                                               dict[str, int]]:
-    """(documents, average length, {lexeme: documents holding it}) of an index table."""
-    total, avg = conn.execute(f"SELECT COUNT(*), COALESCE(AVG(len), 0) FROM {name}").fetchone()
-    df = {}
-    for lexeme in dict.fromkeys(lexemes):
-        row = conn.execute(f"SELECT COUNT(*) FROM {name} WHERE tsv @@ CAST(? AS TSQUERY)",
-                           (_quote(lexeme),)).fetchone()
-        df[lexeme] = int(row[0])
-    return int(total), float(avg), df
+    """(documents, average length, {lexeme: documents holding it}) of an index."""
+    total, tokens_total = stats(conn, name)
+    wanted = list(dict.fromkeys(lexemes))
+    df = dict.fromkeys(wanted, 0)
+    if wanted:
+        df.update((str(r[0]), int(r[1])) for r in conn.execute(
+            f"SELECT lexeme, COUNT(*) FROM {name}_terms WHERE lexeme = ANY(?) GROUP BY lexeme",
+            (wanted,)))
+    return total, tokens_total / total if total else 0.0, df
 
 
 def idf(total: int, hits: int) -> float:
@@ -160,11 +228,10 @@ def match(conn: Any, name: str, terms: Sequence[str], limit: int,
     total, avg, df = document_frequencies(conn, name, lexemes)
     if not total or not lexemes:
         return []
-    w = {"A": 1.0, "B": 1.0, "C": 1.0, "D": 1.0, **(weights or {})}
+    w = {"A": 1.0, "B": 1.0, "D": 1.0, **(weights or {})}
     rows = conn.execute(_MATCH.format(table=name), {
-        "lx": lexemes, "idf": [idf(total, df[lx]) for lx in lexemes], "q": tsquery(lexemes),
-        "wa": w["A"], "wb": w["B"], "wc": w["C"], "wd": w["D"], "avg": max(avg, 1e-9),
-        "k1": K1, "b": B, "k": limit})
+        "lx": lexemes, "idf": [idf(total, df[lx]) for lx in lexemes], "wa": w["A"],
+        "wb": w["B"], "wd": w["D"], "avg": max(avg, 1e-9), "k1": K1, "b": B, "k": limit})
     return [(r[0], r[1], float(r[2])) for r in rows]
 
 
@@ -185,19 +252,20 @@ def search(conn: Any, corpus_id: int, terms: list[str], weights: tuple[float, fl
 
 
 def ensure(conn: Any, corpus_id: int) -> None:
-    """Create the corpus's chunk index table (idempotent)."""
+    """Create the corpus's chunk index (idempotent)."""
     ensure_table(conn, table(corpus_id))
 
 
 def delete(conn: Any, corpus_id: int, file_ids: list[int]) -> None:
-    """Remove the rows of these files' chunks (before the chunks go)."""
+    """Remove the documents of these files' chunks (before the chunks go)."""
     if file_ids:
-        conn.execute(f"DELETE FROM {table(corpus_id)} WHERE id IN (SELECT id FROM chunks "
-                     "WHERE file_id = ANY(?))", (list(file_ids),))
+        ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE file_id = ANY(?)",
+                                          (list(file_ids),))]
+        delete_docs(conn, table(corpus_id), ids=ids)
 
 
 def insert(conn: Any, corpus_id: int, rows: list[dict[str, object]]) -> None:
-    """Add rows keyed by chunk id, from the same fields FTS5 gets."""
+    """Add documents keyed by chunk id, from the same fields FTS5 gets."""
     add_docs(conn, table(corpus_id), ((int(str(row["rowid"])), None,
                                        [(str(row[f] or ""), w) for f, w in FIELDS])
                                       for row in rows))
@@ -207,9 +275,8 @@ def insert(conn: Any, corpus_id: int, rows: list[dict[str, object]]) -> None:
 
 
 def totals(conn: Any, name: str) -> tuple[int, int]:
-    """(documents, tokens) of an index table."""
-    n, tokens = conn.execute(f"SELECT COUNT(*), COALESCE(SUM(len), 0) FROM {name}").fetchone()
-    return int(n), int(tokens)
+    """(documents, tokens) of an index."""
+    return stats(conn, name)
 
 
 def lengths(conn: Any, name: str, ids: Sequence[int]) -> dict[int, int]:
@@ -220,38 +287,27 @@ def lengths(conn: Any, name: str, ids: Sequence[int]) -> dict[int, int]:
 
 def postings(conn: Any, name: str, lexeme: str) -> list[tuple[int, int]]:
     """(row id, occurrences) of one lexeme."""
-    rows = conn.execute(f"SELECT t.id, cardinality(u.positions) FROM {name} t, unnest(t.tsv) u "
-                        "WHERE t.tsv @@ CAST(? AS TSQUERY) AND u.lexeme = ?",
-                        (_quote(lexeme), lexeme))
+    rows = conn.execute(f"SELECT id, na + nb + nd FROM {name}_terms WHERE lexeme = ?",
+                        (lexeme,))
     return [(int(r[0]), int(r[1])) for r in rows]
 
 
 def holds_all(conn: Any, name: str, words: Iterable[str]) -> bool:
-    """Whether some document holds every word."""
+    """Whether some document holds every word (through the GIN index)."""
     query = " & ".join(_quote(w) for w in dict.fromkeys(words)) or "''"
     row = conn.execute(f"SELECT 1 FROM {name} WHERE tsv @@ CAST(? AS TSQUERY) LIMIT 1",
                        (query,)).fetchone()
     return row is not None
 
 
-# One row per query term (a repeated stem counts twice, as FTS5 scores each phrase), joined to
-# the lexemes of the candidate documents; tf is the weight-summed count of a lexeme's positions.
+# One row per query term (a repeated stem counts twice, as FTS5 scores each phrase) joined to
+# its postings; tf is the weight-summed count of the lexeme's occurrences in the document.
 _MATCH = """
 WITH q AS (SELECT * FROM unnest(CAST(:lx AS TEXT[]), CAST(:idf AS FLOAT8[])) AS q(lexeme, idf)),
-cand AS (SELECT ctid AS row, id, key, tsv, len FROM {table}
-         WHERE tsv @@ CAST(:q AS TSQUERY)),
 tf AS (
-  SELECT cand.row, cand.len, u.lexeme,
-         (SELECT SUM(CASE w WHEN 'A' THEN :wa WHEN 'B' THEN :wb WHEN 'C' THEN :wc ELSE :wd END)
-          FROM unnest(u.weights) AS w) AS tf
-  FROM cand, unnest(cand.tsv) AS u
-  WHERE u.lexeme = ANY(CAST(:lx AS TEXT[]))
-),
-scored AS (
-  SELECT tf.row, SUM(q.idf * tf.tf * (:k1 + 1)
-                     / (tf.tf + :k1 * (1 - :b + :b * tf.len / :avg))) AS score
-  FROM tf JOIN q ON q.lexeme = tf.lexeme GROUP BY tf.row
+  SELECT t.id, t.key, q.idf, t.na * :wa + t.nb * :wb + t.nd * :wd AS tf, t.len
+  FROM q JOIN {table}_terms t ON t.lexeme = q.lexeme
 )
-SELECT cand.id, cand.key, s.score FROM scored s JOIN cand ON cand.row = s.row
-ORDER BY s.score DESC, cand.id LIMIT :k
+SELECT id, key, SUM(idf * tf * (:k1 + 1) / (tf + :k1 * (1 - :b + :b * len / :avg))) AS score
+FROM tf GROUP BY id, key ORDER BY score DESC, id LIMIT :k
 """
