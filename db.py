@@ -123,13 +123,10 @@ class Database:
         with _file_lock(self.path.with_suffix(f".{name}.lock")):
             yield
 
-    def tidy(self, tables: list[str]) -> None:
-        """After a bulk write: let PostgreSQL vacuum and analyze these full-text indexes
-        (SQLite's FTS5 needs nothing)."""
+    def vacuum(self, tables: list[str]) -> None:
+        """After a bulk write: VACUUM (ANALYZE) these PostgreSQL tables (nothing on SQLite)."""
         if self.path is None:
-            from peek.retrieval.pg_lexical import tidy
-
-            tidy(self.url, tables)
+            postgres.vacuum(self.url, tables)
 
     def close(self) -> None:
         """Release pooled connections (nothing to do when SQLAlchemy was never used)."""

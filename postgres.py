@@ -295,3 +295,10 @@ def server_facts(url: str) -> dict[str, Any]:
                             (LOCK_SPACE,)).fetchone()
     return {"server_version": version[0] if version else None,
             "advisory_locks_held": int(held[0]) if held else 0}
+
+
+def vacuum(url: str, tables: Sequence[str]) -> None:
+    """VACUUM (ANALYZE) tables after a bulk write, outside any transaction (as it must run)."""
+    with connect(url) as conn:
+        conn.autocommit = True
+        conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")

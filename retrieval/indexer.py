@@ -158,8 +158,10 @@ def _index(
         stats.files, stats.chunks = _totals(conn, corpus_id)
         stats.seconds = time.perf_counter() - started
         _stamp(conn, corpus_id, git, stats.seconds)
-    if stats.added or stats.changed or stats.removed:
-        db.tidy([fts_table(corpus_id)])
+    if db.backend == "postgresql" and (stats.added or stats.changed or stats.removed):
+        from peek.retrieval.pg_lexical import tables
+
+        db.vacuum(tables(fts_table(corpus_id)))
     return stats
 
 

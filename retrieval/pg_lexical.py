@@ -133,15 +133,10 @@ def ensure_table(conn: Any, name: str) -> None:
                  "ON CONFLICT (name) DO NOTHING", (name,))
 
 
-def tidy(url: str, names: Sequence[str]) -> None:
-    """VACUUM (ANALYZE) index tables after a bulk write: postings of one lexeme lie on many
-    pages, and only all-visible pages let a query read them from the covering index alone."""
-    from peek.postgres import connect
-
-    with connect(url) as conn:
-        conn.autocommit = True  # VACUUM cannot run inside a transaction
-        for name in names:
-            conn.execute(f"VACUUM (ANALYZE) {name}, {name}_terms")
+def tables(name: str) -> list[str]:
+    """An index's tables: to VACUUM (ANALYZE) after a bulk write, since postings of one lexeme
+    lie on many pages and only all-visible pages let a query read the covering index alone."""
+    return [name, f"{name}_terms"]
 
 
 def exists(conn: Any, name: str) -> bool:
