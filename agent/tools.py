@@ -18,8 +18,8 @@ from peek.errors import PeekError
 from peek.sandbox import TOOL_SPECS, FileTools, SandboxError
 
 if TYPE_CHECKING:
+    from peek.agent.workspace import Workspace
     from peek.sandbox.results import SymbolHit
-    from peek.service import Peek
 
 log = logging.getLogger("peek.agent.tools")
 MAX_TOOL_CHARS = 6000  # what one tool result may cost the model's context
@@ -72,7 +72,7 @@ class ToolOutcome:
 class AgentTools:
     """The tool set of one corpus: specs for the model, and execution that never raises."""
 
-    def __init__(self, peek: Peek, max_chars: int = MAX_TOOL_CHARS) -> None:
+    def __init__(self, peek: Workspace, max_chars: int = MAX_TOOL_CHARS) -> None:
         self.peek = peek
         self.max_chars = max_chars
         self.files = FileTools(peek.root, max_output_chars=min(FILE_TOOL_CHARS, max_chars),
@@ -107,7 +107,7 @@ class AgentTools:
 
     def _lookup(self, name: str) -> list[SymbolHit]:
         """find_symbol from the index's symbols table, cheaper and exacter than regexes."""
-        from peek.retrieval.symbols import lookup_symbols
+        from peek.sandbox.symbols import lookup_symbols
 
         return lookup_symbols(self.peek.db, self._corpus_id, name)
 

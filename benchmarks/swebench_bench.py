@@ -18,9 +18,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from peek.agent.evaluate import Question, evaluate
 from peek.agent.registry import resolve_model
 from peek.agent.session import Budgets
+from peek.evals.evaluate import Question, evaluate
 from peek.service import Peek
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "swebench-dev.jsonl"
@@ -39,7 +39,7 @@ def load(path: Path) -> dict[str, list[Question]]:
 
 def ensure_indexed(root: Path, home: Path) -> None:
     peek = Peek(root, home)
-    if peek.corpus_id_or_none() is None:
+    if not peek.indexed:
         peek.index()
 
 

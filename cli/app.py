@@ -169,9 +169,9 @@ def evaluate(
         _replay(replay_file, corpus or [Path(".")], arms, Budgets(max_steps), evolve_steps,
                 as_json)
         return
-    from peek.agent.evaluate import evaluate as run_eval
-    from peek.agent.evaluate import load_questions
     from peek.cli.render import print_eval
+    from peek.evals.evaluate import evaluate as run_eval
+    from peek.evals.evaluate import load_questions
     from peek.service import check_budgets
 
     if questions is None or not corpus:
@@ -191,8 +191,8 @@ def evaluate(
 def _replay(path: Path, corpora: list[Path], arms: str, budgets: Any,
             evolve_steps: int | None, as_json: bool) -> None:
     """`peek eval --replay`: a progress bar on a terminal, then the table or JSON."""
-    from peek.agent.replay import load_replay, replay, resolve_corpora
     from peek.cli.render import print_replay, replay_progress
+    from peek.evals.replay import load_replay, replay, resolve_corpora
 
     rows = load_replay(path)
     found = resolve_corpora(rows, corpora)

@@ -94,7 +94,7 @@ def show(path: CorpusArg, budget: BudgetOpt = None, as_json: JsonOpt = False,
     with opened(path, home) as (peek, _cid):
         view = peek.map() if budget is None else peek.map_configure(budget)
     if as_json:
-        emit(view.to_json())
+        emit(view.to_dict())
     else:
         print_view(view)
 
@@ -125,7 +125,7 @@ def history(path: CorpusArg, limit: Annotated[int, typer.Option(
         versions = peek.map_history(limit)
         corpus = str(peek.root)
     if as_json:
-        emit({"corpus": corpus, "versions": [v.to_json() for v in versions]})
+        emit({"corpus": corpus, "versions": [v.to_dict() for v in versions]})
     else:
         print_history(versions)
 
@@ -153,7 +153,7 @@ def diff(path: CorpusArg, v1: Annotated[int, typer.Argument(help="The older vers
         changes = peek.map_diff(v1, v2)
         corpus = str(peek.root)
     if as_json:
-        emit({"corpus": corpus, "from": v1, "to": v2, "changes": [c.to_json() for c in changes]})
+        emit({"corpus": corpus, "from": v1, "to": v2, "changes": [c.to_dict() for c in changes]})
     else:
         print_diff(changes)
 
@@ -316,6 +316,6 @@ def record(
                              evolve_steps="stored" if evolve_steps is None else evolve_steps,
                              model=resolve_model(model, api_base) if model else None)
     if as_json:
-        emit(result.to_json())
+        emit(result.to_dict())
     else:
         print_update(result)

@@ -103,7 +103,7 @@ class EditRecord:
     reason: str
     created_at: float
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form for `peek map history --json`."""
         return {"op": self.op, "id": self.entry_id, "before": self.before, "after": self.after,
                 "session": self.session, "reason": self.reason}
@@ -164,7 +164,7 @@ class EntryChange:
     before: Entry | None
     after: Entry | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form for `peek map diff --json`."""
         return {"id": self.id, "change": self.change,
                 "before": self.before.to_dict() if self.before else None,
@@ -310,10 +310,10 @@ class VersionRecord:
     session: str | None
     edits: tuple[EditRecord, ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form for `peek map history --json`."""
         return {"version": self.version, "created_at": self.created_at, "session": self.session,
-                "edits": [e.to_json() for e in self.edits]}
+                "edits": [e.to_dict() for e in self.edits]}
 
 
 class MapStore:

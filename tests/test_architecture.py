@@ -21,8 +21,6 @@ import typing
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import peek
 from peek.service import Peek
 
@@ -94,7 +92,6 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: cycles being removed")
 def test_the_package_has_no_import_cycle() -> None:
     graph = unit_graph(PACKAGE)
     assert {"agent", "service", "retrieval", "cli"} <= graph.keys()
@@ -166,7 +163,6 @@ def returned_types() -> dict[str, set[type]]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: exports being added")
 def test_every_type_a_public_method_returns_is_exported() -> None:
     missing = {
         f"{cls.__module__}.{cls.__name__} (from Peek.{method})"
@@ -184,7 +180,6 @@ def test_the_export_check_sees_the_types_inside_results() -> None:
     assert found["close"] == set()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: typed results being added")
 def test_public_methods_return_typed_results_not_bare_dicts() -> None:
     namespace = _annotation_namespace()
     bare = []

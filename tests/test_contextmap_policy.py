@@ -155,7 +155,7 @@ def test_changed_code_marks_entries_stale_on_render_and_in_sessions(indexed) -> 
     stale = policy.view()
     entry, score = stale.entries[0]
     assert entry.outdated and score < 0 and "(stale)" in stale.text
-    assert stale.to_json()["entries"][0]["stale"] is True
+    assert stale.to_dict()["entries"][0]["stale"] is True
     assert MapStore(db, cid).history(1)[0].edits[0].op == "ADD"  # a read never writes
     touched = policy.update(session("What else is in util?", reads=("engine/util.py",)))
     assert touched.tags == {"cr-00001": "stale"}

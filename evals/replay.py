@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peek.agent.evaluate import KS, Question, Scored, copy_store, score, summarize
 from peek.agent.session import Budgets
 from peek.errors import QueryError
+from peek.evals.evaluate import KS, Question, Scored, copy_store, score, summarize
 from peek.service import Peek
 
 ARMS = ("learned", "off")
