@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tiktoken
+from helpers import reference_encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +22,6 @@ from peek.contextmap.render import render_entries
 from peek.contextmap.store import MapStore
 from peek.contextmap.trajectory import Trajectory, parse_trajectory
 from peek.db import Database
-from peek.tokens import configure_offline_cache
 
 FILES = {
     "engine/__init__.py": "from .core import Engine\n",
@@ -66,8 +65,7 @@ def session(question: str, path: str | None = None, lines: tuple[int, int] = (1,
 
 def independent_tokens(text: str) -> int:
     """tiktoken o200k_base directly, not through the map's own counting or caches."""
-    configure_offline_cache()
-    return len(tiktoken.get_encoding("o200k_base").encode(text, disallowed_special=()))
+    return len(reference_encoding().encode(text, disallowed_special=()))
 
 
 def test_a_session_adds_a_location_entry_and_the_next_one_tags_and_merges(indexed) -> None:
