@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from peek.agent.session import Citation
+from peek.contextmap.trajectory import Citation
 from peek.safefs import read_beneath
 from peek.sandbox import SandboxError
 from peek.sandbox.paths import resolve_in_root

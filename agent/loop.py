@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 from peek.agent.citations import extract_citations, verify_citations
 from peek.agent.models import Message, Model, ToolCall, ToolChoice, Usage
 from peek.agent.prompts import fallback_answer, learned_hints, memory_allowance, system_prompt
-from peek.agent.session import AskResult, Budgets, Citation, SessionStore, new_session_id
+from peek.agent.session import AskResult, Budgets, SessionStore, new_session_id
 from peek.agent.tools import AgentTools
+from peek.contextmap.trajectory import Citation
 from peek.errors import PeekError, QueryError
 from peek.tokens import count_tokens
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from peek.agent.localize import Candidate, localize, pack
-from peek.agent.session import AskResult, Budgets, Citation, SessionStore, new_session_id
-from peek.retrieval.lexical import query_terms, term_idf
+from peek.agent.session import AskResult, Budgets, SessionStore, new_session_id
+from peek.contextmap.trajectory import Citation
+from peek.retrieval.lexical import term_idf
 from peek.retrieval.locate import FileScore
 from peek.sandbox import FileSlice, FileTools, SandboxError
+from peek.text import query_terms
 
 if TYPE_CHECKING:
     from peek.agent.workspace import Workspace

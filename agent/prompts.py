@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from peek.agent.session import Citation
+from peek.contextmap.trajectory import Citation
 
 if TYPE_CHECKING:
     from peek.agent.workspace import Workspace

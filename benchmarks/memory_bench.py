@@ -75,7 +75,8 @@ class Floor:
                               [(i + 1, d[1]) for i, d in enumerate(docs)])
 
     def search(self, query: str, k: int) -> list[int]:
-        from peek.retrieval.lexical import fts_query, query_terms
+        from peek.retrieval.lexical import fts_query
+        from peek.text import query_terms
 
         terms = query_terms(query)
         if not terms:

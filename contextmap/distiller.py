@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from peek.contextmap.errors import MapError
 from peek.contextmap.freshness import CorpusView, SymbolSpan, is_outdated
-from peek.contextmap.llm import JSONModel, complete_validated
 from peek.contextmap.model import (
     MAX_ENTRY_CHARS,
     SECTIONS,
@@ -30,6 +29,8 @@ from peek.contextmap.model import (
 )
 from peek.contextmap.render import render_entries
 from peek.contextmap.trajectory import Trajectory
+from peek.llmjson import JSONModel, complete_validated
+from peek.text import CODE_TALK, STOPWORDS
 
 log = logging.getLogger("peek.contextmap.distiller")
 
@@ -68,20 +69,7 @@ class Distiller(Protocol):
 
 # ------------------------------------------------------------------ deterministic
 
-STOPWORDS = frozenset("""
-a about above after again all also an and any are as at be because been before being below
-between both but by can could did do does doing done down during each either else ever every
-few for from get gets got had has have having he her here how i if in into is it its itself
-just like made make makes many may me might more most much must my need no nor not now of off
-on once one only or other our out over own same shall she should so some such than that the
-their them then there these they this those through to too under until up upon us use used
-uses using very was we were what when where whether which while who whom whose why will with
-within without would yet you your code file files function functions class classes method
-methods implemented implement implementation defined define definition happens happen work
-works working find found look located location called call calls handle handles handled
-module modules does thing things way ways part parts repo repository project please show tell
-explain
-""".split())
+_NOT_CONCEPTS = STOPWORDS | CODE_TALK  # an entry's concept words leave out both
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _MENTION = re.compile(r"\b([a-z]{2}-\d{5,})\b")
 
@@ -101,7 +89,7 @@ def salient_terms(question: str, known_names: Iterable[str] = (), limit: int = 4
     names = {n.lower() for n in known_names}
     words: dict[str, str] = {}
     for w in _WORD.findall(question):
-        if len(w) >= 3 and w.lower() not in STOPWORDS and w.lower() not in words:
+        if len(w) >= 3 and w.lower() not in _NOT_CONCEPTS and w.lower() not in words:
             words[w.lower()] = w
     ranked = sorted(words.values(), key=lambda w: not _identifier_like(w, names))
     chosen = set(ranked[:limit])

@@ -1,25 +1,20 @@
-"""Finding definitions: from the index's symbols table when there is one (no scan of the tree),
-else line regexes for Python, JavaScript/TypeScript and Go."""
+"""Finding definitions without an index: line regexes for Python, JavaScript/TypeScript and Go."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from peek.blobs import is_binary
 from peek.retrieval.walk import iter_files
 from peek.safefs import read_beneath
 
 from .errors import SandboxError
 from .results import SymbolHit
-from .textfile import decode_utf8, looks_binary, split_lines
-
-if TYPE_CHECKING:
-    from peek.db import Database
+from .textfile import decode_utf8, split_lines
 
 SymbolLookup = Callable[[str], list[SymbolHit]]
-MAX_SYMBOL_HITS = 200
 
 _IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*")
 _END = r"(?![\w$])"
@@ -95,7 +90,7 @@ def _source_lines(root: Path, fs_rel: str, rel: str, max_file_bytes: int) -> lis
         data = read_beneath(root, fs_rel, max_file_bytes, rel)
     except SandboxError:
         return []
-    return [] if looks_binary(data) else split_lines(decode_utf8(data).text)
+    return [] if is_binary(data) else split_lines(decode_utf8(data).text)
 
 
 def _scan(
@@ -161,23 +156,3 @@ def _ends_statement(line: str, offset: int) -> bool:
         or (offset == 0 and not stripped.endswith(("(", ",", "=", "=>")))
     )
 
-
-def lookup_symbols(
-    db: Database, corpus_id: int, name: str, limit: int = MAX_SYMBOL_HITS
-) -> list[SymbolHit]:
-    """Indexed definitions whose name or qualified name (`Class.method`) is `name`, path order."""
-    from sqlalchemy import or_, select
-
-    from peek.schema import File, Symbol
-
-    wanted = name.strip()
-    query = (
-        select(File.path, Symbol.qualname, Symbol.kind, Symbol.start_line, Symbol.end_line)
-        .join(File, File.id == Symbol.file_id)
-        .where(File.corpus_id == corpus_id, or_(Symbol.name == wanted, Symbol.qualname == wanted))
-        .order_by(File.path, Symbol.start_line)
-        .limit(limit)
-    )
-    with db.read() as conn:
-        rows = conn.execute(query).all()
-    return [SymbolHit(*row) for row in rows]

@@ -174,7 +174,8 @@ def test_every_type_a_public_method_returns_is_exported() -> None:
 
 def test_the_export_check_sees_the_types_inside_results() -> None:
     found = returned_types()
-    from peek.agent.session import AskResult, Citation
+    from peek.agent.session import AskResult
+    from peek.contextmap.trajectory import Citation
 
     assert {AskResult, Citation} <= found["ask"]
     assert found["close"] == set()
