@@ -70,3 +70,39 @@ def corpus_status(db: Database, root: Path, corpus_id: int | None,
         sorted(on_disk.keys() - known.keys()), sorted(known.keys() - on_disk.keys()),
         int(version[0]) if version else 0,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCorpus:
+    """One corpus a store holds: where it is, when it was indexed, and what peek learned."""
+
+    root: str
+    kind: str
+    indexed_at: float | None
+    indexed_commit: str | None
+    files: int
+    map_version: int
+    map_entries: int
+    memory_turns: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (a `peek corpora --json` row)."""
+        return asdict(self)
+
+
+_CORPORA_SQL = """
+SELECT c.root, c.kind, c.indexed_at, c.git_head,
+       (SELECT COUNT(*) FROM files f WHERE f.corpus_id = c.id),
+       COALESCE((SELECT s.version FROM map_state s WHERE s.corpus_id = c.id), 0),
+       (SELECT COUNT(*) FROM map_entries e WHERE e.corpus_id = c.id),
+       (SELECT COUNT(*) FROM memory_turns t WHERE t.corpus_id = c.id)
+FROM corpora c ORDER BY c.root
+"""
+
+
+def list_corpora(db: Database) -> list[StoredCorpus]:
+    """Every corpus in the store, by root path (read only; what `peek corpora` lists)."""
+    with db.query() as conn:
+        rows = conn.execute(_CORPORA_SQL).fetchall()
+    return [StoredCorpus(str(r[0]), str(r[1]), r[2], r[3], int(r[4]), int(r[5]), int(r[6]),
+                         int(r[7])) for r in rows]
