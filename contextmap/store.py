@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 
 from peek.contextmap.errors import MapError, VersionError
 from peek.contextmap.model import (
@@ -356,15 +356,6 @@ class MapStore:
         with self.db.read() as conn:
             return diff_entries(entries_at(conn, self.corpus_id, v1),
                                 entries_at(conn, self.corpus_id, v2))
-
-    def size(self) -> tuple[int, int]:
-        """(edit rows, live entries), for benchmarks and `doctor`."""
-        with self.db.read() as conn:
-            edits = conn.scalar(select(func.count()).select_from(_EDITS)
-                                .where(_EDITS.c.corpus_id == self.corpus_id))
-            entries = conn.scalar(select(func.count()).select_from(_ENTRIES)
-                                  .where(_ENTRIES.c.corpus_id == self.corpus_id))
-        return int(edits or 0), int(entries or 0)
 
 
 def _group(edits: list[EditRecord]) -> list[VersionRecord]:
