@@ -109,6 +109,38 @@ def test_the_cycle_check_finds_a_cycle_hidden_in_a_function(tmp_path: Path) -> N
     assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
 
 
+# The seams the README's Layout section describes: what each folder (or top module) may import.
+CORE = {"errors", "config", "bounds", "db", "schema", "migrations", "gitutil", "safefs", "blobs",
+        "text", "tokens", "llmjson"}
+MAY_IMPORT = {
+    **{name: CORE for name in CORE},
+    "retrieval": CORE,
+    "sandbox": CORE | {"retrieval"},
+    "contextmap": CORE | {"retrieval"},
+    "memory": CORE | {"retrieval", "contextmap"},  # contextmap: the trajectory contract only
+    "status": CORE | {"retrieval"},
+    "agent": CORE | {"retrieval", "sandbox", "contextmap", "memory"},
+    "service": CORE | {"retrieval", "sandbox", "contextmap", "memory", "agent", "status"},
+    "evals": CORE | {"retrieval", "contextmap", "memory", "agent", "service"},
+    "cli": CORE | {"retrieval", "sandbox", "contextmap", "memory", "agent", "status", "service",
+                   "evals"},
+}
+
+
+def test_each_folder_imports_only_the_layers_below_it() -> None:
+    graph = unit_graph(PACKAGE)
+    assert graph.keys() <= MAY_IMPORT.keys(), sorted(graph.keys() - MAY_IMPORT.keys())
+    breaches = {unit: sorted(targets - MAY_IMPORT[unit]) for unit, targets in graph.items()
+                if targets - MAY_IMPORT[unit]}
+    assert not breaches, breaches
+
+
+def test_memory_borrows_only_the_trajectory_contract_from_the_map() -> None:
+    borrowed = {m for module, path in sources(PACKAGE) if unit(module) == "memory"
+                for m in imported_modules(module, path) if m.startswith("peek.contextmap")}
+    assert borrowed == {"peek.contextmap.trajectory"}
+
+
 # --- public API -------------------------------------------------------------------------------
 
 
