@@ -75,7 +75,7 @@ _MENTION = re.compile(r"\b([a-z]{2}-\d{5,})\b")
 
 
 @dataclass(frozen=True)
-class Evidence:
+class FileEvidence:
     """A file that answered the question or was edited, with the cited lines if any."""
 
     path: str
@@ -125,26 +125,26 @@ class DeterministicDistiller:
         candidates = () if failed else self.candidates(trajectory, evidence, view)
         return Distillation(diagnose(trajectory, evidence, tags), tags, candidates)
 
-    def evidence(self, trajectory: Trajectory, view: CorpusView) -> list[Evidence]:
+    def evidence(self, trajectory: Trajectory, view: CorpusView) -> list[FileEvidence]:
         """What the session found: the edited files when the outcome names them (with the
         lines cited in them), else the cited files, else read files the answer names."""
-        cited: dict[str, Evidence] = {}
+        cited: dict[str, FileEvidence] = {}
         for c in trajectory.citations:
             p, old = view.normalize(c.path), cited.get(view.normalize(c.path))
             start = c.start_line if old is None or old.start_line is None else min(
                 old.start_line, c.start_line)
             end = c.end_line if old is None or old.end_line is None else max(
                 old.end_line, c.end_line)
-            cited[p] = Evidence(p, start, end)
+            cited[p] = FileEvidence(p, start, end)
         edited = [view.normalize(f) for f in trajectory.outcome.edited_files]
-        found = {p: replace(cited.get(p, Evidence(p)), edited=True) for p in edited} or cited
+        found = {p: replace(cited.get(p, FileEvidence(p)), edited=True) for p in edited} or cited
         if not found:
-            found = {p: Evidence(p) for p in _answer_named_paths(trajectory, view)}
+            found = {p: FileEvidence(p) for p in _answer_named_paths(trajectory, view)}
         real = [e for e in found.values() if e.path and view.current_blob(e.path) is not None]
         return real[: self.max_files]
 
     def tags(self, trajectory: Trajectory, cmap: ContextMap, view: CorpusView,
-             evidence: list[Evidence], touched: set[str]) -> dict[str, Tag]:
+             evidence: list[FileEvidence], touched: set[str]) -> dict[str, Tag]:
         """Stale for touched entries whose code changed; otherwise only entries this session
         used (named, or sharing the question's words) get a tag: helpful when their anchors
         hold the evidence, harmful on failure."""
@@ -169,7 +169,7 @@ class DeterministicDistiller:
                 tags[entry.id] = "neutral"
         return tags
 
-    def candidates(self, trajectory: Trajectory, evidence: list[Evidence],
+    def candidates(self, trajectory: Trajectory, evidence: list[FileEvidence],
                    view: CorpusView) -> tuple[Candidate, ...]:
         """One CONTEXT ROADMAP line: the question's salient terms -> the files and symbols."""
         if not evidence:
@@ -186,7 +186,8 @@ class DeterministicDistiller:
         text = f"{', '.join(terms)}: {locations}"
         return (Candidate("cr", text[:MAX_ENTRY_CHARS], anchors),)
 
-    def _symbols_for(self, ev: Evidence, terms: list[str], view: CorpusView) -> list[SymbolSpan]:
+    def _symbols_for(self, ev: FileEvidence, terms: list[str],
+                     view: CorpusView) -> list[SymbolSpan]:
         symbols = view.symbols(ev.path)
         if ev.start_line is not None and ev.end_line is not None:
             lo, hi = ev.start_line, ev.end_line
@@ -224,20 +225,20 @@ def _answer_named_paths(trajectory: Trajectory, view: CorpusView) -> list[str]:
     return [p for p in dict.fromkeys(paths) if p and p in trajectory.answer]
 
 
-def _location(ev: Evidence, symbols: list[SymbolSpan]) -> str:
+def _location(ev: FileEvidence, symbols: list[SymbolSpan]) -> str:
     lines = f":{ev.start_line}-{ev.end_line}" if ev.start_line is not None else ""
     names = f" ({', '.join(s.qualname for s in symbols)})" if symbols else ""
     return f"{ev.path}{lines}{names}"
 
 
-def _anchor(ev: Evidence, view: CorpusView) -> Anchor:
+def _anchor(ev: FileEvidence, view: CorpusView) -> Anchor:
     blob = view.current_blob(ev.path) or ""
     start = ev.start_line or 1
     end = ev.end_line or view.line_count(ev.path)
     return Anchor(ev.path, start, max(start, end), blob)
 
 
-def diagnose(trajectory: Trajectory, evidence: list[Evidence], tags: Mapping[str, Tag]) -> str:
+def diagnose(trajectory: Trajectory, evidence: list[FileEvidence], tags: Mapping[str, Tag]) -> str:
     """How the session spent its steps: failures, steps before first evidence, tags given."""
     steps = trajectory.steps
     failed = sum(not s.ok for s in steps)
