@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from peek.errors import PeekError
-from peek.memory.text import terms
+from peek.text import terms
 
 if TYPE_CHECKING:
     import numpy as np

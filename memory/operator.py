@@ -36,8 +36,8 @@ from peek.memory.models import (
 from peek.memory.text import proper_names
 
 if TYPE_CHECKING:
-    from peek.contextmap.llm import JSONModel
     from peek.contextmap.trajectory import Trajectory
+    from peek.llmjson import JSONModel
     from peek.memory.store import TurnRecord
 
 log = logging.getLogger("peek.memory.operator")
@@ -290,7 +290,7 @@ class LLMOperator:
         self.stats = LLMStats()
 
     def _call(self, system: str, user: str, schema: type[Any], purpose: str) -> Any:
-        from peek.contextmap.llm import complete_validated
+        from peek.llmjson import complete_validated
 
         result = complete_validated(self.model, system, user, schema, purpose=purpose)
         self.stats.calls += result.calls

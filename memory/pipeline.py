@@ -53,12 +53,12 @@ from peek.memory.store import (
     window_size,
 )
 from peek.memory.tables import MemoryTurnRow
-from peek.memory.text import terms
+from peek.text import terms
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from peek.contextmap.llm import JSONModel
+    from peek.llmjson import JSONModel
 
 REFIT_GROWTH = 1.25
 ChunkMaker = Callable[[list[TurnRecord]], list[Chunk]]

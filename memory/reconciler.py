@@ -52,7 +52,7 @@ from peek.memory.text import norm_name
 if TYPE_CHECKING:
     import numpy as np
 
-    from peek.contextmap.llm import JSONModel
+    from peek.llmjson import JSONModel
     from peek.memory.embed import Embedder
 
 log = logging.getLogger("peek.memory.reconciler")
@@ -225,7 +225,7 @@ class Reconciler:
         return entity.kind == other.kind or "thing" in (entity.kind, other.kind)
 
     def _verify(self, entity: Entity, candidate_ids: list[str]) -> list[bool]:
-        from peek.contextmap.llm import complete_validated
+        from peek.llmjson import complete_validated
 
         assert self.model is not None
         lines = [f"{i + 1}. A: {_describe(entity)} | B: {_describe(self._entity(c))}"
@@ -343,7 +343,7 @@ class Reconciler:
                 and any(q.is_open for q in v.questions)]
 
     def _llm_resolve(self, chunk: Chunk, verbs: list[VerbPhrase], matched: list[str]) -> None:
-        from peek.contextmap.llm import complete_validated
+        from peek.llmjson import complete_validated
 
         assert self.model is not None
         open_qs = {q.id: (v, q) for v in verbs for q in v.questions if q.is_open}

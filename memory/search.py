@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 from peek.db import driver
 from peek.memory import fts
 from peek.memory.store import EpisodeRecord, TurnRecord, unpack_rows
-from peek.memory.text import name_words, terms
+from peek.memory.text import name_words
+from peek.text import terms
 
 if TYPE_CHECKING:
     import numpy as np

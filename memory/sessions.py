@@ -118,7 +118,7 @@ def _indexed_blobs(conn: Connection, corpus_id: int, paths: list[str]) -> dict[s
 
 
 def _disk_blob(root: Path, path: str) -> str | None:
-    from peek.contextmap.freshness import working_tree_sha
+    from peek.blobs import working_tree_sha
 
     if path.startswith(("/", "../")):
         return None
