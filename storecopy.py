@@ -107,7 +107,8 @@ def rebuild_indexes(conn: Connection) -> None:
 def _rebuild_code(conn: Connection, corpus_id: int) -> None:
     from peek.db import driver
     from peek.retrieval.indexer import symbol_field
-    from peek.retrieval.lexical import ensure_fts, expand_for_index, insert_fts_rows, path_field
+    from peek.retrieval.lexical import ensure_fts, insert_fts_rows
+    from peek.text import expand_for_index, path_field
 
     ensure_fts(conn, corpus_id)
     rows = driver(conn).execute(
@@ -126,7 +127,8 @@ def _rebuild_outcomes(conn: Connection, corpus_id: int) -> None:
 
     from peek.agent.localize import index_outcome
     from peek.memory.outcomes import ensure_fts, fts_name
-    from peek.retrieval.lexical import expand_for_index, fts_add
+    from peek.retrieval.lexical import fts_add
+    from peek.text import expand_for_index
 
     rows = conn.execute(text("SELECT id, question, edited FROM session_outcomes "
                              "WHERE corpus_id = :c ORDER BY id"), {"c": corpus_id}).fetchall()

@@ -9,13 +9,14 @@ from typing import Annotated
 
 import typer
 
+from peek.cli.common import HomeOpt, JsonOpt
+
 
 def migrate_store(
     to: Annotated[str, typer.Option("--to", help="The target store: postgresql+psycopg://USER@"
                                     "HOST/DB, sqlite:///FILE or a file path; must be empty.")],
-    home: Annotated[Path | None, typer.Option(
-        "--home", help="Where peek keeps its state (default: $PEEK_HOME).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Copy every corpus, index, map, session and memory of this store (--db or the home's
     file) into an empty store elsewhere; the source is left as it was."""

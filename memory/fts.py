@@ -28,8 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from peek.db import is_postgres
-from peek.memory.text import terms
 from peek.retrieval import pg_lexical
+from peek.text import terms
 
 TOKENIZE = "unicode61 remove_diacritics 0 tokenchars '_'"
 SELF_WEIGHT = 2

@@ -26,15 +26,9 @@ from sqlalchemy import (
 from sqlalchemy import UniqueConstraint as Unique
 from sqlalchemy.orm import Mapped, mapped_column
 
-from peek.retrieval.lexical import (
-    create_fts,
-    expand_for_index,
-    fts_add,
-    fts_match,
-    query_terms,
-    table_exists,
-)
+from peek.retrieval.lexical import create_fts, fts_add, fts_match, table_exists
 from peek.schema import Base
+from peek.text import expand_for_index, query_terms
 
 SIMILAR_POOL = 20
 

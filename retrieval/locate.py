@@ -12,7 +12,8 @@ from functools import lru_cache
 from sqlalchemy import Connection, text
 
 from peek.retrieval.graph import FileGraph
-from peek.retrieval.lexical import Hit, path_prior, query_terms, search_chunks
+from peek.retrieval.lexical import Hit, path_prior, search_chunks
+from peek.text import query_terms
 
 # Weights of the three kinds of evidence, tuned on shared/eval/swebench-dev.jsonl.
 W_LEXICAL = 1.0
