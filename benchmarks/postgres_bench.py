@@ -61,9 +61,9 @@ def _env(url: str | None, home: Path) -> dict[str, str]:
 
 def same(args: argparse.Namespace) -> None:
     """Offline recall@5 and MRR per corpus on both backends."""
+    from peek.agent.session import Budgets
     from peek.evals.evaluate import GoldQuestion as Question
     from peek.evals.evaluate import ask_all, summarize
-    from peek.agent.session import Budgets
 
     groups: dict[str, list[Question]] = {}
     for line in DATA.read_text().splitlines():
@@ -100,9 +100,9 @@ def same(args: argparse.Namespace) -> None:
 def learned(args: argparse.Namespace) -> None:
     """The replay's learned arm (ask, score, record the edits, in history order) per backend:
     recall@5 and MRR on the later half of each corpus's rows."""
+    from peek.agent.session import Budgets
     from peek.evals.evaluate import summarize
     from peek.evals.replay import _run_arm, load_replay
-    from peek.agent.session import Budgets
 
     rows = load_replay(REPLAY)
     names = args.only.split(",") if args.only else sorted({r.corpus for r in rows})
