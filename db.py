@@ -73,7 +73,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction that takes the write lock up front, so writers queue, not fail."""
-        writer = self.engine.execution_options(peek_write=True)
+        writer = self.engine.execution_options(peek_write=True, **_WRITE_OPTIONS[self.backend])
         with _store_errors(self.location), writer.begin() as conn:
             yield conn
 
@@ -251,12 +251,19 @@ def _make_private(path: Path) -> None:
     os.close(fd)
 
 
+#: writers on PostgreSQL read committed rows after their lock wait (a REPEATABLE READ snapshot
+#: would be taken before the wait and miss the previous writer's commit)
+_WRITE_OPTIONS: dict[str, dict[str, Any]] = {
+    "sqlite": {}, "postgresql": {"isolation_level": "READ COMMITTED"}}
+
+
 def _make_pg_engine(url: str) -> Engine:
     """PostgreSQL through psycopg: reads are REPEATABLE READ, writers take the write lock."""
     from sqlalchemy import create_engine, event
 
-    engine = create_engine(postgres.sqlalchemy_url(url), pool_pre_ping=True,
-                           hide_parameters=True)
+    # the isolation level goes out with psycopg's own BEGIN: no statement of its own
+    engine = create_engine(postgres.sqlalchemy_url(url), hide_parameters=True,
+                           isolation_level="REPEATABLE READ")
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _dialect(_conn: Connection, _cursor: Any, statement: str, parameters: Any,
@@ -270,8 +277,6 @@ def _make_pg_engine(url: str) -> Engine:
     def _on_begin(conn: Connection) -> None:
         if conn.get_execution_options().get("peek_write", False):
             postgres.take_write_lock(conn.exec_driver_sql)
-        else:
-            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
     return engine
 

@@ -383,7 +383,7 @@ def latency(args: argparse.Namespace) -> None:
     home = Path(tempfile.mkdtemp(prefix="peek-latency-"))
     for backend, url in (("sqlite", None), ("postgresql", args.url)):
         peek = _peek(args.corpus, home, url)
-        if peek.corpus_id_or_none() is None:
+        if not peek.indexed:
             peek.index()
         cycle = iter(range(10**9))
         search = _p50(lambda p=peek, c=cycle: p.search(queries[next(c) % len(queries)], 10),
