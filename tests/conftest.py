@@ -52,10 +52,22 @@ def index_unseeded(
         service.close()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _sqlite_unless_asked() -> Iterator[None]:
+    """Every test (module fixtures too) runs on the home's SQLite file unless it sets
+    PEEK_DATABASE_URL itself (`pg_url` tests, through monkeypatch)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("PEEK_DATABASE_URL", raising=False)
+        yield
+
+
 @pytest.fixture(autouse=True)
-def _sqlite_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test runs on the home's SQLite file unless it asks for PostgreSQL (`pg_url`)."""
-    monkeypatch.delenv("PEEK_DATABASE_URL", raising=False)
+def _no_leaked_database_url() -> Iterator[None]:
+    """A test that leaves PEEK_DATABASE_URL set fails (it would move later tests' stores)."""
+    import os
+
+    yield
+    assert "PEEK_DATABASE_URL" not in os.environ, "a test left PEEK_DATABASE_URL set"
 
 
 @pytest.fixture(scope="session")

@@ -58,7 +58,7 @@ def test_postgres_tokens_match_fts5_porter() -> None:
 
 
 def test_db_option_anywhere_sets_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PEEK_DATABASE_URL", raising=False)
+    monkeypatch.setenv("PEEK_DATABASE_URL", "")  # recorded, so the test's setting is undone
     argv = ["peek", "search", ".", "q", "--db", "postgresql://u@h/d", "-k", "3"]
     take_db_option(argv)
     assert argv == ["peek", "search", ".", "q", "-k", "3"]
