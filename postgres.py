@@ -47,13 +47,15 @@ def redact(url: str) -> str:
     """The URL with its password replaced by ***, for every message and log line."""
     try:
         parts = urlsplit(url)
+        has_password = parts.password is not None
     except ValueError:
         return "<unparsable database URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    parts = parts._replace(query=query)
+    if has_password:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    return urlunsplit(parts)
 
 
 def libpq_url(url: str) -> str:

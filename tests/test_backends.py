@@ -24,6 +24,8 @@ def test_urls_pick_the_backend_and_hide_the_password() -> None:
     assert redact(url) == "postgresql+psycopg://alice:***@db.example:5432/peek"
     assert redact("postgresql+psycopg://alice@/peek?host=/tmp") == \
         "postgresql+psycopg://alice@/peek?host=/tmp"
+    assert redact("postgresql://alice@h/peek?sslmode=require&password=s3cret") == \
+        "postgresql://alice@h/peek?sslmode=require&password=***"
     assert Database(url).location == redact(url) and Database(url).backend == "postgresql"
 
 
