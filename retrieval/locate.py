@@ -12,7 +12,8 @@ from functools import lru_cache
 from sqlalchemy import Connection, text
 
 from peek.retrieval.graph import FileGraph
-from peek.retrieval.lexical import Hit, path_prior, query_terms, search_chunks
+from peek.retrieval.hybrid import search
+from peek.retrieval.lexical import Hit, path_prior, query_terms
 
 # Weights of the three kinds of evidence, tuned on shared/eval/swebench-dev.jsonl.
 W_LEXICAL = 1.0
@@ -55,7 +56,7 @@ def rank_files(
     paths = _corpus_paths(conn, corpus_id)
     scores: dict[str, FileScore] = {}
     terms = query_terms(question)
-    _add_lexical(scores, search_chunks(conn, corpus_id, question, CHUNK_POOL))
+    _add_lexical(scores, search(conn, corpus_id, question, CHUNK_POOL))
     _add_evidence(scores, mentioned_paths(question, paths), W_PATH, "named in the question",
                   "path")
     _add_evidence(scores, mentioned_symbols(conn, corpus_id, question), W_SYMBOL, "defines",
