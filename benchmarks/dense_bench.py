@@ -142,10 +142,10 @@ def cost(corpora: Path, embedders: list[str], work: Path) -> None:
             start = time.perf_counter()
             stats = peek.index()
             seconds = time.perf_counter() - start
+            ds = peek.dense_stats
             again = time.perf_counter()
             peek.index()
             warm = time.perf_counter() - again
-        ds = peek.dense_stats
         size = peek.settings.db_path.stat().st_size + _wal(peek)
         rate = f"{ds.embedded / ds.embed_seconds:.0f}" if ds and ds.embed_seconds else "-"
         print(f"| {arm} | {seconds:.1f} | {ds.seconds if ds else 0:.1f} | {stats.chunks} | "

@@ -53,8 +53,9 @@ def fuse(conn: AnyConnection, lexical: list[Hit], dense: list[tuple[int, float]]
     scores: dict[int, float] = {}
     for rank, hit in enumerate(lexical):
         scores[hit.chunk_id] = 1.0 / (RRF_K + rank + 1)
+    weight = _dense_weight()
     for rank, (cid, _) in enumerate(ranked_dense):
-        scores[cid] = scores.get(cid, 0.0) + _dense_weight() / (RRF_K + rank + 1)
+        scores[cid] = scores.get(cid, 0.0) + weight / (RRF_K + rank + 1)
     by_id.update(found)
     hits = [_rescored(by_id[cid], score) for cid, score in scores.items()]
     hits.sort(key=lambda h: (-h.score, h.path, h.start_line))
@@ -62,9 +63,20 @@ def fuse(conn: AnyConnection, lexical: list[Hit], dense: list[tuple[int, float]]
 
 
 def _dense_weight() -> float:
+    """The dense ranking's share in the fusion: PEEK_DENSE_WEIGHT, default 1 (plain RRF)."""
     import os
 
-    return float(os.environ.get("PEEK_DENSE_WEIGHT", DENSE_WEIGHT))
+    from peek.errors import ConfigError
+
+    raw = os.environ.get("PEEK_DENSE_WEIGHT", "").strip()
+    try:
+        weight = float(raw) if raw else DENSE_WEIGHT
+    except ValueError:
+        weight = -1.0
+    if not 0.0 <= weight <= 10.0:
+        raise ConfigError(f"PEEK_DENSE_WEIGHT must be a number from 0 to 10, got {raw[:40]!r}",
+                          "fix or unset it")
+    return weight
 
 
 def _rescored(hit: Hit, score: float) -> Hit:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from helpers import SAMPLE, run_peek
 
+from peek.errors import ConfigError
 from peek.retrieval.dense import chunk_text, dense_search
 from peek.retrieval.embedders import DenseError, dense_choice, load_static, make_dense_embedder
 from peek.retrieval.hybrid import RRF_K, fuse
@@ -170,3 +171,17 @@ def test_static_model_distills_once_checks_hashes_and_is_semantic(tmp_path: Path
     table.write_bytes(bytes(data))
     with pytest.raises(DenseError, match="SHA-256"):
         load_static(tmp_path)
+
+
+def test_a_bad_dense_weight_is_refused(home: Path, make_corpus: Corpus, dense_on: None,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    peek = Peek(make_corpus(SAMPLE), home)
+    peek.index()
+    monkeypatch.setenv("PEEK_DENSE_WEIGHT", "lots")
+    with pytest.raises(ConfigError, match="PEEK_DENSE_WEIGHT"):
+        peek.search("session redirect", 5)
+    monkeypatch.setenv("PEEK_DENSE_WEIGHT", "0")
+    with peek.db.query() as conn:
+        plain = [h.chunk_id for h in search_chunks(conn, peek.corpus_id, "session redirect", 5)]
+    assert [h.chunk_id for h in peek.search("session redirect", 5)] == plain
+    peek.close()
