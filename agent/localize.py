@@ -28,15 +28,9 @@ from sqlalchemy import Connection, text
 
 from peek.memory.outcomes import PastOutcome, similar_outcomes
 from peek.retrieval.graph import FileGraph
-from peek.retrieval.lexical import (
-    create_fts,
-    expand_for_index,
-    fts_query,
-    is_test_path,
-    query_terms,
-    table_exists,
-)
+from peek.retrieval.lexical import create_fts, fts_query, is_test_path, table_exists
 from peek.retrieval.locate import FileScore, rank_files
+from peek.text import expand_for_index, query_terms
 
 FEATURES = ("base", "lexical", "path", "symbol", "map", "test", "non_code", "similar",
             "profile", "kind_share", "area_share", "edits", "coedit")

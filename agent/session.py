@@ -12,6 +12,7 @@ from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text, se
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm import Session as OrmSession
 
+from peek.contextmap.trajectory import Citation
 from peek.db import Database
 from peek.errors import PeekError
 from peek.schema import Base
@@ -24,19 +25,6 @@ class Budgets:
     max_steps: int = 12
     max_tokens: int | None = None
     max_cost: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Citation:
-    """A claim's evidence: a line range of a corpus file (1-based, inclusive)."""
-
-    path: str
-    start_line: int
-    end_line: int
-
-    def label(self) -> str:
-        """`path:start-end`, the form every answer cites."""
-        return f"{self.path}:{self.start_line}-{self.end_line}"
 
 
 @dataclass(slots=True)

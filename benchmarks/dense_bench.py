@@ -1,6 +1,6 @@
 """Hybrid retrieval (BM25 + dense, RRF) against BM25 alone, and what dense costs at index time.
 
-    python benchmarks/dense_bench.py CORPORA_DIR [--embedders static,minilm]
+    python benchmarks/dense_bench.py CORPORA_DIR [--embedders static,hash]
         [--parts epbench,swebench,replay,cost] [--home DIR]
 
 - epbench: the 19-chapter EpBench book as a corpus of one Markdown file per chapter;
@@ -81,8 +81,8 @@ def swebench(corpora: Path, embedders: list[str], home: Path) -> None:
     """Offline ask recall on swebench-dev, BM25 vs hybrid (one store, vectors for all)."""
     from swebench_bench import DATA, load  # type: ignore[import-not-found]
 
-    from peek.agent.evaluate import evaluate
     from peek.agent.session import Budgets
+    from peek.evals.evaluate import evaluate
 
     groups = load(DATA)
     print(f"\n## SWE-bench dev localization ({sum(map(len, groups.values()))} items)\n")
@@ -108,7 +108,7 @@ def swebench(corpora: Path, embedders: list[str], home: Path) -> None:
 
 def replay_part(corpora: Path, embedders: list[str]) -> None:
     """`peek eval --replay`'s learned arm, BM25 vs hybrid, later halves."""
-    from peek.agent.replay import load_replay, replay, resolve_corpora
+    from peek.evals.replay import load_replay, replay, resolve_corpora
 
     rows = load_replay(EVAL / "replay-dev.jsonl")
     print(f"\n## Replay (learned arm, {len(rows)} rows, later halves)\n")

@@ -27,16 +27,16 @@ def _version(dist: str) -> str | None:
 
 
 def _tiktoken_offline() -> dict[str, Any]:
-    """Load o200k_base from the bundled cache only; report where it came from."""
+    """Build o200k_base from the bundled, hash-checked BPE file; report which file it was."""
     from peek.errors import PeekError
-    from peek.tokens import configure_offline_cache, count_tokens
+    from peek.tokens import bundled_bpe_file, count_tokens
 
     try:
-        folder = configure_offline_cache()
         count_tokens("peek doctor")
+        path = bundled_bpe_file()
     except (PeekError, OSError, ValueError) as exc:
         return {"ok": False, "error": str(exc)}
-    return {"ok": True, "cache_dir": str(folder)}
+    return {"ok": True, "bpe_file": str(path)}
 
 
 def _embedder() -> str:
@@ -70,7 +70,7 @@ def _retrieval() -> str:
     except DenseError as err:
         return f"bm25 (SQLite FTS5); {err.message}"
     if choice == "off":
-        return "bm25 (SQLite FTS5); dense off (PEEK_DENSE=static|minilm|hash turns it on)"
+        return "bm25 (SQLite FTS5); dense off (PEEK_DENSE=static|hash turns it on)"
     return f"bm25 + dense {choice} (faiss, reciprocal-rank fusion)"
 
 

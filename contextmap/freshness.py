@@ -8,7 +8,6 @@ first and the agent re-checks it before trusting it.
 
 from __future__ import annotations
 
-import os
 import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,15 +15,13 @@ from pathlib import Path, PurePosixPath
 
 from sqlalchemy import Connection, bindparam, select
 
+from peek.blobs import working_tree_sha
 from peek.contextmap.model import Entry
 from peek.contextmap.store import ChangeSet
-from peek.retrieval.walk import git_blob_sha
 from peek.schema import Corpus, File, Symbol
 
-__all__ = ["CorpusView", "IndexedFile", "SymbolSpan", "git_blob_sha", "working_tree_sha"]
+__all__ = ["CorpusView", "IndexedFile", "SymbolSpan"]
 
-_SHA_CACHE: dict[str, tuple[tuple[int, int, int], str]] = {}
-_SHA_CACHE_MAX = 8192
 _QUERY_CHUNK = 500
 _SELECT_FILES = select(File.id, File.path, File.blob_sha, File.line_count, File.language).where(
     File.corpus_id == bindparam("cid"), File.path.in_(bindparam("paths", expanding=True)))
@@ -32,36 +29,6 @@ _SELECT_SYMBOLS = (select(Symbol.name, Symbol.qualname, Symbol.kind, Symbol.star
                           Symbol.end_line)
                    .where(Symbol.file_id == bindparam("fid")).order_by(Symbol.start_line))
 _SELECT_ROOT = select(Corpus.root).where(Corpus.id == bindparam("cid"))
-
-
-def working_tree_sha(path: str | Path, root: Path | None = None) -> str | None:
-    """The blob sha of a corpus file now, cached by (mtime, size, inode) so renders stay cheap.
-
-    `path` is relative to `root` (an absolute path is split against `root`'s parent when no
-    root is given). The file is read race-free beneath the root with the one read size cap: a
-    cited symlink out of the corpus or a huge file has no sha (it reads as gone).
-    """
-    from peek.config import max_file_bytes
-    from peek.safefs import SandboxError, open_beneath, read_fd
-
-    if root is None:
-        full = Path(path)
-        root, path = full.parent, full.name
-    key = os.path.join(os.fspath(root), os.fspath(path))
-    try:
-        with open_beneath(root, os.fspath(path), "file") as opened:
-            st = opened.info
-            sig = (st.st_mtime_ns, st.st_size, st.st_ino)
-            hit = _SHA_CACHE.get(key)
-            if hit is not None and hit[0] == sig:
-                return hit[1]
-            sha = git_blob_sha(read_fd(opened.fd, st, max_file_bytes(), os.fspath(path)))
-    except (SandboxError, OSError):
-        return None
-    if len(_SHA_CACHE) >= _SHA_CACHE_MAX:
-        _SHA_CACHE.clear()
-    _SHA_CACHE[key] = (sig, sha)
-    return sha
 
 
 @dataclass(frozen=True)

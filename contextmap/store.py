@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 
 from peek.contextmap.errors import MapError, VersionError
 from peek.contextmap.model import (
@@ -103,7 +103,7 @@ class EditRecord:
     reason: str
     created_at: float
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form for `peek map history --json`."""
         return {"op": self.op, "id": self.entry_id, "before": self.before, "after": self.after,
                 "session": self.session, "reason": self.reason}
@@ -164,7 +164,7 @@ class EntryChange:
     before: Entry | None
     after: Entry | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form for `peek map diff --json`."""
         return {"id": self.id, "change": self.change,
                 "before": self.before.to_dict() if self.before else None,
@@ -310,10 +310,10 @@ class VersionRecord:
     session: str | None
     edits: tuple[EditRecord, ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form for `peek map history --json`."""
         return {"version": self.version, "created_at": self.created_at, "session": self.session,
-                "edits": [e.to_json() for e in self.edits]}
+                "edits": [e.to_dict() for e in self.edits]}
 
 
 class MapStore:
@@ -356,15 +356,6 @@ class MapStore:
         with self.db.read() as conn:
             return diff_entries(entries_at(conn, self.corpus_id, v1),
                                 entries_at(conn, self.corpus_id, v2))
-
-    def size(self) -> tuple[int, int]:
-        """(edit rows, live entries), for benchmarks and `doctor`."""
-        with self.db.read() as conn:
-            edits = conn.scalar(select(func.count()).select_from(_EDITS)
-                                .where(_EDITS.c.corpus_id == self.corpus_id))
-            entries = conn.scalar(select(func.count()).select_from(_ENTRIES)
-                                  .where(_ENTRIES.c.corpus_id == self.corpus_id))
-        return int(edits or 0), int(entries or 0)
 
 
 def _group(edits: list[EditRecord]) -> list[VersionRecord]:

