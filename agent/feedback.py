@@ -169,7 +169,7 @@ def teach_ranker(peek: Peek, conn: Connection, traj: Trajectory, session: str) -
     from sqlalchemy import select
 
     from peek.agent.localize import learn, localize, unpack
-    from peek.agent.session import AgentSessionRow
+    from peek.agent.tables import AgentSessionRow
 
     if traj.outcome.success is False or not traj.outcome.edited_files:
         return

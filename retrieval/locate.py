@@ -8,11 +8,14 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, text
-
+from peek.db import driver
 from peek.retrieval.graph import FileGraph
 from peek.retrieval.lexical import Hit, path_prior, query_terms, search_chunks
+
+if TYPE_CHECKING:
+    from peek.db import AnyConnection
 
 # Weights of the three kinds of evidence, tuned on shared/eval/swebench-dev.jsonl.
 W_LEXICAL = 1.0
@@ -41,7 +44,7 @@ class FileScore:
 
 
 def rank_files(
-    conn: Connection,
+    conn: AnyConnection,
     corpus_id: int,
     question: str,
     k: int = 10,
@@ -84,8 +87,8 @@ def _add_graph(scores: dict[str, FileScore], graph: FileGraph) -> None:
             item.parts["graph"] = rank / top
 
 
-def _corpus_paths(conn: Connection, corpus_id: int) -> list[str]:
-    rows = conn.execute(text("SELECT path FROM files WHERE corpus_id = :c"), {"c": corpus_id})
+def _corpus_paths(conn: AnyConnection, corpus_id: int) -> list[str]:
+    rows = driver(conn).execute("SELECT path FROM files WHERE corpus_id = :c", {"c": corpus_id})
     return [r[0] for r in rows]
 
 
@@ -162,17 +165,15 @@ def _match_suffix(
 
 
 def mentioned_symbols(
-    conn: Connection, corpus_id: int, question: str
+    conn: AnyConnection, corpus_id: int, question: str
 ) -> dict[str, tuple[float, str]]:
     """Files defining identifiers the question uses; rare and code-looking names weigh more."""
     names = _question_identifiers(question)
     if not names:
         return {}
-    rows = conn.execute(
-        text(
-            "SELECT s.name, f.path FROM symbols s JOIN files f ON f.id = s.file_id "
-            "WHERE f.corpus_id = :c AND s.name IN (SELECT value FROM json_each(:names))"
-        ),
+    rows = driver(conn).execute(
+        "SELECT s.name, f.path FROM symbols s JOIN files f ON f.id = s.file_id "
+        "WHERE f.corpus_id = :c AND s.name IN (SELECT value FROM json_each(:names))",
         {"c": corpus_id, "names": json.dumps(list(names))},
     )
     defined_in: dict[str, set[str]] = defaultdict(set)

@@ -16,6 +16,7 @@ import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from pathspec import GitIgnoreSpec
@@ -80,6 +81,12 @@ class Rules:
             if rx is not None and rx.search(target) is not None:
                 return include
         return None
+
+
+@lru_cache(maxsize=256)
+def cached_rules(lines: tuple[str, ...]) -> Rules:
+    """Rules for these exact lines, compiled once per process (every read checks them)."""
+    return Rules(lines)
 
 
 def _split_regex(source: str) -> tuple[re.Pattern[str] | None, re.Pattern[str]]:
@@ -151,7 +158,7 @@ class IgnoreRules:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        base = [("", Rules((*DEFAULT_IGNORES, *SECRET_IGNORES)))]
+        base = [("", cached_rules((*DEFAULT_IGNORES, *SECRET_IGNORES)))]
         exclude = self._load(".git/info/exclude")
         if exclude is not None:
             base.append(("", exclude))
@@ -197,7 +204,7 @@ class IgnoreRules:
         except SandboxError:
             return None
         lines = data.decode("utf-8", errors="replace").splitlines()
-        return Rules(lines) if lines else None
+        return cached_rules(tuple(lines)) if lines else None
 
 
 def _dir_of(rel: str) -> str:
