@@ -16,7 +16,7 @@ import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pathspec import GitIgnoreSpec
@@ -62,11 +62,17 @@ class Rules:
 
     def __init__(self, lines: list[str] | tuple[str, ...]) -> None:
         spec = GitIgnoreSpec.from_lines(lines)
-        self.patterns = [(bool(p.include), *_split_regex(p.regex.pattern))
+        self._sources = [(bool(p.include), *_split_regex(p.regex.pattern))
                          for p in reversed(spec.patterns)
                          if p.include is not None and p.regex is not None]
-        parts = [rx.pattern for _, *both in self.patterns for rx in both if rx is not None]
+        parts = [src for _, *both in self._sources for src in both if src is not None]
         self.any = re.compile("|".join(f"(?:{part})" for part in parts)) if parts else None
+
+    @cached_property
+    def patterns(self) -> list[tuple[bool, re.Pattern[str] | None, re.Pattern[str]]]:
+        """Each line's file and folder regexes, compiled when a path first matches any line."""
+        return [(include, None if for_file is None else re.compile(for_file), re.compile(for_dir))
+                for include, for_file, for_dir in self._sources]
 
     def verdict(self, target: str) -> bool | None:
         """True: ignored, False: re-included by a `!` line, None: no line speaks of it.
@@ -89,7 +95,7 @@ def cached_rules(lines: tuple[str, ...]) -> Rules:
     return Rules(lines)
 
 
-def _split_regex(source: str) -> tuple[re.Pattern[str] | None, re.Pattern[str]]:
+def _split_regex(source: str) -> tuple[str | None, str]:
     """pathspec's regex as two: one for a file itself, one for a folder (`a/b/`) itself.
 
     pathspec also matches a path through a folder above it (`build/` matches `build/a.py`);
@@ -98,9 +104,8 @@ def _split_regex(source: str) -> tuple[re.Pattern[str] | None, re.Pattern[str]]:
     """
     either = "(?:(?P<ps_d>/)|$)"
     file_source = source.replace(either, "$")
-    for_file = None if "(?P<ps_d>" in file_source else re.compile(file_source)
-    for_dir = re.compile(source.replace(either, "/$").replace("(?P<ps_d>/)", "/$"))
-    return for_file, for_dir
+    for_file = None if "(?P<ps_d>" in file_source else file_source
+    return for_file, source.replace(either, "/$").replace("(?P<ps_d>/)", "/$")
 
 
 @dataclass(frozen=True, slots=True)
