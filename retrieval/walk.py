@@ -66,7 +66,7 @@ class Rules:
                          for p in reversed(spec.patterns)
                          if p.include is not None and p.regex is not None]
         parts = [src for _, *both in self._sources for src in both if src is not None]
-        self.any = re.compile("|".join(f"(?:{part})" for part in parts)) if parts else None
+        self.any = re.compile(_either(parts)) if parts else None
 
     @cached_property
     def patterns(self) -> list[tuple[bool, re.Pattern[str] | None, re.Pattern[str]]]:
@@ -87,6 +87,19 @@ class Rules:
             if rx is not None and rx.search(target) is not None:
                 return include
         return None
+
+
+_ANY_FOLDER = "^(?:.+/)?"  # how pathspec starts a pattern without a slash (most of them)
+
+
+def _either(parts: list[str]) -> str:
+    """One regex matching what any part matches; the common `^(?:.+/)?` is factored out, which
+    makes the search several times faster on long paths (same language, so same verdicts)."""
+    shared = [p[len(_ANY_FOLDER):] for p in parts if p.startswith(_ANY_FOLDER)]
+    rest = [p for p in parts if not p.startswith(_ANY_FOLDER)]
+    if shared:
+        rest.append(_ANY_FOLDER + "(?:" + "|".join(f"(?:{p})" for p in shared) + ")")
+    return "|".join(f"(?:{p})" for p in rest)
 
 
 @lru_cache(maxsize=256)
@@ -169,6 +182,11 @@ class IgnoreRules:
             base.append(("", exclude))
         self._base: _Specs = tuple(base)
         self._dirs: dict[str, _Specs] = {}
+        self._listed: dict[str, tuple[str, ...]] = {}
+
+    def listed(self, dir_rel: str, names: set[str]) -> None:
+        """Note which ignore files a folder's listing holds, so `specs` opens only those."""
+        self._listed[dir_rel] = tuple(n for n in IGNORE_FILES if n in names)
 
     def specs(self, dir_rel: str) -> _Specs:
         """The rules that apply inside a folder (`""` or `"a/b/"`), deepest last."""
@@ -177,7 +195,8 @@ class IgnoreRules:
             parent = self._base if not dir_rel else self.specs(_parent_dir(dir_rel))
             own = tuple(
                 (dir_rel, spec)
-                for spec in (self._load(dir_rel + name) for name in IGNORE_FILES)
+                for spec in (self._load(dir_rel + name)
+                             for name in self._listed.pop(dir_rel, IGNORE_FILES))
                 if spec is not None
             )
             found = self._dirs[dir_rel] = parent + own
@@ -267,6 +286,7 @@ def _walk(
     except OSError:
         report.unreadable.append(rel or ".")
         return
+    rules.listed(rel, {e.name for e in entries})
     for entry in entries:
         child = rel + entry.name
         kind = _kind(entry)
