@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from peek.db import Database
 from peek.errors import CorpusError
@@ -41,6 +41,9 @@ from peek.retrieval.walk import (
     walk_corpus,
 )
 from peek.safefs import SandboxError, read_beneath
+
+if TYPE_CHECKING:
+    from peek.retrieval.graph import FileGraph
 
 Progress = Callable[[int, int], None]
 PARALLEL_MIN = 200
@@ -91,6 +94,8 @@ class IndexStats:
     decode_errors: int = 0
     first_index: bool = False
     unreadable: list[str] = field(default_factory=list)
+    # the graph this run rebuilt and saved (None when nothing changed), for the map's seeding
+    graph: FileGraph | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, object]:
         """The JSON contract of `peek index --json`, then the extra counters."""
@@ -153,7 +158,7 @@ def _index(
         if stats.added or stats.changed or stats.removed or not has_graph:
             from peek.retrieval.graph import refresh_saved_graph
 
-            refresh_saved_graph(conn, corpus_id)
+            stats.graph = refresh_saved_graph(conn, corpus_id)
         stats.files, stats.chunks = _totals(conn, corpus_id)
         stats.seconds = time.perf_counter() - started
         _stamp(conn, corpus_id, git, stats.seconds)
