@@ -55,12 +55,12 @@ def rank_files(
 
     `boosts` is outside evidence per path (strength 0..1, why), e.g. matching map entries.
     """
-    paths = _corpus_paths(conn, corpus_id)
     scores: dict[str, FileScore] = {}
     terms = query_terms(question)
     _add_lexical(scores, search_chunks(conn, corpus_id, question, CHUNK_POOL))
-    _add_evidence(scores, mentioned_paths(question, paths), W_PATH, "named in the question",
-                  "path")
+    named = (mentioned_paths(question, _corpus_paths(conn, corpus_id))
+             if _names_paths(question) else {})
+    _add_evidence(scores, named, W_PATH, "named in the question", "path")
     _add_evidence(scores, mentioned_symbols(conn, corpus_id, question), W_SYMBOL, "defines",
                   "symbol")
     _add_evidence(scores, boosts or {}, W_MAP, "", "map")
@@ -117,6 +117,12 @@ def _add_evidence(
         item.parts[kind] = strength
         item.score += weight * strength
         item.reasons.append(f"{why} {detail}".strip())
+
+
+def _names_paths(question: str) -> bool:
+    """Whether the question has a path or a dotted name at all (most have neither, and then
+    the corpus's paths need not be read)."""
+    return _PATHLIKE.search(question) is not None or _DOTTED.search(question) is not None
 
 
 def mentioned_paths(question: str, paths: list[str]) -> dict[str, tuple[float, str]]:
