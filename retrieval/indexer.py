@@ -10,12 +10,10 @@ file graph and the stamp (`indexed_at`, HEAD) are written last.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -23,7 +21,6 @@ from typing import TYPE_CHECKING, Literal
 from peek.db import Database
 from peek.errors import CorpusError
 from peek.gitutil import is_git_tree
-from peek.retrieval.chunking import ParsedFile, language_for, parse_file
 from peek.retrieval.lexical import (
     delete_fts_rows,
     ensure_fts,
@@ -42,7 +39,11 @@ from peek.retrieval.walk import (
 )
 from peek.safefs import SandboxError, read_beneath
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a no-change index needs neither the parsers nor a process pool
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from multiprocessing.context import BaseContext
+
+    from peek.retrieval.chunking import ParsedFile
     from peek.retrieval.graph import FileGraph
 
 Progress = Callable[[int, int], None]
@@ -205,11 +206,13 @@ def _parsed_batches(jobs: list[Job]) -> Iterator[list[tuple[FileEntry, Outcome]]
     """Outcomes BATCH_FILES at a time; with a pool, the next batch parses while one is written."""
     batches = [jobs[i : i + BATCH_FILES] for i in range(0, len(jobs), BATCH_FILES)]
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    context = _pool_context()
-    if len(jobs) < PARALLEL_MIN or workers < 2 or context is None:
+    context = _pool_context() if len(jobs) >= PARALLEL_MIN and workers >= 2 else None
+    if context is None:
         for batch in batches:
             yield [(job[2], _read_one(*job)) for job in batch]
         return
+    from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         pending = _submit(pool, batches[0])
         for k, batch in enumerate(batches):
@@ -219,12 +222,14 @@ def _parsed_batches(jobs: list[Job]) -> Iterator[list[tuple[FileEntry, Outcome]]
             pending = following
 
 
-def _pool_context() -> mp.context.BaseContext | None:
+def _pool_context() -> BaseContext | None:
     """forkserver (workers fork from a clean server that preloaded the parsers), else spawn."""
+    import multiprocessing as mp
+
     methods = mp.get_all_start_methods()
     if "forkserver" in methods:
         context = mp.get_context("forkserver")
-        context.set_forkserver_preload(["peek.retrieval.indexer"])
+        context.set_forkserver_preload(["peek.retrieval.indexer", "peek.retrieval.chunking"])
         return context
     return mp.get_context("spawn") if "spawn" in methods else None
 
@@ -256,6 +261,8 @@ def _read_one(root: Path, max_bytes: int, entry: FileEntry, prior_sha: str | Non
 
 def _parse(entry: FileEntry, sha: str, data: bytes) -> ReadFile:
     """Decode (invalid UTF-8 replaced and counted) and parse one file."""
+    from peek.retrieval.chunking import language_for, parse_file
+
     try:
         body, errors = data.decode("utf-8"), 0
     except UnicodeDecodeError:
