@@ -101,7 +101,8 @@ class Peek:
             from peek.contextmap.bootstrap import bootstrap_map
 
             with self.db.lock("seed"):  # two first indexes at once must not both seed the map
-                bootstrap_map(self.db, self.corpus_id, self.root)  # a no-op once seeded
+                bootstrap_map(self.db, self.corpus_id, self.root,  # a no-op once seeded
+                              graph=stats.graph)
         if stats.added or stats.changed or stats.removed:
             self.memory_invalidate()  # memory citing code that changed is marked stale now
         return stats
