@@ -263,6 +263,8 @@ def main() -> None:
     from peek.cli.errors import run_guarded
 
     take_db_option(sys.argv)
+    # peek's numpy work is small arrays: OpenBLAS's thread pool only adds ~50 ms to each start
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     code = run_guarded(app)
     if os.environ.get("PEEK_REPORT_RSS"):
         report_peak_rss()

@@ -10,42 +10,16 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    Boolean,
-    Connection,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    insert,
-    select,
-)
-from sqlalchemy import UniqueConstraint as Unique
-from sqlalchemy.orm import Mapped, mapped_column
-
+from peek.db import driver
 from peek.retrieval.lexical import create_fts, fts_add, fts_match, table_exists
-from peek.schema import Base
 from peek.text import expand_for_index, query_terms
 
+if TYPE_CHECKING:
+    from peek.db import AnyConnection
+
 SIMILAR_POOL = 20
-
-
-class OutcomeRow(Base):
-    """One recorded session outcome; (corpus, session) is unique, so recording is idempotent."""
-
-    __tablename__ = "session_outcomes"
-    __table_args__ = (Unique("corpus_id", "session"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    corpus_id: Mapped[int] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"))
-    session: Mapped[str] = mapped_column(String(64))
-    question: Mapped[str] = mapped_column(Text)
-    edited: Mapped[str] = mapped_column(Text)  # JSON list of corpus paths
-    success: Mapped[bool | None] = mapped_column(Boolean)
-    source: Mapped[str] = mapped_column(String(16))  # record | trajectory | mcp
-    recorded_at: Mapped[float] = mapped_column(Float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,39 +42,47 @@ def fts_name(corpus_id: int) -> str:
     return f"outcomes_fts_{int(corpus_id)}"
 
 
-def ensure_fts(conn: Connection, corpus_id: int) -> None:
+def ensure_fts(conn: AnyConnection, corpus_id: int) -> None:
     """Create the corpus's outcome index on first use (same tokenizer as code search)."""
     create_fts(conn, fts_name(corpus_id), "question")
 
 
-_COLUMNS = (OutcomeRow.session, OutcomeRow.question, OutcomeRow.edited, OutcomeRow.success,
-            OutcomeRow.recorded_at)
+_COLUMNS = "session, question, edited, success, recorded_at"
 
 
 def _past(row: Any) -> PastOutcome:
     return PastOutcome(row[0], row[1], tuple(json.loads(row[2])), row[3], row[4])
 
 
-def stored_outcome(conn: Connection, corpus_id: int, session: str) -> PastOutcome | None:
+def stored_outcome(conn: AnyConnection, corpus_id: int, session: str) -> PastOutcome | None:
     """The outcome already recorded for a session, if any."""
-    row = conn.execute(select(*_COLUMNS).where(
-        OutcomeRow.corpus_id == corpus_id, OutcomeRow.session == session)).first()
-    return None if row is None else _past(row)
+    row = driver(conn).execute(
+        f"SELECT {_COLUMNS} FROM session_outcomes WHERE corpus_id = :c AND session = :s",
+        {"c": corpus_id, "s": session}).fetchone()
+    return None if row is None else _past((*row[:3], _flag(row[3]), row[4]))
 
 
-def save_outcome(conn: Connection, corpus_id: int, outcome: PastOutcome,
+def _flag(value: Any) -> bool | None:
+    """A stored boolean as Python's (SQLite keeps 0/1)."""
+    return None if value is None else bool(value)
+
+
+def save_outcome(conn: AnyConnection, corpus_id: int, outcome: PastOutcome,
                  source: str = "record") -> None:
     """Store an outcome and index its question (inside the caller's write transaction)."""
-    row_id = conn.execute(insert(OutcomeRow).values(
-        corpus_id=corpus_id, session=outcome.session, question=outcome.question,
-        edited=json.dumps(sorted(set(outcome.edited))), success=outcome.success, source=source,
-        recorded_at=outcome.recorded_at or time.time()).returning(OutcomeRow.id)).scalar_one()
+    raw = driver(conn)
+    row_id = raw.execute(
+        f"INSERT INTO session_outcomes (corpus_id, {_COLUMNS}, source) "
+        "VALUES (:c, :session, :question, :edited, :success, :recorded_at, :source) RETURNING id",
+        {"c": corpus_id, "session": outcome.session, "question": outcome.question,
+         "edited": json.dumps(sorted(set(outcome.edited))), "success": outcome.success,
+         "source": source, "recorded_at": outcome.recorded_at or time.time()}).fetchone()[0]
     ensure_fts(conn, corpus_id)
     fts_add(conn, fts_name(corpus_id), [(row_id, None, expand_for_index(outcome.question))],
             column="question")
 
 
-def similar_outcomes(conn: Connection, corpus_id: int, question: str,
+def similar_outcomes(conn: AnyConnection, corpus_id: int, question: str,
                      k: int = SIMILAR_POOL) -> list[tuple[PastOutcome, float]]:
     """The k past requests most similar to a question (BM25, higher is better), best first."""
     terms = query_terms(question)
@@ -108,6 +90,8 @@ def similar_outcomes(conn: Connection, corpus_id: int, question: str,
         return []
     found = fts_match(conn, fts_name(corpus_id), terms, k)
     scores = {row_id: score for row_id, _, score in found}
-    rows = {r[0]: r[1:] for r in conn.execute(select(OutcomeRow.id, *_COLUMNS).where(
-        OutcomeRow.id.in_(list(scores))))}
-    return [(_past(rows[i]), s) for i, s in scores.items() if i in rows]
+    rows = {r[0]: r[1:] for r in driver(conn).execute(
+        f"SELECT id, {_COLUMNS} FROM session_outcomes WHERE id IN "
+        "(SELECT value FROM json_each(?))", (json.dumps(list(scores)),))}
+    return [(_past((*rows[i][:3], _flag(rows[i][3]), rows[i][4])), s)
+            for i, s in scores.items() if i in rows]
