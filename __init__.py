@@ -1,9 +1,12 @@
 """peek: an orientation cache and agent memory for corpora that agents read again and again.
 
     >>> from peek import Peek
-    >>> peek = Peek("path/to/repo")          # doctest: +SKIP
-    >>> peek.index()                          # doctest: +SKIP
-    >>> peek.ask("where are redirects followed?").citations   # doctest: +SKIP
+    >>> with Peek("path/to/repo") as peek:     # doctest: +SKIP
+    ...     peek.index()
+    ...     peek.ask("where are redirects followed?").citations
+
+Every type a `Peek` method returns, and every type those results hold, is importable from here
+(tests/test_architecture.py checks it), as are the errors peek raises.
 """
 
 from __future__ import annotations
@@ -16,9 +19,24 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from peek.agent.models import Model
     from peek.agent.scripted import ScriptedModel
-    from peek.agent.session import AskResult, Budgets, Citation
-    from peek.contextmap.policy import MapView, UpdateResult
+    from peek.agent.session import AskResult, Budgets
+    from peek.contextmap.errors import (
+        BudgetError,
+        EntryNotFoundError,
+        MapError,
+        MapImportError,
+        TrajectoryError,
+        VersionError,
+    )
+    from peek.contextmap.model import Anchor, Entry
+    from peek.contextmap.policy import AppliedEdit, MapView, UpdateResult
+    from peek.contextmap.store import EditRecord, EntryChange, VersionRecord
+    from peek.contextmap.trajectory import Citation, Trajectory
     from peek.errors import CorpusError, NotIndexedError, PeekError, QueryError, StoreError
+    from peek.memory.pipeline import Remembered
+    from peek.memory.query import MemoryHit, MemorySearch
+    from peek.memory.summaries import EntitySummary, EpisodeSummary
+    from peek.retrieval.graph import FileGraph, SymbolRow
     from peek.retrieval.indexer import IndexStats
     from peek.retrieval.lexical import Hit
     from peek.service import Peek
@@ -29,25 +47,48 @@ _EXPORTS = {
     "Peek": "peek.service",
     "AskResult": "peek.agent.session",
     "Budgets": "peek.agent.session",
-    "Citation": "peek.agent.session",
+    "Citation": "peek.contextmap.trajectory",
+    "Model": "peek.agent.models",
+    "ScriptedModel": "peek.agent.scripted",
     "CorpusStatus": "peek.status",
     "Hit": "peek.retrieval.lexical",
     "IndexStats": "peek.retrieval.indexer",
+    "FileGraph": "peek.retrieval.graph",
+    "SymbolRow": "peek.retrieval.graph",
     "MapView": "peek.contextmap.policy",
-    "Model": "peek.agent.models",
-    "ScriptedModel": "peek.agent.scripted",
     "UpdateResult": "peek.contextmap.policy",
+    "AppliedEdit": "peek.contextmap.policy",
+    "Anchor": "peek.contextmap.model",
+    "Entry": "peek.contextmap.model",
+    "EditRecord": "peek.contextmap.store",
+    "EntryChange": "peek.contextmap.store",
+    "VersionRecord": "peek.contextmap.store",
+    "Trajectory": "peek.contextmap.trajectory",
+    "MemoryHit": "peek.memory.query",
+    "MemorySearch": "peek.memory.query",
+    "Remembered": "peek.memory.pipeline",
+    "EpisodeSummary": "peek.memory.summaries",
+    "EntitySummary": "peek.memory.summaries",
     "PeekError": "peek.errors",
     "CorpusError": "peek.errors",
     "NotIndexedError": "peek.errors",
     "QueryError": "peek.errors",
     "StoreError": "peek.errors",
+    "MapError": "peek.contextmap.errors",
+    "BudgetError": "peek.contextmap.errors",
+    "EntryNotFoundError": "peek.contextmap.errors",
+    "TrajectoryError": "peek.contextmap.errors",
+    "MapImportError": "peek.contextmap.errors",
+    "VersionError": "peek.contextmap.errors",
 }
 
 __all__ = [
-    "AskResult", "Budgets", "Citation", "CorpusError", "CorpusStatus", "Hit", "IndexStats",
-    "MapView", "Model", "NotIndexedError", "Peek", "PeekError", "QueryError", "ScriptedModel",
-    "StoreError", "UpdateResult", "__version__",
+    "Anchor", "AppliedEdit", "AskResult", "BudgetError", "Budgets", "Citation", "CorpusError",
+    "CorpusStatus", "EditRecord", "EntitySummary", "Entry", "EntryChange", "EntryNotFoundError",
+    "EpisodeSummary", "FileGraph", "Hit", "IndexStats", "MapError", "MapImportError", "MapView",
+    "MemoryHit", "MemorySearch", "Model", "NotIndexedError", "Peek", "PeekError", "QueryError",
+    "Remembered", "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
+    "UpdateResult", "VersionError", "VersionRecord", "__version__",
 ]
 
 
@@ -57,3 +98,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'peek' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    """The public names, for completion in a REPL."""
+    return sorted(__all__)

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from peek.agent.session import AskResult, Budgets
     from peek.contextmap.policy import MapView, UpdateResult
     from peek.contextmap.store import EntryChange, VersionRecord
+    from peek.memory.pipeline import Remembered
     from peek.memory.query import MemorySearch
+    from peek.memory.summaries import EntitySummary, EpisodeSummary
     from peek.retrieval.graph import FileGraph
     from peek.retrieval.indexer import IndexStats, Progress
     from peek.retrieval.lexical import Hit
@@ -63,7 +65,7 @@ class Peek:
         """The store, opened (and migrated) on first use."""
         return open_database(self.settings.db_path)
 
-    def corpus_id_or_none(self) -> int | None:
+    def _corpus_id_or_none(self) -> int | None:
         """The id of this corpus in the store, or None when it was never indexed."""
         if self._corpus_id is None:  # ids never change once given, so one look-up is enough
             with self.db.query() as conn:
@@ -75,12 +77,17 @@ class Peek:
     @property
     def corpus_id(self) -> int:
         """The id of this corpus; commands that need an index fail clearly without one."""
-        cid = self.corpus_id_or_none()
+        cid = self._corpus_id_or_none()
         if cid is None:
             raise NotIndexedError(
                 f"{self.root} is not indexed yet", f"run: peek index {self.root}"
             )
         return cid
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the store holds an index of this corpus (nothing is created to find out)."""
+        return self._corpus_id_or_none() is not None
 
     def index(self, progress: Progress | None = None) -> IndexStats:
         """Index the corpus incrementally: only added or changed files are read again."""
@@ -167,23 +174,17 @@ class Peek:
             result = run_agent(self, question, model, budgets, session=session, resume=resume,
                                learn=learn, on_event=on_event)
         if learn and model is not None:  # an offline answer enters memory with its outcome
-            self.remember_session(result.trajectory, result.session)
+            self._remember_session(result.trajectory, result.session)
         return result
 
     # --- episodic memory ---------------------------------------------------------------------
 
-    def remember_session(self, trajectory: dict[str, Any], session: str) -> None:
+    def _remember_session(self, trajectory: dict[str, Any], session: str) -> None:
         """Add a finished code session to episodic memory (files, symbols, actions, commit)."""
         from peek.memory import record_code_session
 
         if trajectory.get("question"):
             record_code_session(self.db, self.corpus_id, self.root, trajectory, session)
-
-    def memory_block(self, question: str, budget: int) -> str:
-        """The routed episode and matching entity summaries, within `budget` tokens."""
-        from peek.memory import memory_block
-
-        return memory_block(self.db, self.corpus_id, question, budget) if budget > 0 else ""
 
     def memory_search(self, query: str, k: int = 10, budget: int = 2000) -> MemorySearch:
         """Ranked memory items, each naming the turns it draws on."""
@@ -194,23 +195,27 @@ class Peek:
         k, budget = check_k(k), check_memory_budget(budget)
         return memory_search(self.db, self.corpus_id, query, k, budget)
 
-    def memory_ingest(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+    def memory_ingest(self, path: str | os.PathLike[str]) -> Remembered:
         """Ingest a conversation log (JSON lines, one turn each) or a document into memory."""
         from peek.memory.ingest import ingest_file
+        from peek.memory.pipeline import Remembered
 
-        return dict(ingest_file(self.db, self.corpus_id, Path(path)))
+        counts: dict[str, Any] = dict(ingest_file(self.db, self.corpus_id, Path(path)))
+        return Remembered(**counts)  # the counts are Remembered.to_dict() of the ingest
 
-    def memory_episodes(self) -> list[dict[str, Any]]:
+    def memory_episodes(self) -> list[EpisodeSummary]:
         """Episodes: id, size, tokens and the sha256 of each byte-stable prompt prefix."""
         from peek.memory import list_episodes
+        from peek.memory.summaries import EpisodeSummary
 
-        return list_episodes(self.db, self.corpus_id)
+        return [EpisodeSummary(**row) for row in list_episodes(self.db, self.corpus_id)]
 
-    def memory_entities(self) -> list[dict[str, Any]]:
+    def memory_entities(self) -> list[EntitySummary]:
         """The workspace's entities with their roles and states."""
         from peek.memory import list_entities
+        from peek.memory.summaries import EntitySummary
 
-        return list_entities(self.db, self.corpus_id)
+        return [EntitySummary(**row) for row in list_entities(self.db, self.corpus_id)]
 
     def memory_invalidate(self) -> int:
         """Mark memory that cites changed code as stale; returns how many items changed."""
@@ -236,16 +241,6 @@ class Peek:
         budget = check_map_budget(budget)
         return record_session(self, trajectory, session=session, edited=edited, success=success,
                               budget=budget, model=model, evolve_steps=evolve_steps)
-
-    def relative(self, path: str) -> str:
-        """A corpus path as stored (posix, relative to the root), from any form a user gives."""
-        candidate = Path(path)
-        if candidate.is_absolute():
-            try:
-                candidate = candidate.resolve().relative_to(self.root)
-            except ValueError as exc:
-                raise QueryError(f"{path} is outside the corpus {self.root}") from exc
-        return candidate.as_posix().removeprefix("./")
 
     # --- the context map -------------------------------------------------------------------
 
@@ -324,7 +319,8 @@ class Peek:
         """Indexed commit vs HEAD, files changed since the index, index age and map version."""
         from peek.status import corpus_status
 
-        return corpus_status(self)
+        return corpus_status(self.db, self.root, self._corpus_id_or_none(),
+                             self.settings.max_file_bytes)
 
     def close(self) -> None:
         """Release the store's connections."""

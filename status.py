@@ -10,7 +10,9 @@ from peek.retrieval.skipped import load_skipped, still_skipped
 from peek.retrieval.walk import git_state, walk_corpus
 
 if TYPE_CHECKING:
-    from peek.service import Peek
+    from pathlib import Path
+
+    from peek.db import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,32 +41,68 @@ class CorpusStatus:
         return {**asdict(self), "dirty": self.dirty}
 
 
-def corpus_status(peek: Peek) -> CorpusStatus:
+def corpus_status(db: Database, root: Path, corpus_id: int | None,
+                  max_file_bytes: int) -> CorpusStatus:
     """Compare the store with the tree by stat only (no file is read), like `git status`.
 
     The map version is the stored one; a later view that finds anchors outdated by files
     changed since makes a new version, and then `dirty` is already true.
     """
-    corpus_id = peek.corpus_id_or_none()
-    git = git_state(peek.root)
+    git = git_state(root)
     head = git.head if git else None
     if corpus_id is None:
-        return CorpusStatus(str(peek.root), False, None, head, None, 0, [], [], [], 0)
-    with peek.db.query() as conn:
+        return CorpusStatus(str(root), False, None, head, None, 0, [], [], [], 0)
+    with db.query() as conn:
         indexed_at, indexed_commit = conn.execute(
             "SELECT indexed_at, git_head FROM corpora WHERE id = ?", (corpus_id,)).fetchone()
         known = {r[0]: (r[1], r[2]) for r in conn.execute(
             "SELECT path, size, mtime_ns FROM files WHERE corpus_id = ?", (corpus_id,))}
         version = conn.execute("SELECT version FROM map_state WHERE corpus_id = ?",
                                (corpus_id,)).fetchone()
-    skipped = load_skipped(peek.db, corpus_id)
+    skipped = load_skipped(db, corpus_id)
     on_disk = {e.path: (e.size, e.mtime_ns) for e in
-               walk_corpus(peek.root, peek.settings.max_file_bytes).files
+               walk_corpus(root, max_file_bytes).files
                if not still_skipped(e, skipped)}
     changed = sorted(p for p in known.keys() & on_disk.keys() if known[p] != on_disk[p])
     age = time.time() - indexed_at if indexed_at else None
     return CorpusStatus(
-        str(peek.root), True, indexed_commit, head, age, len(known), changed,
+        str(root), True, indexed_commit, head, age, len(known), changed,
         sorted(on_disk.keys() - known.keys()), sorted(known.keys() - on_disk.keys()),
         int(version[0]) if version else 0,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCorpus:
+    """One corpus a store holds: where it is, when it was indexed, and what peek learned."""
+
+    root: str
+    kind: str
+    indexed_at: float | None
+    indexed_commit: str | None
+    files: int
+    map_version: int
+    map_entries: int
+    memory_turns: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (a `peek corpora --json` row)."""
+        return asdict(self)
+
+
+_CORPORA_SQL = """
+SELECT c.root, c.kind, c.indexed_at, c.git_head,
+       (SELECT COUNT(*) FROM files f WHERE f.corpus_id = c.id),
+       COALESCE((SELECT s.version FROM map_state s WHERE s.corpus_id = c.id), 0),
+       (SELECT COUNT(*) FROM map_entries e WHERE e.corpus_id = c.id),
+       (SELECT COUNT(*) FROM memory_turns t WHERE t.corpus_id = c.id)
+FROM corpora c ORDER BY c.root
+"""
+
+
+def list_corpora(db: Database) -> list[StoredCorpus]:
+    """Every corpus in the store, by root path (read only; what `peek corpora` lists)."""
+    with db.query() as conn:
+        rows = conn.execute(_CORPORA_SQL).fetchall()
+    return [StoredCorpus(str(r[0]), str(r[1]), r[2], r[3], int(r[4]), int(r[5]), int(r[6]),
+                         int(r[7])) for r in rows]

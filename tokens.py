@@ -1,19 +1,26 @@
-"""Token counting with tiktoken, loaded offline from the encoding files that litellm ships.
+"""Token counting with tiktoken's o200k_base, built from an explicit file: no network, no env.
 
-tiktoken decodes 200,000 base64 lines each time a process loads o200k_base (~0.4 s); the
-decoded encoding is kept in a marshal file in peek's cache folder (PEEK_CACHE_DIR, default the
-user cache dir), which loads in a tenth of that. Any problem with that file falls back to
-tiktoken's own loader.
+The BPE ranks come from the copy of `o200k_base.tiktoken` that litellm ships (located without
+importing litellm) and are accepted only when the file's sha256 is the published one. peek
+builds the `tiktoken.Encoding` itself from that file, so it never sets `TIKTOKEN_CACHE_DIR` or
+any other process-wide setting (an SDK user's own tiktoken calls are left alone).
+
+Decoding 200,000 base64 lines takes ~0.4 s; the decoded ranks are kept in a marshal file in
+peek's cache folder (PEEK_CACHE_DIR, default the user cache dir), which loads in a tenth of
+that. A missing or unreadable cache file is rebuilt from the verified BPE file.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.util
 import marshal
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from peek.errors import PeekError
 
@@ -21,59 +28,80 @@ if TYPE_CHECKING:
     import tiktoken
 
 ENCODING = "o200k_base"
-# tiktoken caches each encoding under the SHA-1 of its download URL.
-_CACHE_FILES = {
-    "o200k_base": "fb374d419588a4632f3f557e76b4b70aebbca790",
-    "cl100k_base": "9b5ad71b2ce5302211f9c61530b329a4922fc6a4",
+
+
+@dataclass(frozen=True)
+class EncodingSpec:
+    """What defines an encoding: its BPE file (by name and hash), split pattern, specials."""
+
+    name: str
+    bundled_name: str  # litellm stores the file under the SHA-1 of its download URL
+    sha256: str
+    pat_str: str
+    special_tokens: dict[str, int]
+
+
+# The o200k_base split pattern, as published with the encoding.
+_O200K_PATTERN = "|".join([
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    r"\p{N}{1,3}",
+    r" ?[^\s\p{L}\p{N}]+[\r\n/]*",
+    r"\s*[\r\n]+",
+    r"\s+(?!\S)",
+    r"\s+",
+])
+SPECS = {
+    "o200k_base": EncodingSpec(
+        "o200k_base", "fb374d419588a4632f3f557e76b4b70aebbca790",
+        "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d", _O200K_PATTERN,
+        {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
+    ),
 }
 
 
-def bundled_cache_dir() -> Path | None:
-    """The tokenizer folder inside the installed litellm package, found without importing it."""
+def bundled_bpe_file(name: str = ENCODING) -> Path:
+    """The encoding's BPE file inside the installed litellm package, found without importing it."""
     spec = importlib.util.find_spec("litellm")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(next(iter(spec.submodule_search_locations))) / "litellm_core_utils" / "tokenizers"
-    return folder if folder.is_dir() else None
+    if spec is not None and spec.submodule_search_locations:
+        package = Path(next(iter(spec.submodule_search_locations)))
+        path = package / "litellm_core_utils" / "tokenizers" / SPECS[name].bundled_name
+        if path.is_file():
+            return path
+    raise PeekError(f"no offline copy of the tiktoken encoding {name}",
+                    "reinstall peek so that litellm's bundled tokenizers are present")
 
 
-def configure_offline_cache(encoding: str = ENCODING) -> Path:
-    """Point tiktoken (and litellm, which overwrites TIKTOKEN_CACHE_DIR) at a folder that has it."""
-    wanted = _CACHE_FILES[encoding]
-    current = os.environ.get("TIKTOKEN_CACHE_DIR")
-    if current and (Path(current) / wanted).is_file():
-        folder = Path(current)
-    else:
-        found = bundled_cache_dir()
-        if found is None or not (found / wanted).is_file():
-            raise PeekError(
-                f"no offline copy of the tiktoken encoding {encoding}",
-                "reinstall peek so that litellm's bundled tokenizers are present",
-            )
-        folder = found
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)
-    os.environ.setdefault("CUSTOM_TIKTOKEN_CACHE_DIR", str(folder))
-    return folder
+def read_ranks(path: Path, spec: EncodingSpec) -> dict[bytes, int]:
+    """The BPE ranks of a `.tiktoken` file (`base64-token rank` lines), after a hash check."""
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != spec.sha256:
+        raise PeekError(f"{path} is not the published {spec.name} file (sha256 differs)",
+                        "reinstall litellm so that its bundled tokenizer files are intact")
+    return {base64.b64decode(token): int(rank)
+            for token, rank in (line.split() for line in data.splitlines() if line)}
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=2)
 def encoding(name: str = ENCODING) -> tiktoken.Encoding:
-    """The tiktoken encoding, loaded once per process from the offline cache."""
-    folder = configure_offline_cache(name)
+    """The tiktoken encoding, built once per process from the verified bundled file."""
     import tiktoken
 
-    source = folder / _CACHE_FILES[name]
-    decoded = _load_decoded(name, source)
-    if decoded is None:
-        from tiktoken_ext.openai_public import ENCODING_CONSTRUCTORS
-
-        decoded = ENCODING_CONSTRUCTORS[name]()
-        _save_decoded(name, source, decoded)
-    return tiktoken.Encoding(**decoded)
+    spec = SPECS[name]
+    source = bundled_bpe_file(name)
+    cached = decoded_cache_path(name, source)
+    ranks = _load_decoded(cached)
+    if ranks is None:
+        ranks = read_ranks(source, spec)
+        _save_decoded(cached, ranks)
+    return tiktoken.Encoding(spec.name, pat_str=spec.pat_str, mergeable_ranks=ranks,
+                             special_tokens=spec.special_tokens)
 
 
 def decoded_cache_path(name: str, source: Path) -> Path:
-    """Where the decoded encoding lives; the name changes when the source file does."""
+    """Where the decoded ranks live; the name changes when the source file does."""
     stat = source.stat()
     folder = os.environ.get("PEEK_CACHE_DIR")
     if not folder:
@@ -83,21 +111,20 @@ def decoded_cache_path(name: str, source: Path) -> Path:
     return Path(folder) / f"tiktoken-{name}-{stat.st_size}-{stat.st_mtime_ns}.marshal"
 
 
-def _load_decoded(name: str, source: Path) -> dict[str, Any] | None:
+def _load_decoded(path: Path) -> dict[bytes, int] | None:
     try:
-        data = marshal.loads(decoded_cache_path(name, source).read_bytes())
+        data = marshal.loads(path.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         return None
-    return data if isinstance(data, dict) and data.get("name") == name else None
+    return data if isinstance(data, dict) and len(data) > 1000 else None
 
 
-def _save_decoded(name: str, source: Path, decoded: dict[str, Any]) -> None:
-    """Write the constructor arguments atomically; skipped when the folder is not writable."""
+def _save_decoded(path: Path, ranks: dict[bytes, int]) -> None:
+    """Write the ranks atomically; skipped when the folder is not writable."""
     try:
-        path = decoded_cache_path(name, source)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(marshal.dumps(decoded))
+        tmp.write_bytes(marshal.dumps(ranks))
         os.replace(tmp, path)
     except OSError:
         return

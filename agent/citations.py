@@ -11,13 +11,13 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from peek.agent.session import Citation
+from peek.contextmap.citation import Citation
 from peek.safefs import read_beneath
 from peek.sandbox import SandboxError
 from peek.sandbox.paths import resolve_in_root
 
 if TYPE_CHECKING:
-    from peek.service import Peek
+    from peek.agent.workspace import Workspace
 
 _CITATION = re.compile(
     r"(?<![\w./\\-])"  # a path starts a token
@@ -40,7 +40,7 @@ def extract_citations(text: str) -> list[Citation]:
 
 
 def verify_citations(
-    peek: Peek, citations: Iterable[Citation]
+    peek: Workspace, citations: Iterable[Citation]
 ) -> tuple[list[Citation], list[Citation]]:
     """(kept, dropped): kept citations name an indexed file in the root and lines it has."""
     wanted = list(citations)
@@ -84,7 +84,7 @@ def _relative(root: Path, path: str) -> str | None:
     return None if rel in ("", ".") else rel
 
 
-def _indexed_paths(peek: Peek, paths: set[str]) -> set[str]:
+def _indexed_paths(peek: Workspace, paths: set[str]) -> set[str]:
     """Which of `paths` the index recorded (with their blobs) for this corpus."""
     if not paths:
         return set()

@@ -23,16 +23,16 @@ from peek.errors import QueryError
 
 if TYPE_CHECKING:
     from peek.agent.models import Model
+    from peek.agent.workspace import Workspace
     from peek.contextmap.policy import CachePolicy, UpdateResult
     from peek.contextmap.trajectory import Trajectory
-    from peek.service import Peek
 
 
 class AlreadyRecorded(Exception):
     """Raised inside the write transaction to roll back a second report of the same outcome."""
 
 
-def record_session(peek: Peek, trajectory: dict[str, Any] | str | None, *,
+def record_session(peek: Workspace, trajectory: dict[str, Any] | str | None, *,
                    session: str | None, edited: Sequence[str], success: bool | None,
                    budget: int | None = None, model: Model | None = None,
                    evolve_steps: int | None | Literal["stored"] = "stored",
@@ -51,7 +51,7 @@ def record_session(peek: Peek, trajectory: dict[str, Any] | str | None, *,
         return _unchanged(peek, traj, session, _previous(peek, session))
 
 
-def distill(peek: Peek, traj: Trajectory | dict[str, Any], session: str, model: Model | None,
+def distill(peek: Workspace, traj: Trajectory | dict[str, Any], session: str, model: Model | None,
             budget: int | None = None,
             evolve_steps: int | None | Literal["stored"] = "stored",
             also: Callable[[Connection], None] | None = None) -> UpdateResult:
@@ -64,7 +64,8 @@ def distill(peek: Peek, traj: Trajectory | dict[str, Any], session: str, model: 
     return result
 
 
-def _trajectory(peek: Peek, raw: dict[str, Any] | str | None, session: str | None) -> Trajectory:
+def _trajectory(peek: Workspace, raw: dict[str, Any] | str | None,
+                session: str | None) -> Trajectory:
     from peek.contextmap.trajectory import parse_trajectory
 
     if raw is None:
@@ -76,7 +77,7 @@ def _trajectory(peek: Peek, raw: dict[str, Any] | str | None, session: str | Non
     return parse_trajectory(raw)
 
 
-def _with_outcome(peek: Peek, traj: Trajectory, edited: Sequence[str],
+def _with_outcome(peek: Workspace, traj: Trajectory, edited: Sequence[str],
                   success: bool | None) -> Trajectory:
     """The trajectory with the reported outcome (flags win over the file's), paths checked."""
     from peek.contextmap.trajectory import Outcome
@@ -87,13 +88,14 @@ def _with_outcome(peek: Peek, traj: Trajectory, edited: Sequence[str],
     return traj.model_copy(update={"outcome": outcome})
 
 
-def check_edited(peek: Peek, files: Sequence[str]) -> list[str]:
+def check_edited(peek: Workspace, files: Sequence[str]) -> list[str]:
     """Edited files as corpus paths; files that are neither indexed nor on disk are an error."""
     from sqlalchemy import select
 
+    from peek.sandbox.paths import corpus_path
     from peek.schema import File
 
-    rel = list(dict.fromkeys(peek.relative(f) for f in files))
+    rel = list(dict.fromkeys(corpus_path(peek.root, f) for f in files))
     with peek.db.read() as conn:
         known = set(conn.scalars(select(File.path).where(
             File.corpus_id == peek.corpus_id, File.path.in_(rel))))
@@ -115,14 +117,14 @@ def _on_disk(root: Path, rel: str) -> bool:
         return False
 
 
-def _previous(peek: Peek, session: str) -> Any:
+def _previous(peek: Workspace, session: str) -> Any:
     from peek.memory.outcomes import stored_outcome
 
     with peek.db.read() as conn:
         return stored_outcome(conn, peek.corpus_id, session)
 
 
-def _policy(peek: Peek, budget: int | None, model: Model | None,
+def _policy(peek: Workspace, budget: int | None, model: Model | None,
             evolve_steps: int | None | Literal["stored"]) -> CachePolicy:
     from peek.contextmap.cartographer import LLMCartographer
     from peek.contextmap.policy import CachePolicy
@@ -137,7 +139,7 @@ def _policy(peek: Peek, budget: int | None, model: Model | None,
                        cartographer=LLMCartographer(model))
 
 
-def _persist(peek: Peek, traj: Trajectory, session: str, source: str) -> Any:
+def _persist(peek: Workspace, traj: Trajectory, session: str, source: str) -> Any:
     """The outcome row and the session's memory, written in the policy's transaction."""
 
     def write(conn: Connection) -> None:
@@ -163,7 +165,7 @@ def _persist(peek: Peek, traj: Trajectory, session: str, source: str) -> Any:
     return write
 
 
-def teach_ranker(peek: Peek, conn: Connection, traj: Trajectory, session: str) -> None:
+def teach_ranker(peek: Workspace, conn: Connection, traj: Trajectory, session: str) -> None:
     """Move the ranker's weights toward what was edited, from the candidates the ask scored
     (scored again now if the session came from elsewhere). A failure teaches nothing here."""
     from sqlalchemy import select
@@ -191,7 +193,7 @@ def _policy_saw(conn: Connection, corpus_id: int, session: str) -> bool:
         MapSessionRow.status == "applied").limit(1)) is not None
 
 
-def _unchanged(peek: Peek, traj: Trajectory, session: str, previous: Any) -> UpdateResult:
+def _unchanged(peek: Workspace, traj: Trajectory, session: str, previous: Any) -> UpdateResult:
     """The same outcome again is a no-op; a different one for the same session is an error."""
     from peek.contextmap.policy import CachePolicy, UpdateResult
 

@@ -12,11 +12,8 @@ from peek.errors import PeekError
 
 
 def import_litellm() -> Any:
-    """litellm, configured for offline use: bundled cost map, our offline tiktoken cache."""
+    """litellm, configured for offline use: its bundled cost map (it finds its own tokenizers)."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from peek.tokens import configure_offline_cache
-
-    configure_offline_cache()
     import litellm
 
     litellm.suppress_debug_info = True

@@ -28,15 +28,9 @@ from typing import TYPE_CHECKING
 from peek.db import driver
 from peek.memory.outcomes import PastOutcome, similar_outcomes
 from peek.retrieval.graph import FileGraph
-from peek.retrieval.lexical import (
-    create_fts,
-    expand_for_index,
-    fts_query,
-    is_test_path,
-    query_terms,
-    table_exists,
-)
+from peek.retrieval.lexical import create_fts, fts_query, is_test_path, table_exists
 from peek.retrieval.locate import FileScore, rank_files
+from peek.text import expand_for_index, query_terms
 
 if TYPE_CHECKING:
     from peek.db import AnyConnection

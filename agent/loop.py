@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 from peek.agent.citations import extract_citations, verify_citations
 from peek.agent.models import Message, Model, ToolCall, ToolChoice, Usage
 from peek.agent.prompts import fallback_answer, learned_hints, memory_allowance, system_prompt
-from peek.agent.session import AskResult, Budgets, Citation, SessionStore, new_session_id
+from peek.agent.session import AskResult, Budgets, SessionStore, new_session_id
 from peek.agent.tools import AgentTools
+from peek.contextmap.trajectory import Citation
 from peek.errors import PeekError, QueryError
 from peek.tokens import count_tokens
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from langgraph.checkpoint.sqlite import SqliteSaver
     from langgraph.graph.state import CompiledStateGraph
 
-    from peek.service import Peek
+    from peek.agent.workspace import Workspace
 
 log = logging.getLogger("peek.agent.loop")
 CHECKPOINTS_DB = "checkpoints.db"
@@ -59,7 +60,7 @@ class AgentState(TypedDict, total=False):
     map_version: int
 
 
-def run_agent(peek: Peek, question: str, model: Model, budgets: Budgets, *,
+def run_agent(peek: Workspace, question: str, model: Model, budgets: Budgets, *,
               session: str | None = None, resume: bool = False, learn: bool = True,
               on_event: EventSink | None = None) -> AskResult:
     """Answer `question` with `model` and the corpus tools; `resume` continues a stopped session.
@@ -87,7 +88,7 @@ def run_agent(peek: Peek, question: str, model: Model, budgets: Budgets, *,
     return result
 
 
-def _run_unstored(peek: Peek, question: str, model: Model, budgets: Budgets,
+def _run_unstored(peek: Workspace, question: str, model: Model, budgets: Budgets,
                   session: str | None, resume: bool, on_event: EventSink | None) -> AskResult:
     """The same loop with learning off: nothing reaches the store."""
     from langgraph.checkpoint.memory import InMemorySaver
@@ -137,7 +138,7 @@ def _stored(store: SessionStore, session: str) -> bool:
 
 
 @contextmanager
-def _checkpoints(peek: Peek) -> Iterator[SqliteSaver]:
+def _checkpoints(peek: Workspace) -> Iterator[SqliteSaver]:
     """The checkpoint database; langgraph runs nodes in threads, hence check_same_thread."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -198,7 +199,7 @@ def _result(state: AgentState, model: str, session: str) -> AskResult:
 class _Loop:
     """The graph's nodes, sharing one corpus, model, tool set and budget."""
 
-    def __init__(self, peek: Peek, model: Model, budgets: Budgets, session: str,
+    def __init__(self, peek: Workspace, model: Model, budgets: Budgets, session: str,
                  on_event: EventSink | None, learn: bool = True) -> None:
         self.peek = peek
         self.learns = learn
@@ -220,8 +221,8 @@ class _Loop:
         view = CachePolicy(self.peek.db, self.peek.corpus_id, root=self.peek.root).view()
         allowance = memory_allowance(view.text)
         hints = learned_hints(self.peek, state["question"], allowance // 2)
-        memory = "\n".join(part for part in (hints, self.peek.memory_block(
-            state["question"], allowance - count_tokens(hints))) if part)
+        memory = "\n".join(part for part in (hints, recalled(
+            self.peek, state["question"], allowance - count_tokens(hints))) if part)
         system = system_prompt(view.text, memory)
         messages = [Message("system", system), Message("user", state["question"])]
         return {"messages": [message_to_state(m) for m in messages], "steps": 0,
@@ -360,3 +361,10 @@ def _spans(groups: Iterable[tuple[Citation, ...]]) -> list[dict[str, Any]]:
     """Spans as plain dicts, the only form the checkpoint stores."""
     return [asdict(span) for group in groups for span in group]
 
+
+
+def recalled(peek: Workspace, question: str, budget: int) -> str:
+    """The routed episode and matching entity summaries from memory, within `budget` tokens."""
+    from peek.memory import memory_block
+
+    return memory_block(peek.db, peek.corpus_id, question, budget) if budget > 0 else ""

@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from peek.agent.localize import Candidate, localize, pack
-from peek.agent.session import AskResult, Budgets, Citation, SessionStore, new_session_id
-from peek.retrieval.lexical import query_terms, term_idf
+from peek.agent.session import AskResult, Budgets, SessionStore, new_session_id
+from peek.contextmap.citation import Citation
+from peek.retrieval.lexical import term_idf
 from peek.retrieval.locate import FileScore
 from peek.sandbox import FileSlice, FileTools, SandboxError
+from peek.text import query_terms
 
 if TYPE_CHECKING:
+    from peek.agent.workspace import Workspace
     from peek.contextmap.model import ContextMap, Entry
-    from peek.service import Peek
 
 MODEL_NAME = "offline"
 ANSWER_FILES = 10
@@ -47,7 +49,7 @@ class Span:
     key_lines: list[tuple[int, str]]
 
 
-def run_offline(peek: Peek, question: str, budgets: Budgets, session: str | None = None,
+def run_offline(peek: Workspace, question: str, budgets: Budgets, session: str | None = None,
                 learn: bool = True) -> AskResult:
     """Answer with ranked, cited locations; every step is recorded as a trajectory step.
 
@@ -70,14 +72,14 @@ def run_offline(peek: Peek, question: str, budgets: Budgets, session: str | None
     return result
 
 
-def _map_now(peek: Peek) -> ContextMap:
+def _map_now(peek: Workspace) -> ContextMap:
     """The entries with freshness checked; no rendering, so no tokenizer on this path."""
     from peek.contextmap.snapshot import entries_now
 
     return entries_now(peek.db, peek.corpus_id, peek.root)
 
 
-def map_matches(peek: Peek, question: str,
+def map_matches(peek: Workspace, question: str,
                 cmap: ContextMap | None = None) -> list[tuple[Entry, float]]:
     """Map entries that share specific (rare in the corpus) words with the question.
 
@@ -104,7 +106,7 @@ def map_matches(peek: Peek, question: str,
     return found
 
 
-def learned_files(peek: Peek, question: str, k: int) -> list[tuple[str, str]]:
+def learned_files(peek: Workspace, question: str, k: int) -> list[tuple[str, str]]:
     """The top files by the learned ranking that learning (not search alone) put there."""
     ranked, _ = _locate(peek, question, map_matches(peek, question))
     learned = ("learned:", "map ")
@@ -116,7 +118,7 @@ def _anchor_paths(matched: list[tuple[Entry, float]]) -> list[str]:
     return sorted({a.path for entry, _ in matched for a in entry.anchors})
 
 
-def _locate(peek: Peek, question: str,
+def _locate(peek: Workspace, question: str,
             matched: list[tuple[Entry, float]]) -> tuple[list[FileScore], list[Candidate]]:
     boosts: dict[str, tuple[float, str]] = {}
     for entry, strength in matched:
@@ -130,7 +132,7 @@ def _locate(peek: Peek, question: str,
         return localize(conn, peek.corpus_id, question, graph, boosts, ANSWER_FILES, first)
 
 
-def _read_spans(peek: Peek, ranked: list[FileScore], question: str,
+def _read_spans(peek: Workspace, ranked: list[FileScore], question: str,
                 steps: list[dict[str, Any]], allowed: int) -> list[Span]:
     """Read the best span of each top file through the sandbox; cite only the lines read."""
     tools = FileTools(peek.root, max_file_bytes=peek.settings.max_file_bytes)
@@ -173,7 +175,7 @@ def _key_lines(text: str, terms: set[str]) -> list[tuple[int, str]]:
     return [(n, body.strip()) for _, n, body in sorted(best, key=lambda s: s[1])]
 
 
-def _verified(peek: Peek, spans: list[Span]) -> list[Span]:
+def _verified(peek: Workspace, spans: list[Span]) -> list[Span]:
     """Keep the spans whose citation the corpus backs (the check the README promises)."""
     from peek.agent.citations import verify_citations
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from peek.agent.session import Citation
+from peek.contextmap.trajectory import Citation
 
 if TYPE_CHECKING:
-    from peek.service import Peek
+    from peek.agent.workspace import Workspace
 
 SYSTEM = """\
 You answer questions about one corpus (a code repository or a folder of documents) by reading \
@@ -58,7 +58,7 @@ LEARNED_HEADER = "Where recorded outcomes of similar past requests point (check 
 LEARNED_FILES = 5
 
 
-def learned_hints(peek: Peek, question: str, budget: int) -> str:
+def learned_hints(peek: Workspace, question: str, budget: int) -> str:
     """The files past outcomes point to for this question, with why, within `budget` tokens."""
     from peek.agent.offline import learned_files
     from peek.tokens import count_tokens

@@ -1,4 +1,8 @@
-"""A scripted model that ships with peek, like httpx's MockTransport: tests replay real turns."""
+"""The scripted model that ships with peek, like httpx's MockTransport: tests replay real turns.
+
+It is the one scripted model: it answers the agent loop's chat turns and the JSON calls of the
+map and memory (`peek.llmjson.JSONModel`), recording every prompt it was shown.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,11 @@ class ScriptedModel:
         if not self.json_replies:
             raise PeekError("the scripted model has no JSON replies left", "add json_replies")
         return self.json_replies.pop(0)
+
+    @classmethod
+    def answering_json(cls, json_replies: list[str]) -> ScriptedModel:
+        """A model for the map's and memory's JSON calls only (no chat turns)."""
+        return cls(replies=[], json_replies=list(json_replies))
 
     @classmethod
     def from_file(cls, path: Path) -> ScriptedModel:

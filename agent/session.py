@@ -8,6 +8,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from peek.contextmap.citation import Citation
 from peek.db import Database
 from peek.errors import PeekError
 
@@ -19,19 +20,6 @@ class Budgets:
     max_steps: int = 12
     max_tokens: int | None = None
     max_cost: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Citation:
-    """A claim's evidence: a line range of a corpus file (1-based, inclusive)."""
-
-    path: str
-    start_line: int
-    end_line: int
-
-    def label(self) -> str:
-        """`path:start-end`, the form every answer cites."""
-        return f"{self.path}:{self.start_line}-{self.end_line}"
 
 
 @dataclass(slots=True)

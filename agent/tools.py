@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from peek.agent.models import ToolSpec
-from peek.agent.session import Citation
+from peek.contextmap.trajectory import Citation
 from peek.errors import PeekError
 from peek.sandbox import TOOL_SPECS, FileTools, SandboxError
 
 if TYPE_CHECKING:
+    from peek.agent.workspace import Workspace
+    from peek.db import Database
     from peek.sandbox.results import SymbolHit
-    from peek.service import Peek
+
+MAX_SYMBOL_HITS = 200
 
 log = logging.getLogger("peek.agent.tools")
 MAX_TOOL_CHARS = 6000  # what one tool result may cost the model's context
@@ -72,7 +75,7 @@ class ToolOutcome:
 class AgentTools:
     """The tool set of one corpus: specs for the model, and execution that never raises."""
 
-    def __init__(self, peek: Peek, max_chars: int = MAX_TOOL_CHARS) -> None:
+    def __init__(self, peek: Workspace, max_chars: int = MAX_TOOL_CHARS) -> None:
         self.peek = peek
         self.max_chars = max_chars
         self.files = FileTools(peek.root, max_output_chars=min(FILE_TOOL_CHARS, max_chars),
@@ -107,8 +110,6 @@ class AgentTools:
 
     def _lookup(self, name: str) -> list[SymbolHit]:
         """find_symbol from the index's symbols table, cheaper and exacter than regexes."""
-        from peek.retrieval.symbols import lookup_symbols
-
         return lookup_symbols(self.peek.db, self._corpus_id, name)
 
     def _failed(self, name: str, args: dict[str, Any], error: str) -> ToolOutcome:
@@ -186,3 +187,26 @@ def _items(result: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
         for item in result.get(key, []):
             if isinstance(item, Mapping):
                 yield item
+
+
+def lookup_symbols(
+    db: Database, corpus_id: int, name: str, limit: int = MAX_SYMBOL_HITS
+) -> list[SymbolHit]:
+    """Definitions from the index's symbols table (name or `Class.method`), in path order: no
+    scan of the tree."""
+    from sqlalchemy import or_, select
+
+    from peek.sandbox.results import SymbolHit
+    from peek.schema import File, Symbol
+
+    wanted = name.strip()
+    query = (
+        select(File.path, Symbol.qualname, Symbol.kind, Symbol.start_line, Symbol.end_line)
+        .join(File, File.id == Symbol.file_id)
+        .where(File.corpus_id == corpus_id, or_(Symbol.name == wanted, Symbol.qualname == wanted))
+        .order_by(File.path, Symbol.start_line)
+        .limit(limit)
+    )
+    with db.read() as conn:
+        rows = conn.execute(query).all()
+    return [SymbolHit(*row) for row in rows]

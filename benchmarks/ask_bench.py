@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="peek-ask-"))
     peek = Peek(args.corpus, home)
-    if peek.corpus_id_or_none() is None:
+    if not peek.indexed:
         peek.index()
     dev = [json.loads(line)["question"] for line in
            (ROOT / "shared" / "eval" / "swebench-dev.jsonl").read_text().splitlines()

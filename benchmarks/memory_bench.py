@@ -4,7 +4,7 @@ Run: .venv/bin/python benchmarks/memory_bench.py [--eval ../shared/eval] [--budg
        [--samples 10] [--sessions 100] [--only locomo,epbench,code,stable]
 
 - LoCoMo: each conversation is written as a JSONL log into its own folder, indexed, ingested
-  with `ingest_file` (the `peek memory <corpus> ingest` path) and queried with `memory_search`
+  with `ingest_file` (the `peek memory ingest <corpus>` path) and queried with `memory_search`
   (k=10, the budget). Evidence recall@5/@10 and hit@10 of retrieved turns per QA category,
   episode routing accuracy (share of a question's evidence turns inside the routed episode),
   tokens per question (the search block, and `memory_block` = routed episode + entity summaries
@@ -75,7 +75,8 @@ class Floor:
                               [(i + 1, d[1]) for i, d in enumerate(docs)])
 
     def search(self, query: str, k: int) -> list[int]:
-        from peek.retrieval.lexical import fts_query, query_terms
+        from peek.retrieval.lexical import fts_query
+        from peek.text import query_terms
 
         terms = query_terms(query)
         if not terms:

@@ -20,7 +20,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from peek.agent.replay import load_replay, replay, resolve_corpora
+from peek.evals.replay import load_replay, replay, resolve_corpora
 from peek.service import Peek
 
 COST_CORPUS = "sympy-1.14.0"

@@ -18,28 +18,28 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from peek.agent.evaluate import Question, evaluate
 from peek.agent.registry import resolve_model
 from peek.agent.session import Budgets
+from peek.evals.evaluate import GoldQuestion, evaluate
 from peek.service import Peek
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "swebench-dev.jsonl"
 KEYS = ("n", "recall@1", "recall@5", "recall@10", "mrr", "seconds_mean")
 
 
-def load(path: Path) -> dict[str, list[Question]]:
+def load(path: Path) -> dict[str, list[GoldQuestion]]:
     """Questions grouped by corpus folder name (NAME-VERSION)."""
-    groups: dict[str, list[Question]] = defaultdict(list)
+    groups: dict[str, list[GoldQuestion]] = defaultdict(list)
     for line in path.read_text().splitlines():
         raw = json.loads(line)
         name = raw["pypi"].replace("==", "-")
-        groups[name].append(Question(raw["id"], raw["question"], tuple(raw["gold_files"])))
+        groups[name].append(GoldQuestion(raw["id"], raw["question"], tuple(raw["gold_files"])))
     return dict(groups)
 
 
 def ensure_indexed(root: Path, home: Path) -> None:
     peek = Peek(root, home)
-    if peek.corpus_id_or_none() is None:
+    if not peek.indexed:
         peek.index()
 
 
@@ -82,7 +82,7 @@ def main() -> None:
         print_learning(args.corpora, groups, home, model)
 
 
-def print_learning(corpora: Path, groups: dict[str, list[Question]], home: Path,
+def print_learning(corpora: Path, groups: dict[str, list[GoldQuestion]], home: Path,
                    model: Any) -> None:
     """Learned map vs empty map on the second half of each corpus with >= 6 questions."""
     print("\nlearning: first half taught, second half scored (learned map vs empty map)")

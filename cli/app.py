@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -10,12 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from peek.cli.common import CorpusArg, HomeOpt, JsonOpt, emit, open_peek
 from peek.cli.map_commands import EvolveOpt, map_app, record
 from peek.cli.memory_commands import memory_app
 from peek.cli.serve_commands import serve_model
 
 if TYPE_CHECKING:
-    from peek.service import Peek
+    pass
 
 app = typer.Typer(
     name="peek",
@@ -31,28 +31,6 @@ app.command("record")(record)
 app.add_typer(memory_app, name="memory", help="Episodic memory: ingest, search, episodes.")
 app.command("serve-model")(serve_model)
 
-CorpusArg = Annotated[
-    Path, typer.Argument(help="The corpus: a repository or a folder of documents.")
-]
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option("--home", help="Where peek keeps its state (default: $PEEK_HOME)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def emit_json(payload: Any) -> None:
-    """Print one JSON document on stdout."""
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
-
-
-def open_peek(path: Path, home: Path | None) -> Peek:
-    """The service for a corpus path and home, imported lazily to keep `--help` fast."""
-    from peek.service import Peek
-
-    return Peek(path, home)
-
-
 @app.command()
 def index(path: CorpusArg, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Index a corpus (incremental: only added or changed files are read)."""
@@ -62,7 +40,7 @@ def index(path: CorpusArg, home: HomeOpt = None, as_json: JsonOpt = False) -> No
     with index_progress(enabled=not as_json) as progress:
         stats = peek.index(progress)
     if as_json:
-        emit_json(stats.to_dict())
+        emit(stats.to_dict())
     else:
         print_index_stats(stats)
 
@@ -80,7 +58,7 @@ def search(
 
     hits = open_peek(path, home).search(query, k)
     if as_json:
-        emit_json({"results": [h.to_dict() for h in hits]})
+        emit({"results": [h.to_dict() for h in hits]})
     else:
         print_hits(hits)
 
@@ -134,7 +112,7 @@ def ask(
                       evolve_steps="stored" if evolve_steps is None else evolve_steps,
                       on_event=None if as_json else step_printer())
     if as_json:
-        emit_json(result.to_dict())
+        emit(result.to_dict())
     else:
         print_answer(result)
 
@@ -169,9 +147,9 @@ def evaluate(
         _replay(replay_file, corpus or [Path(".")], arms, Budgets(max_steps), evolve_steps,
                 as_json)
         return
-    from peek.agent.evaluate import evaluate as run_eval
-    from peek.agent.evaluate import load_questions
     from peek.cli.render import print_eval
+    from peek.evals.evaluate import evaluate as run_eval
+    from peek.evals.evaluate import load_questions
     from peek.service import check_budgets
 
     if questions is None or not corpus:
@@ -183,7 +161,7 @@ def evaluate(
                       model=resolve_model(model, api_base), budgets=Budgets(max_steps),
                       learn_n=learn, evolve_steps=evolve_steps)
     if as_json:
-        emit_json(report)
+        emit(report)
     else:
         print_eval(report)
 
@@ -191,8 +169,8 @@ def evaluate(
 def _replay(path: Path, corpora: list[Path], arms: str, budgets: Any,
             evolve_steps: int | None, as_json: bool) -> None:
     """`peek eval --replay`: a progress bar on a terminal, then the table or JSON."""
-    from peek.agent.replay import load_replay, replay, resolve_corpora
     from peek.cli.render import print_replay, replay_progress
+    from peek.evals.replay import load_replay, replay, resolve_corpora
 
     rows = load_replay(path)
     found = resolve_corpora(rows, corpora)
@@ -201,7 +179,7 @@ def _replay(path: Path, corpora: list[Path], arms: str, budgets: Any,
         report = replay(rows, found, arms=chosen, budgets=budgets, on_row=advance,
                         evolve_steps=evolve_steps)
     if as_json:
-        emit_json(report)
+        emit(report)
     else:
         print_replay(report)
 
@@ -213,9 +191,32 @@ def status(path: CorpusArg, home: HomeOpt = None, as_json: JsonOpt = False) -> N
 
     report = open_peek(path, home).status()
     if as_json:
-        emit_json(report.to_dict())
+        emit(report.to_dict())
     else:
         print_status(report)
+
+
+@app.command()
+def corpora(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """List the corpora a store holds: root, index time and commit, files, map and memory."""
+    from peek.cli.render import print_corpora
+    from peek.config import Settings
+
+    settings = Settings.load(home)
+    listed = []
+    if settings.db_path.exists():  # listing never creates a store
+        from peek.db import open_database
+        from peek.status import list_corpora
+
+        db = open_database(settings.db_path)
+        try:
+            listed = list_corpora(db)
+        finally:
+            db.close()
+    if as_json:
+        emit({"home": str(settings.home), "corpora": [c.to_dict() for c in listed]})
+    else:
+        print_corpora(str(settings.home), listed)
 
 
 @app.command()
@@ -247,7 +248,7 @@ def doctor(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 
     report = collect(home)
     if as_json:
-        emit_json(report)
+        emit(report)
     else:
         print_report(report)
 

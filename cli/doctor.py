@@ -27,16 +27,16 @@ def _version(dist: str) -> str | None:
 
 
 def _tiktoken_offline() -> dict[str, Any]:
-    """Load o200k_base from the bundled cache only; report where it came from."""
+    """Build o200k_base from the bundled, hash-checked BPE file; report which file it was."""
     from peek.errors import PeekError
-    from peek.tokens import configure_offline_cache, count_tokens
+    from peek.tokens import bundled_bpe_file, count_tokens
 
     try:
-        folder = configure_offline_cache()
         count_tokens("peek doctor")
+        path = bundled_bpe_file()
     except (PeekError, OSError, ValueError) as exc:
         return {"ok": False, "error": str(exc)}
-    return {"ok": True, "cache_dir": str(folder)}
+    return {"ok": True, "bpe_file": str(path)}
 
 
 def _embedder() -> str:
@@ -92,7 +92,7 @@ def print_report(report: dict[str, Any]) -> None:
     for label, version in report["optional"].items():
         print(f"  {label:<28} {version or 'not installed'}")
     tk = report["tiktoken_offline"]
-    state = f"ok ({tk['cache_dir']})" if tk["ok"] else f"FAILED: {tk['error']}"
+    state = f"ok ({tk['bpe_file']})" if tk["ok"] else f"FAILED: {tk['error']}"
     print(f"tiktoken o200k_base offline: {state}")
     print(f"memory embedder: {report['embedder']}")
     gen = report["generation"]

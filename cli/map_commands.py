@@ -9,33 +9,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+
+from peek.cli.common import CorpusArg, CorpusGroup, HomeOpt, JsonOpt, emit, opened
 
 if TYPE_CHECKING:
     from peek.contextmap.policy import MapView, UpdateResult
     from peek.contextmap.store import EntryChange, VersionRecord
-    from peek.service import Peek
-
-
-class ShowByDefault(TyperGroup):
-    """A group where an unknown first word is a corpus path: `peek map <path>` runs `show`."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        """Insert `show` before a leading path so typer dispatches it like any subcommand."""
-        if args and not args[0].startswith("-") and args[0] not in self.commands:
-            args = ["show", *args]
-        return super().parse_args(ctx, args)
 
 
 map_app = typer.Typer(
     name="map",
-    cls=ShowByDefault,
+    cls=CorpusGroup,
     rich_markup_mode=None,
     no_args_is_help=True,
     add_completion=False,
@@ -46,32 +34,11 @@ map_app = typer.Typer(
          "Options go after the path.",
 )
 
-CorpusArg = Annotated[Path, typer.Argument(help="The corpus: a repository or a folder.")]
 IdArg = Annotated[str, typer.Argument(help="An entry id such as cr-00003.")]
-HomeOpt = Annotated[Path | None, typer.Option(
-    "--home", help="Where peek keeps its state (default: $PEEK_HOME or the user data dir).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 EvolveOpt = Annotated[int | None, typer.Option(
     "--evolve-steps", min=0, help="Freeze the map after M policy updates in all (PEEK's m).")]
 BudgetOpt = Annotated[int | None, typer.Option(
     "--budget", help="Set the map's token budget (kept for later commands).")]
-
-
-def emit(payload: Any) -> None:
-    """Print one JSON document on stdout."""
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
-
-
-@contextmanager
-def opened(path: Path, home: Path | None) -> Iterator[tuple[Peek, int]]:
-    """The service and corpus id for a path; the store is closed afterwards."""
-    from peek.service import Peek
-
-    peek = Peek(path, home)
-    try:
-        yield peek, peek.corpus_id
-    finally:
-        peek.close()
 
 
 def print_view(view: MapView) -> None:
@@ -94,7 +61,7 @@ def show(path: CorpusArg, budget: BudgetOpt = None, as_json: JsonOpt = False,
     with opened(path, home) as (peek, _cid):
         view = peek.map() if budget is None else peek.map_configure(budget)
     if as_json:
-        emit(view.to_json())
+        emit(view.to_dict())
     else:
         print_view(view)
 
@@ -125,7 +92,7 @@ def history(path: CorpusArg, limit: Annotated[int, typer.Option(
         versions = peek.map_history(limit)
         corpus = str(peek.root)
     if as_json:
-        emit({"corpus": corpus, "versions": [v.to_json() for v in versions]})
+        emit({"corpus": corpus, "versions": [v.to_dict() for v in versions]})
     else:
         print_history(versions)
 
@@ -153,7 +120,7 @@ def diff(path: CorpusArg, v1: Annotated[int, typer.Argument(help="The older vers
         changes = peek.map_diff(v1, v2)
         corpus = str(peek.root)
     if as_json:
-        emit({"corpus": corpus, "from": v1, "to": v2, "changes": [c.to_json() for c in changes]})
+        emit({"corpus": corpus, "from": v1, "to": v2, "changes": [c.to_dict() for c in changes]})
     else:
         print_diff(changes)
 
@@ -316,6 +283,6 @@ def record(
                              evolve_steps="stored" if evolve_steps is None else evolve_steps,
                              model=resolve_model(model, api_base) if model else None)
     if as_json:
-        emit(result.to_json())
+        emit(result.to_dict())
     else:
         print_update(result)

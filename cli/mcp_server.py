@@ -216,7 +216,7 @@ class Corpora:
             found = self._open.get(key)
             if found is None:
                 found = self._open[key] = open_corpus(key, self.home)
-        if indexed and found.peek.corpus_id_or_none() is None:
+        if indexed and not found.peek.indexed:
             raise NotIndexedError(f"{key} is not indexed yet", "peek only serves indexed corpora")
         return found
 
@@ -294,7 +294,7 @@ class PeekTools:
         if evolve_steps is not None:
             peek.map_configure(evolve_steps=evolve_steps)
         view = peek.map(budget)
-        return {"rendered": view.text, **view.to_json()}
+        return {"rendered": view.text, **view.to_dict()}
 
     def search(self, corpus: str, query: str, k: int, roots: Roots = ()) -> dict[str, Any]:
         """The `peek search --json` shape."""
@@ -326,6 +326,8 @@ class PeekTools:
                trajectory: dict[str, Any] | None, roots: Roots = (),
                session: str | None = None) -> dict[str, Any]:
         """Teach the map from a host agent's session report (once per session id)."""
+        from peek.sandbox.paths import corpus_path
+
         peek = self.corpora.get(corpus, roots).peek
         raw: dict[str, Any] | None
         if trajectory is not None:
@@ -333,10 +335,10 @@ class PeekTools:
         elif files_read is None and session is not None and stored_session(peek, session):
             raw = None  # the outcome of a peek_ask session: learn from what that ask scored
         else:
-            raw = host_trajectory(question, [peek.relative(p) for p in files_read or ()])
+            raw = host_trajectory(question, [corpus_path(peek.root, p) for p in files_read or ()])
         result = peek.record(raw, session=session, edited=files_edited or (), success=success,
                              model=self.model())
-        return result.to_json()
+        return result.to_dict()
 
     def ask(self, corpus: str, question: str, max_steps: int, roots: Roots = ()) -> dict[str, Any]:
         """Answer with peek's own agent; the model is loaded on the first ask, not at start."""

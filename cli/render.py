@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from peek.agent.session import AskResult
     from peek.retrieval.indexer import IndexStats
     from peek.retrieval.lexical import Hit
-    from peek.status import CorpusStatus
+    from peek.status import CorpusStatus, StoredCorpus
 
 
 @contextmanager
@@ -163,3 +163,18 @@ def print_status(status: CorpusStatus) -> None:
             print(f"  {label:<8} {path}")
         if len(paths) > 20:
             print(f"  ... and {len(paths) - 20} more {label}")
+
+
+def print_corpora(home: str, corpora: list[StoredCorpus]) -> None:
+    """One line per corpus: root, files, commit, map version and memory size."""
+    if not corpora:
+        print(f"no corpus in {home} yet (run: peek index PATH)")
+        return
+    import datetime
+
+    for c in corpora:
+        when = (datetime.datetime.fromtimestamp(c.indexed_at).strftime("%Y-%m-%d %H:%M")
+                if c.indexed_at else "never")
+        commit = f" @ {c.indexed_commit[:10]}" if c.indexed_commit else ""
+        print(f"{c.root}: {c.files} files, indexed {when}{commit}; map v{c.map_version} "
+              f"({c.map_entries} entries); memory {c.memory_turns} turns")

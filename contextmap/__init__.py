@@ -7,6 +7,6 @@ Entry points (import the submodules; this package imports nothing, to keep start
 - `curation`: pin, unpin, forget, edit, reset, rollback, export and import, for people.
 - `store.MapStore(db, corpus_id)`: load, history, diff and the versioned change sets.
 - `trajectory.parse_trajectory(raw)`: the trajectory contract shared with the MCP server.
-- `llm.JSONModel`, `llm.ScriptedJSONModel`, `distiller.LLMDistiller`,
-  `cartographer.LLMCartographer`: the model-backed Distiller and Cartographer.
+- `distiller.LLMDistiller`, `cartographer.LLMCartographer`: the model-backed Distiller and
+  Cartographer (any `peek.llmjson.JSONModel`, e.g. the shipped `peek.ScriptedModel`).
 """

@@ -24,8 +24,8 @@ from peek.contextmap.distiller import (
     section_list,
 )
 from peek.contextmap.errors import MapError
-from peek.contextmap.llm import JSONModel, complete_validated
 from peek.contextmap.model import MAX_ENTRY_CHARS, SECTIONS, Anchor, ContextMap, section_slug
+from peek.llmjson import JSONModel, complete_validated
 
 log = logging.getLogger("peek.contextmap.cartographer")
 Op = Literal["ADD", "REPLACE", "DELETE"]

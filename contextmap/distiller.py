@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from peek.contextmap.errors import MapError
 from peek.contextmap.freshness import CorpusView, SymbolSpan, is_outdated
-from peek.contextmap.llm import JSONModel, complete_validated
 from peek.contextmap.model import (
     MAX_ENTRY_CHARS,
     SECTIONS,
@@ -30,6 +29,8 @@ from peek.contextmap.model import (
 )
 from peek.contextmap.render import render_entries
 from peek.contextmap.trajectory import Trajectory
+from peek.llmjson import JSONModel, complete_validated
+from peek.text import CODE_TALK, STOPWORDS
 
 log = logging.getLogger("peek.contextmap.distiller")
 
@@ -68,26 +69,13 @@ class Distiller(Protocol):
 
 # ------------------------------------------------------------------ deterministic
 
-STOPWORDS = frozenset("""
-a about above after again all also an and any are as at be because been before being below
-between both but by can could did do does doing done down during each either else ever every
-few for from get gets got had has have having he her here how i if in into is it its itself
-just like made make makes many may me might more most much must my need no nor not now of off
-on once one only or other our out over own same shall she should so some such than that the
-their them then there these they this those through to too under until up upon us use used
-uses using very was we were what when where whether which while who whom whose why will with
-within without would yet you your code file files function functions class classes method
-methods implemented implement implementation defined define definition happens happen work
-works working find found look located location called call calls handle handles handled
-module modules does thing things way ways part parts repo repository project please show tell
-explain
-""".split())
+_NOT_CONCEPTS = STOPWORDS | CODE_TALK  # an entry's concept words leave out both
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _MENTION = re.compile(r"\b([a-z]{2}-\d{5,})\b")
 
 
 @dataclass(frozen=True)
-class Evidence:
+class FileEvidence:
     """A file that answered the question or was edited, with the cited lines if any."""
 
     path: str
@@ -101,7 +89,7 @@ def salient_terms(question: str, known_names: Iterable[str] = (), limit: int = 4
     names = {n.lower() for n in known_names}
     words: dict[str, str] = {}
     for w in _WORD.findall(question):
-        if len(w) >= 3 and w.lower() not in STOPWORDS and w.lower() not in words:
+        if len(w) >= 3 and w.lower() not in _NOT_CONCEPTS and w.lower() not in words:
             words[w.lower()] = w
     ranked = sorted(words.values(), key=lambda w: not _identifier_like(w, names))
     chosen = set(ranked[:limit])
@@ -137,26 +125,26 @@ class DeterministicDistiller:
         candidates = () if failed else self.candidates(trajectory, evidence, view)
         return Distillation(diagnose(trajectory, evidence, tags), tags, candidates)
 
-    def evidence(self, trajectory: Trajectory, view: CorpusView) -> list[Evidence]:
+    def evidence(self, trajectory: Trajectory, view: CorpusView) -> list[FileEvidence]:
         """What the session found: the edited files when the outcome names them (with the
         lines cited in them), else the cited files, else read files the answer names."""
-        cited: dict[str, Evidence] = {}
+        cited: dict[str, FileEvidence] = {}
         for c in trajectory.citations:
             p, old = view.normalize(c.path), cited.get(view.normalize(c.path))
             start = c.start_line if old is None or old.start_line is None else min(
                 old.start_line, c.start_line)
             end = c.end_line if old is None or old.end_line is None else max(
                 old.end_line, c.end_line)
-            cited[p] = Evidence(p, start, end)
+            cited[p] = FileEvidence(p, start, end)
         edited = [view.normalize(f) for f in trajectory.outcome.edited_files]
-        found = {p: replace(cited.get(p, Evidence(p)), edited=True) for p in edited} or cited
+        found = {p: replace(cited.get(p, FileEvidence(p)), edited=True) for p in edited} or cited
         if not found:
-            found = {p: Evidence(p) for p in _answer_named_paths(trajectory, view)}
+            found = {p: FileEvidence(p) for p in _answer_named_paths(trajectory, view)}
         real = [e for e in found.values() if e.path and view.current_blob(e.path) is not None]
         return real[: self.max_files]
 
     def tags(self, trajectory: Trajectory, cmap: ContextMap, view: CorpusView,
-             evidence: list[Evidence], touched: set[str]) -> dict[str, Tag]:
+             evidence: list[FileEvidence], touched: set[str]) -> dict[str, Tag]:
         """Stale for touched entries whose code changed; otherwise only entries this session
         used (named, or sharing the question's words) get a tag: helpful when their anchors
         hold the evidence, harmful on failure."""
@@ -181,7 +169,7 @@ class DeterministicDistiller:
                 tags[entry.id] = "neutral"
         return tags
 
-    def candidates(self, trajectory: Trajectory, evidence: list[Evidence],
+    def candidates(self, trajectory: Trajectory, evidence: list[FileEvidence],
                    view: CorpusView) -> tuple[Candidate, ...]:
         """One CONTEXT ROADMAP line: the question's salient terms -> the files and symbols."""
         if not evidence:
@@ -198,7 +186,8 @@ class DeterministicDistiller:
         text = f"{', '.join(terms)}: {locations}"
         return (Candidate("cr", text[:MAX_ENTRY_CHARS], anchors),)
 
-    def _symbols_for(self, ev: Evidence, terms: list[str], view: CorpusView) -> list[SymbolSpan]:
+    def _symbols_for(self, ev: FileEvidence, terms: list[str],
+                     view: CorpusView) -> list[SymbolSpan]:
         symbols = view.symbols(ev.path)
         if ev.start_line is not None and ev.end_line is not None:
             lo, hi = ev.start_line, ev.end_line
@@ -236,20 +225,20 @@ def _answer_named_paths(trajectory: Trajectory, view: CorpusView) -> list[str]:
     return [p for p in dict.fromkeys(paths) if p and p in trajectory.answer]
 
 
-def _location(ev: Evidence, symbols: list[SymbolSpan]) -> str:
+def _location(ev: FileEvidence, symbols: list[SymbolSpan]) -> str:
     lines = f":{ev.start_line}-{ev.end_line}" if ev.start_line is not None else ""
     names = f" ({', '.join(s.qualname for s in symbols)})" if symbols else ""
     return f"{ev.path}{lines}{names}"
 
 
-def _anchor(ev: Evidence, view: CorpusView) -> Anchor:
+def _anchor(ev: FileEvidence, view: CorpusView) -> Anchor:
     blob = view.current_blob(ev.path) or ""
     start = ev.start_line or 1
     end = ev.end_line or view.line_count(ev.path)
     return Anchor(ev.path, start, max(start, end), blob)
 
 
-def diagnose(trajectory: Trajectory, evidence: list[Evidence], tags: Mapping[str, Tag]) -> str:
+def diagnose(trajectory: Trajectory, evidence: list[FileEvidence], tags: Mapping[str, Tag]) -> str:
     """How the session spent its steps: failures, steps before first evidence, tags given."""
     steps = trajectory.steps
     failed = sum(not s.ok for s in steps)

@@ -8,61 +8,28 @@ first and the agent re-checks it before trusting it.
 
 from __future__ import annotations
 
-import os
 import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from peek.blobs import working_tree_sha
 from peek.contextmap.model import Entry
 from peek.db import driver
-from peek.retrieval.walk import git_blob_sha
 
 if TYPE_CHECKING:
     from peek.contextmap.store import ChangeSet
     from peek.db import AnyConnection
 
-__all__ = ["CorpusView", "IndexedFile", "SymbolSpan", "git_blob_sha", "working_tree_sha"]
+__all__ = ["CorpusView", "IndexedFile", "SymbolSpan"]
 
-_SHA_CACHE: dict[str, tuple[tuple[int, int, int], str]] = {}
-_SHA_CACHE_MAX = 8192
 _QUERY_CHUNK = 500
 _SELECT_FILES = ("SELECT id, path, blob_sha, line_count, language FROM files "
                  "WHERE corpus_id = :cid AND path IN ({})")
 _SELECT_SYMBOLS = ("SELECT name, qualname, kind, start_line, end_line FROM symbols "
                    "WHERE file_id = :fid ORDER BY start_line")
 _SELECT_ROOT = "SELECT root FROM corpora WHERE id = :cid"
-
-
-def working_tree_sha(path: str | Path, root: Path | None = None) -> str | None:
-    """The blob sha of a corpus file now, cached by (mtime, size, inode) so renders stay cheap.
-
-    `path` is relative to `root` (an absolute path is split against `root`'s parent when no
-    root is given). The file is read race-free beneath the root with the one read size cap: a
-    cited symlink out of the corpus or a huge file has no sha (it reads as gone).
-    """
-    from peek.config import max_file_bytes
-    from peek.safefs import SandboxError, open_beneath, read_fd
-
-    if root is None:
-        full = Path(path)
-        root, path = full.parent, full.name
-    key = os.path.join(os.fspath(root), os.fspath(path))
-    try:
-        with open_beneath(root, os.fspath(path), "file") as opened:
-            st = opened.info
-            sig = (st.st_mtime_ns, st.st_size, st.st_ino)
-            hit = _SHA_CACHE.get(key)
-            if hit is not None and hit[0] == sig:
-                return hit[1]
-            sha = git_blob_sha(read_fd(opened.fd, st, max_file_bytes(), os.fspath(path)))
-    except (SandboxError, OSError):
-        return None
-    if len(_SHA_CACHE) >= _SHA_CACHE_MAX:
-        _SHA_CACHE.clear()
-    _SHA_CACHE[key] = (sig, sha)
-    return sha
 
 
 @dataclass(frozen=True)

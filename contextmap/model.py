@@ -18,7 +18,6 @@ from typing import Any, Literal
 from peek.contextmap.errors import EntryNotFoundError, MapError
 
 Tag = Literal["helpful", "harmful", "neutral", "stale"]
-TAGS: tuple[Tag, ...] = ("helpful", "harmful", "neutral", "stale")
 DEFAULT_BUDGET = 1024
 MAX_ENTRY_CHARS = 600
 ID_PATTERN = re.compile(r"^([a-z]{2})-(\d{5,})$")

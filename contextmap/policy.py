@@ -55,7 +55,7 @@ class AppliedEdit:
     text: str | None
     reason: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"op": self.op, "id": self.entry_id, "section": self.section, "text": self.text,
                 "reason": self.reason}
@@ -77,13 +77,13 @@ class UpdateResult:
     budget_tokens: int
     error: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The `peek record --json` shape."""
         return {"corpus": self.corpus, "session": self.session, "status": self.status,
                 "version": self.version, "tokens": self.tokens,
                 "budget_tokens": self.budget_tokens, "diagnosis": self.diagnosis,
                 "tags": dict(sorted(self.tags.items())),
-                "edits": [e.to_json() for e in self.edits], "evicted": list(self.evicted),
+                "edits": [e.to_dict() for e in self.edits], "evicted": list(self.evicted),
                 "error": self.error}
 
 
@@ -98,7 +98,7 @@ class MapView:
     text: str
     entries: tuple[tuple[Entry, float], ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The `peek map --json` contract."""
         return {"corpus": self.corpus, "version": self.version,
                 "budget_tokens": self.budget_tokens, "tokens": self.tokens,

@@ -129,7 +129,7 @@ class EditRecord:
     reason: str
     created_at: float
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form for `peek map history --json`."""
         return {"op": self.op, "id": self.entry_id, "before": self.before, "after": self.after,
                 "session": self.session, "reason": self.reason}
@@ -184,7 +184,7 @@ class EntryChange:
     before: Entry | None
     after: Entry | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form for `peek map diff --json`."""
         return {"id": self.id, "change": self.change,
                 "before": self.before.to_dict() if self.before else None,
@@ -331,10 +331,10 @@ class VersionRecord:
     session: str | None
     edits: tuple[EditRecord, ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form for `peek map history --json`."""
         return {"version": self.version, "created_at": self.created_at, "session": self.session,
-                "edits": [e.to_json() for e in self.edits]}
+                "edits": [e.to_dict() for e in self.edits]}
 
 
 class MapStore:
@@ -377,15 +377,6 @@ class MapStore:
         with self.db.read() as conn:
             return diff_entries(entries_at(conn, self.corpus_id, v1),
                                 entries_at(conn, self.corpus_id, v2))
-
-    def size(self) -> tuple[int, int]:
-        """(edit rows, live entries), for benchmarks and `doctor`."""
-        with self.db.query() as conn:
-            edits = conn.execute("SELECT COUNT(*) FROM map_edits WHERE corpus_id = :c",
-                                 {"c": self.corpus_id}).fetchone()[0]
-            entries = conn.execute("SELECT COUNT(*) FROM map_entries WHERE corpus_id = :c",
-                                   {"c": self.corpus_id}).fetchone()[0]
-        return int(edits or 0), int(entries or 0)
 
 
 def _group(edits: list[EditRecord]) -> list[VersionRecord]:

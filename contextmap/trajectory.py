@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from peek.contextmap.citation import Citation as Citation  # the contract's citation type
 from peek.contextmap.errors import TrajectoryError
 
 _CONTRACT = (
@@ -29,21 +30,6 @@ class Step(BaseModel):
     thought: str = ""  # the reasoning the model gave with the call
 
 
-class Citation(BaseModel):
-    """A line span the answer cites as evidence."""
-
-    model_config = ConfigDict(extra="ignore")
-    path: str = Field(min_length=1)
-    start_line: int = Field(ge=1)
-    end_line: int = Field(ge=1)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Citation:
-        if self.end_line < self.start_line:
-            raise ValueError("end_line must not be before start_line")
-        return self
-
-
 class Outcome(BaseModel):
     """What happened after the answer: files edited, and success if the host knows it."""
 
@@ -61,6 +47,16 @@ class Trajectory(BaseModel):
     answer: str
     citations: list[Citation] = Field(default_factory=list)
     outcome: Outcome = Field(default_factory=Outcome)
+
+    @field_validator("citations")
+    @classmethod
+    def _spans(cls, citations: list[Citation]) -> list[Citation]:
+        """A reported span names a file and runs forward from line 1 or later."""
+        for n, c in enumerate(citations):
+            if not c.path or c.start_line < 1 or c.end_line < c.start_line:
+                raise ValueError(f"item {n}: {c.label()} is not a line span (lines start at 1 "
+                                 "and run forward)")
+        return citations
 
 
 def parse_trajectory(raw: str | bytes | dict[str, Any], source: str = "trajectory") -> Trajectory:

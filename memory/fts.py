@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from peek.memory.text import terms
+from peek.text import terms
 
 TOKENIZE = "unicode61 remove_diacritics 0 tokenchars '_'"
 SELF_WEIGHT = 2

@@ -22,8 +22,8 @@ from peek.memory.models import Turn
 from peek.memory.pipeline import NewTurn, default_chunks, remember
 
 if TYPE_CHECKING:
-    from peek.contextmap.llm import JSONModel
     from peek.db import Database
+    from peek.llmjson import JSONModel
     from peek.memory.embed import Embedder
     from peek.memory.operator import Chunk
     from peek.memory.store import TurnRecord

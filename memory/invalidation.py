@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, select, update
 
+from peek.gitutil import run_git
 from peek.memory import episodes as ep
 from peek.memory.models import Entity, VerbPhrase
 from peek.memory.store import Node, load_state, load_turns, nodes_by_id, save_nodes, save_state
@@ -25,7 +26,6 @@ from peek.schema import Corpus, File
 if TYPE_CHECKING:
     from peek.db import Database
 
-GIT_TIMEOUT_S = 30
 
 
 class CurrentBlobs:
@@ -52,7 +52,7 @@ class CurrentBlobs:
         return self.cache[path]
 
     def _now(self, path: str) -> str | None:
-        from peek.contextmap.freshness import working_tree_sha
+        from peek.blobs import working_tree_sha
 
         if self.root.is_dir():
             return None if path.startswith(("/", "../")) else working_tree_sha(path, self.root)
@@ -71,19 +71,12 @@ def _git_changed(conn: Connection, corpus_id: int, root: Path) -> set[str] | Non
     commit = conn.scalar(select(Corpus.git_head).where(Corpus.id == corpus_id))
     if not commit or not (root / ".git").exists():
         return None
-    diff = _git(root, "diff", "--name-only", "--no-renames", "--no-ext-diff", "--no-textconv",
+    diff = run_git(root, "diff", "--name-only", "--no-renames", "--no-ext-diff", "--no-textconv",
                 commit)
-    untracked = _git(root, "ls-files", "--others", "--exclude-standard")
+    untracked = run_git(root, "ls-files", "--others", "--exclude-standard")
     if diff is None or untracked is None:
         return None
     return set(diff.splitlines()) | set(untracked.splitlines())
-
-
-def _git(root: Path, *args: str) -> str | None:
-    """git on the corpus with its config neutralized (see peek.gitutil)."""
-    from peek.gitutil import run_git
-
-    return run_git(root, *args, timeout=GIT_TIMEOUT_S)
 
 
 def invalidate(db: Database, corpus_id: int, root: Path | str) -> int:

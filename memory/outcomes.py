@@ -13,13 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from peek.db import driver
-from peek.retrieval.lexical import (
-    create_fts,
-    expand_for_index,
-    fts_query,
-    query_terms,
-    table_exists,
-)
+from peek.retrieval.lexical import create_fts, fts_query, table_exists
+from peek.text import expand_for_index, query_terms
 
 if TYPE_CHECKING:
     from peek.db import AnyConnection

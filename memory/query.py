@@ -20,7 +20,8 @@ from peek.memory.episodes import route
 from peek.memory.models import NONE_ANSWER, TEXT_PREFIX, Entity, VerbPhrase
 from peek.memory.search import MemoryIndex, Ranked, memory_index, rank_turns
 from peek.memory.store import TurnRecord, load_nodes
-from peek.memory.text import name_words, norm_name, proper_names, terms
+from peek.memory.text import name_words, norm_name, proper_names
+from peek.text import terms
 from peek.tokens import count_tokens
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def stale_now(conn: Any, corpus_id: int,
     root = Path(row[0]) if row else None
     if root is None or not root.is_dir():
         return records
-    from peek.contextmap.freshness import working_tree_sha
+    from peek.blobs import working_tree_sha
 
     now: dict[str, str | None] = {}
 

@@ -1,19 +1,15 @@
-"""Words for memory: stemmed, code-aware terms, proper names and normalized entity keys.
+"""Names in memory: proper names in a text and normalized entity keys.
 
-Memory search, the lexical embedder and entity matching all read text through these few
-functions, so a term means the same thing at ingest, at query time and in the IDF table.
+Terms (tokenizing, stemming, stopwords) come from `peek.text`, shared with search, the Distiller
+and the offline policy; what is here is only about names of people, places and things.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
-from peek.retrieval.lexical import STOPWORDS, split_identifier
+from peek.text import STOPWORDS, content_words
 
-_WORD = re.compile(r"[A-Za-z0-9_]+")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SUFFIXES = ("ingly", "edly", "ing", "ied", "ies", "ed", "es", "s", "ly")
 # Capitalized runs ("Ezra Edwards", "American Museum of Natural History"), joiners allowed inside.
 _NAME = re.compile(
     r"\b[A-Z][a-zA-Z0-9'\-]*(?:\s+(?:(?:of|the|de|van|von|and)\s+)?[A-Z][a-zA-Z0-9'\-]*)*"
@@ -25,40 +21,6 @@ _NAME_STOP = frozenset(
     "they he she there here also just really great nice good".split()
 )
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
-
-
-def stem(word: str) -> str:
-    """A light suffix stripper: 'painting', 'painted' and 'paints' share the term 'paint'."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            base = word[: -len(suffix)]
-            return base + "y" if suffix in ("ies", "ied") else base
-    return word
-
-
-def terms(text: str) -> list[str]:
-    """Stemmed content terms in order, with the parts of compound identifiers added after them."""
-    out: list[str] = []
-    for token in _WORD.findall(text):
-        out.extend(token_terms(token))
-    return out
-
-
-@lru_cache(maxsize=1 << 16)
-def token_terms(token: str) -> tuple[str, ...]:
-    """The terms of one word, cached: words repeat, and ingest and refits read every turn."""
-    out: list[str] = []
-    lowered = token.lower()
-    if len(lowered) > 1 and lowered not in STOPWORDS:
-        out.append(stem(lowered))
-    if _IDENT.fullmatch(token) and ("_" in token.strip("_") or _is_camel(token)):
-        out.extend(stem(p) for p in split_identifier(token) if len(p) > 1
-                   and p not in STOPWORDS)
-    return tuple(out)
-
-
-def _is_camel(token: str) -> bool:
-    return not (token.islower() or token.isupper()) and not token.istitle()
 
 
 def norm_name(name: str) -> str:
@@ -91,5 +53,4 @@ def _is_name_word(word: str, start: int, text: str) -> bool:
 
 def name_words(name: str) -> set[str]:
     """The lower-cased non-stopword words of a name, for partial matches ('Chloe' ~ 'Chloe Lee')."""
-    lowered = (t.lower() for t in _WORD.findall(name))
-    return {w for w in lowered if w not in STOPWORDS and len(w) > 1}
+    return set(content_words(name))

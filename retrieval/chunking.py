@@ -27,7 +27,7 @@ from .languages import (
     query,
 )
 
-__all__ = ["Chunk", "Definition", "ParsedFile", "language_for", "parse_file"]
+__all__ = ["ParsedChunk", "Definition", "ParsedFile", "language_for", "parse_file"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ MAX_IDENTIFIERS = 2000
 
 
 @dataclass(frozen=True, slots=True)
-class Chunk:
+class ParsedChunk:
     """A contiguous run of source lines that retrieval returns as one unit."""
 
     start_line: int
@@ -66,7 +66,7 @@ class ParsedFile:
     """Everything the indexer keeps from one file."""
 
     language: str
-    chunks: list[Chunk]
+    chunks: list[ParsedChunk]
     definitions: list[Definition]
     imports: list[str]
     identifiers: list[str]
@@ -192,7 +192,7 @@ def _parse_code(lang: str, text: str, lines: list[str]) -> ParsedFile:
     return ParsedFile(lang, chunks, definitions, _imports(caps), _identifiers(caps, source, names))
 
 
-def _code_chunks(lines: list[str], defs: list[_Def], boundaries: list[int]) -> list[Chunk]:
+def _code_chunks(lines: list[str], defs: list[_Def], boundaries: list[int]) -> list[ParsedChunk]:
     spans: list[_Span] = []
     for d in defs:
         spans.extend(_def_spans(lines, d))
@@ -274,12 +274,12 @@ def _trim(lines: Sequence[str], lo: int, hi: int) -> tuple[int, int] | None:
     return (lo, hi) if lo <= hi else None
 
 
-def _to_chunks(lines: list[str], spans: list[_Span]) -> list[Chunk]:
-    chunks: list[Chunk] = []
+def _to_chunks(lines: list[str], spans: list[_Span]) -> list[ParsedChunk]:
+    chunks: list[ParsedChunk] = []
     last = len(lines) - 1
     for start, end, kind, symbol in sorted(spans, key=lambda s: (s[0], -s[1])):
         for lo, hi in _windows(max(start, 0), min(end, last)):
-            chunks.append(Chunk(lo + 1, hi + 1, kind, symbol, "\n".join(lines[lo : hi + 1])))
+            chunks.append(ParsedChunk(lo + 1, hi + 1, kind, symbol, "\n".join(lines[lo : hi + 1])))
     return chunks
 
 
@@ -597,13 +597,13 @@ def _rst_heading_start(lines: list[str], row: int) -> int | None:
     return row
 
 
-def _text_windows(lines: list[str]) -> list[Chunk]:
+def _text_windows(lines: list[str]) -> list[ParsedChunk]:
     """Overlapping fixed windows, for text with no structure worth parsing."""
-    chunks: list[Chunk] = []
+    chunks: list[ParsedChunk] = []
     step = TEXT_WINDOW_LINES - TEXT_WINDOW_OVERLAP
     for lo in range(0, len(lines), step):
         hi = min(lo + TEXT_WINDOW_LINES, len(lines)) - 1
-        chunks.append(Chunk(lo + 1, hi + 1, "window", None, "\n".join(lines[lo : hi + 1])))
+        chunks.append(ParsedChunk(lo + 1, hi + 1, "window", None, "\n".join(lines[lo : hi + 1])))
         if hi == len(lines) - 1:
             break
     return chunks

@@ -25,7 +25,7 @@ import posixpath
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -461,7 +461,3 @@ def _python_module(path: str) -> str | None:
         return None
     return ".".join(parts)
 
-
-def graph_summary(graph: FileGraph) -> dict[str, Any]:
-    """Counts for logs and doctor output."""
-    return {"files": len(graph), "edges": int(len(graph.src)), "names": len(graph.names)}

@@ -18,26 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from peek.blobs import git_blob_sha, is_binary
 from peek.db import Database
 from peek.errors import CorpusError
 from peek.gitutil import is_git_tree
-from peek.retrieval.lexical import (
-    delete_fts_rows,
-    ensure_fts,
-    expand_for_index,
-    insert_fts_rows,
-    path_field,
-)
+from peek.retrieval.lexical import delete_fts_rows, ensure_fts, insert_fts_rows
 from peek.retrieval.skipped import Skipped, load_skipped, still_skipped
 from peek.retrieval.walk import (
     FileEntry,
     GitState,
-    git_blob_sha,
     git_state,
-    is_binary,
     walk_corpus,
 )
 from peek.safefs import SandboxError, read_beneath
+from peek.text import expand_for_index, path_field
 
 if TYPE_CHECKING:  # a no-change index needs neither the parsers nor a process pool
     from concurrent.futures import Future, ProcessPoolExecutor

@@ -125,11 +125,6 @@ def language_for(path: str) -> str:
     return _EXTENSIONS.get(os.path.splitext(path)[1].lower(), "text")
 
 
-def has_grammar(language: str) -> bool:
-    """Say whether tree-sitter can parse this language (else it is chunked by lines)."""
-    return language in _GRAMMARS
-
-
 @cache
 def grammar(language: str) -> Grammar:
     """Compile a grammar and its queries once per process; compiling is the slow part."""

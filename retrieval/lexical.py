@@ -5,17 +5,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from peek.db import driver
+from peek.text import query_terms
 
 if TYPE_CHECKING:
     from peek.db import AnyConnection
 
 # path and symbol hits say more about where a concept lives than a mention in a body.
 FIELD_WEIGHTS = (4.0, 8.0, 1.0)
-MAX_QUERY_TERMS = 48
 POOL = 50
 TEST_PRIOR = 0.5
 CHANGELOG_PRIOR = 0.5
@@ -27,59 +26,6 @@ CHANGELOG_TERMS = frozenset({"history", "changelog", "changes", "release", "rele
 _TEST_PATH = re.compile(
     r"(^|/)(tests?|testing)/|(^|/)test_[^/]*$|_test\.[a-z]+$|(^|/)conftest\.py$"
 )
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_WORD = re.compile(r"[A-Za-z0-9_]+")
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z0-9])|[A-Z]?[a-z0-9]+|[A-Z]+")
-STOPWORDS = frozenset(
-    "a an and are as at be but by can could did do does doing for from had has have how i if in "
-    "into is it its me my no not of on or our should so than that the their them then there these "
-    "they this those to too was we were what when where which while who why will with would you "
-    "your also any all some such get got just like use used using want seems".split()
-)
-
-
-def split_identifier(token: str) -> list[str]:
-    """The words inside snake_case and camelCase names: getHTTPResponse → get http response."""
-    parts: list[str] = []
-    for piece in token.split("_"):
-        parts.extend(p.lower() for p in _CAMEL.findall(piece))
-    return parts
-
-
-def expand_for_index(body: str) -> str:
-    """Body text plus the parts of its compound identifiers, so both whole names and words match."""
-    extra: dict[str, None] = {}
-    for token in set(_IDENT.findall(body)):
-        extra.update(dict.fromkeys(_index_parts(token)))
-    return body + "\n" + " ".join(extra) if extra else body
-
-
-@lru_cache(maxsize=1 << 16)
-def _index_parts(token: str) -> tuple[str, ...]:
-    """The words a compound identifier adds to the index (none for a plain word); memoized,
-    since a corpus repeats its names in every file."""
-    if "_" in token.strip("_") or not (token.islower() or token.isupper()):
-        return tuple(p for p in split_identifier(token) if len(p) > 1)
-    return ()
-
-
-def path_field(path: str) -> str:
-    """A path as searchable words: sympy/core/basic.py → 'sympy core basic py' plus the parts."""
-    return expand_for_index(re.sub(r"[/.\-]", " ", path))
-
-
-def query_terms(query: str) -> list[str]:
-    """Distinct lower-cased terms of a query: whole identifiers and their parts, no stopwords."""
-    terms: dict[str, None] = {}
-    for token in _WORD.findall(query):
-        lowered = token.lower()
-        if lowered not in STOPWORDS and len(lowered) > 1:
-            terms[lowered] = None
-        if _IDENT.fullmatch(token):
-            terms.update(dict.fromkeys(p for p in split_identifier(token) if p not in STOPWORDS))
-    return [t for t in terms if len(t) > 1][:MAX_QUERY_TERMS]
-
-
 def fts_query(terms: list[str]) -> str:
     """An FTS5 MATCH expression that ORs quoted terms (quoting keeps FTS syntax out of queries)."""
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)

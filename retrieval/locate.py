@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from peek.db import driver
 from peek.retrieval.graph import FileGraph
-from peek.retrieval.lexical import Hit, path_prior, query_terms, search_chunks
+from peek.retrieval.lexical import Hit, path_prior, search_chunks
+from peek.text import query_terms
 
 if TYPE_CHECKING:
     from peek.db import AnyConnection

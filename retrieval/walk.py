@@ -10,7 +10,6 @@ lead outside the root.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
@@ -42,7 +41,6 @@ BINARY_SUFFIXES = frozenset(
     ".egg .so .dylib .dll .exe .o .a .class .jar .pyd .woff .woff2 .ttf .otf .eot .mp3 .mp4 "
     ".wav .ogg .avi .mov .sqlite .db .npy .npz .pkl .pickle .parquet .fits .h5 .hdf5".split()
 )
-SNIFF_BYTES = 8192
 IGNORE_FILE_MAX_BYTES = 1 << 20
 MAX_DEPTH = 128
 _DIR_FLAGS = (
@@ -147,18 +145,6 @@ class WalkReport:
     outside_symlinks: int = 0
     special: int = 0
     unreadable: list[str] = field(default_factory=list)
-
-
-def git_blob_sha(data: bytes) -> str:
-    """The blob id git gives these bytes (`git hash-object`), so peek and git agree on identity."""
-    digest = hashlib.sha1(b"blob %d\0" % len(data))
-    digest.update(data)
-    return digest.hexdigest()
-
-
-def is_binary(data: bytes) -> bool:
-    """A NUL byte in the first 8 KiB marks a file as binary, as git and grep do."""
-    return b"\0" in data[:SNIFF_BYTES]
 
 
 def display_path(rel: str) -> str:

@@ -24,13 +24,14 @@ from typing import Any
 
 import regex
 
+from peek.blobs import is_binary
 from peek.retrieval.walk import FileEntry, IgnoreRules, iter_files
 
 from .errors import SandboxError
 from .globs import PathFilter
 from .results import GrepMatch
 from .ripgrep import find_ripgrep as find_ripgrep  # where tests and callers looked for it
-from .textfile import decode_utf8, looks_binary, split_lines
+from .textfile import decode_utf8, split_lines
 
 LINE_CHARS = 300
 MAX_PATTERN_CHARS = 2000
@@ -157,7 +158,7 @@ def _text(root: Path, entry: FileEntry, max_bytes: int) -> str:
         data = read_beneath(root, entry.fs_rel, max_bytes, entry.path)
     except SandboxError:
         return ""
-    return "" if looks_binary(data) else decode_utf8(data).text
+    return "" if is_binary(data) else decode_utf8(data).text
 
 
 def _search_lines(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from peek.errors import QueryError
 from peek.retrieval.walk import IgnoreRules
 from peek.safefs import Opened, SandboxError, open_beneath, special_kind
 
-__all__ = ["excluded_error", "real_root", "relative_posix", "resolve_in_root", "special_kind"]
+__all__ = ["corpus_path", "excluded_error", "real_root", "relative_posix", "resolve_in_root",
+           "special_kind"]
 
 
 def real_root(root: str | os.PathLike[str]) -> Path:
@@ -45,3 +47,14 @@ def relative_posix(root: Path, real: Path) -> str:
     """Name a path the way every tool reports it: relative to the root, with forward slashes."""
     rel = real.relative_to(root).as_posix()
     return rel if rel else "."
+
+
+def corpus_path(root: Path, path: str) -> str:
+    """A corpus path as stored (posix, relative to the root), from any form a user gives."""
+    candidate = Path(path)
+    if candidate.is_absolute():
+        try:
+            candidate = candidate.resolve().relative_to(root)
+        except ValueError as exc:
+            raise QueryError(f"{path} is outside the corpus {root}") from exc
+    return candidate.as_posix().removeprefix("./")

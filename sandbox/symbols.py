@@ -6,12 +6,13 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from peek.blobs import is_binary
 from peek.retrieval.walk import iter_files
 from peek.safefs import read_beneath
 
 from .errors import SandboxError
 from .results import SymbolHit
-from .textfile import decode_utf8, looks_binary, split_lines
+from .textfile import decode_utf8, split_lines
 
 SymbolLookup = Callable[[str], list[SymbolHit]]
 
@@ -89,7 +90,7 @@ def _source_lines(root: Path, fs_rel: str, rel: str, max_file_bytes: int) -> lis
         data = read_beneath(root, fs_rel, max_file_bytes, rel)
     except SandboxError:
         return []
-    return [] if looks_binary(data) else split_lines(decode_utf8(data).text)
+    return [] if is_binary(data) else split_lines(decode_utf8(data).text)
 
 
 def _scan(
@@ -154,3 +155,4 @@ def _ends_statement(line: str, offset: int) -> bool:
         or offset >= _BRACE_SEARCH_LINES
         or (offset == 0 and not stripped.endswith(("(", ",", "=", "=>")))
     )
+

@@ -5,11 +5,6 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
-from peek.retrieval.walk import is_binary
-
-BINARY_SNIFF_BYTES = 8192
-looks_binary = is_binary  # one NUL-sniff rule for the index and the tools
-
 
 @dataclass(frozen=True)
 class DecodedText:

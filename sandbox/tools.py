@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from peek.blobs import is_binary
 from peek.retrieval.walk import IgnoreRules, iter_files
 from peek.safefs import open_beneath, read_fd
 
@@ -26,7 +27,7 @@ from .results import (
 from .ripgrep import find_ripgrep
 from .specs import check_args
 from .symbols import SymbolLookup, bare_identifier, regex_symbols
-from .textfile import DecodedText, decode_utf8, looks_binary, split_lines
+from .textfile import DecodedText, decode_utf8, split_lines
 
 if TYPE_CHECKING:  # grep and glob load the `regex` engine on first use, not with every read
     from .globs import PathFilter
@@ -153,7 +154,7 @@ class FileTools:
             check_served(self.root, opened, path, None)
             data = read_fd(opened.fd, opened.info, self.max_file_bytes, path)
             rel = opened.rel
-        if looks_binary(data):
+        if is_binary(data):
             raise SandboxError(
                 f"{path!r} looks binary (NUL byte in its first 8 KiB); "
                 "only text files can be read"

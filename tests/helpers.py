@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 PEEK_BIN = Path(sys.executable).with_name("peek")
 # The MCP tools a server offers without --model (outside checks rely on these names).
@@ -60,3 +62,22 @@ SAMPLE = {
     ),
     "README.txt": "A tiny sample corpus for tests.\n",
 }
+
+
+@functools.cache
+def reference_encoding() -> Any:
+    """tiktoken's own o200k_base loader, pointed at the bundled file for this one call: an
+    independent check on peek's counting (which never touches TIKTOKEN_CACHE_DIR)."""
+    import tiktoken
+
+    from peek.tokens import bundled_bpe_file
+
+    saved = os.environ.get("TIKTOKEN_CACHE_DIR")
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(bundled_bpe_file().parent)
+    try:
+        return tiktoken.get_encoding("o200k_base")
+    finally:
+        if saved is None:
+            os.environ.pop("TIKTOKEN_CACHE_DIR", None)
+        else:
+            os.environ["TIKTOKEN_CACHE_DIR"] = saved

@@ -18,9 +18,10 @@ from peek.agent.citations import extract_citations, verify_citations
 from peek.agent.loop import run_agent
 from peek.agent.models import Message, Reply, ToolCall, Usage
 from peek.agent.scripted import ScriptedModel
-from peek.agent.session import Budgets, Citation, SessionStore
+from peek.agent.session import Budgets, SessionStore
 from peek.agent.tools import AgentTools, cap_json
 from peek.contextmap.policy import CachePolicy
+from peek.contextmap.trajectory import Citation
 from peek.errors import PeekError
 from peek.sandbox import TOOL_SPECS
 from peek.service import Peek

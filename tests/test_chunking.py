@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from peek.retrieval import chunking
-from peek.retrieval.chunking import Chunk, ParsedFile, language_for, parse_file
+from peek.retrieval.chunking import ParsedChunk, ParsedFile, language_for, parse_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chunking"
 ALL_FIXTURES = sorted(p.name for p in FIXTURES.iterdir() if not p.name.startswith("."))
@@ -37,7 +37,7 @@ def fixture_lines(name: str) -> list[str]:
     return (FIXTURES / name).read_bytes().decode("utf-8").replace("\r\n", "\n").splitlines()
 
 
-def assert_well_formed(chunks: list[Chunk], lines: list[str]) -> None:
+def assert_well_formed(chunks: list[ParsedChunk], lines: list[str]) -> None:
     for chunk in chunks:
         assert 1 <= chunk.start_line <= chunk.end_line <= len(lines), chunk
         assert chunk.text == "\n".join(lines[chunk.start_line - 1 : chunk.end_line]), chunk

@@ -121,3 +121,21 @@ def test_help_lists_commands() -> None:
     assert out.returncode == 0
     for command in ("index", "search", "doctor"):
         assert command in out.stdout
+
+
+def test_corpora_lists_what_a_store_holds(make_corpus, home: Path) -> None:
+    empty = run_peek("corpora", "--json")
+    assert empty.returncode == 0, empty.stderr
+    assert json.loads(empty.stdout) == {"home": str(home), "corpora": []}
+    assert not (home / "peek.db").exists()  # listing never creates a store
+    first, second = make_corpus(SAMPLE), make_corpus({"notes.md": "# Notes\n"})
+    for root in (first, second):
+        assert run_peek("index", str(root)).returncode == 0
+    listed = json.loads(run_peek("corpora", "--json").stdout)["corpora"]
+    assert [c["root"] for c in listed] == sorted([str(first.resolve()), str(second.resolve())])
+    by_root = {c["root"]: c for c in listed}
+    assert by_root[str(first.resolve())]["files"] == len(SAMPLE)
+    assert by_root[str(second.resolve())]["memory_turns"] == 0
+    assert all(c["map_version"] >= 1 and c["indexed_at"] for c in listed)
+    text = run_peek("corpora").stdout
+    assert str(first.resolve()) in text and "files, indexed" in text

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from helpers import SAMPLE
+from helpers import SAMPLE, run_peek
 
-from peek.retrieval.lexical import expand_for_index, path_prior, query_terms, split_identifier
+from peek.retrieval.lexical import path_prior
 from peek.service import Peek
+from peek.text import expand_for_index, query_terms, split_identifier
 
 
 def test_split_identifier() -> None:
@@ -26,7 +28,16 @@ def test_query_terms_drop_stopwords_and_split() -> None:
     assert query_terms("Where is Session.resolve_redirects?") == [
         "session", "resolve_redirects", "resolve", "redirects",
     ]
-    assert query_terms("where is the") == []
+    assert query_terms("where is the") == ["where", "is", "the"]  # nothing else: keep them
+
+
+def test_stopwords_never_drop_words_written_as_code() -> None:
+    assert query_terms("get") == ["get"]
+    assert query_terms("how do I get the user") == ["user"]
+    assert query_terms("where is get() defined") == ["get", "defined"]
+    assert query_terms("what does `use` do") == ["use"]
+    assert query_terms("when is dict.get called") == ["dict", "get", "called"]
+    assert query_terms("get_user") == ["get_user", "user"]
 
 
 def test_path_prior() -> None:
@@ -57,3 +68,13 @@ def test_fts_syntax_in_queries_is_harmless(make_corpus, home: Path) -> None:
     peek = Peek(make_corpus(SAMPLE))
     peek.index()
     assert isinstance(peek.search('"redirect" OR NEAR( AND * ^session', 5), list)
+
+
+def test_search_for_a_stopword_finds_its_definition(make_corpus, home: Path) -> None:
+    root = make_corpus({"store.py": "class Store:\n    def get(self, key):\n        return key\n",
+                        "other.py": "def fetch():\n    return 1\n"})
+    assert run_peek("index", str(root)).returncode == 0
+    out = run_peek("search", str(root), "get", "--json")
+    assert out.returncode == 0, out.stderr
+    hits = json.loads(out.stdout)["results"]
+    assert hits and (hits[0]["path"], hits[0]["symbol"]) == ("store.py", "Store.get")

@@ -1,4 +1,5 @@
-"""`peek memory <corpus> ...` through CliRunner: ingest, search, episodes, entities, summary."""
+"""`peek memory COMMAND <corpus> ...` through CliRunner: ingest, search, episodes, entities,
+summary, and the deprecated corpus-first order."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 import typer
+from helpers import run_peek
 from test_memory_helpers import conversation
 from typer.testing import CliRunner, Result
 
@@ -31,7 +33,8 @@ def make_app() -> typer.Typer:
 
 @pytest.fixture
 def cli(make_corpus: Any, tmp_path: Path) -> tuple[Any, Path, Path]:
-    """(run, root, log): `run(*args)` invokes `memory <root> ...` with this test's --home."""
+    """(run, root, log): `run(command, *args)` invokes `memory command <root> ...` with this
+    test's --home (no command: `memory <root>`, the summary)."""
     log = "\n".join(json.dumps(t) for t in conversation()) + "\n"
     root = make_corpus({"chat/conversation.jsonl": log})
     home = tmp_path / "home"
@@ -41,7 +44,9 @@ def cli(make_corpus: Any, tmp_path: Path) -> tuple[Any, Path, Path]:
     app = make_app()
 
     def run(*args: str) -> Result:
-        return CliRunner().invoke(app, ["memory", str(root), *args, "--home", str(home)])
+        words = ([args[0], str(root), *args[1:]] if args and not args[0].startswith("-")
+                 else [str(root), *args])
+        return CliRunner().invoke(app, ["memory", *words, "--home", str(home)])
 
     return run, root, root / "chat/conversation.jsonl"
 
@@ -84,6 +89,19 @@ def test_errors_are_peek_errors(cli: Any, make_corpus: Any, tmp_path: Path) -> N
     assert isinstance(result.exception, QueryError) and "bad.jsonl:2" in str(result.exception)
     assert isinstance(run("search", "  ").exception, QueryError)
     other = make_corpus({"a.md": "x\n"})
-    result = CliRunner().invoke(make_app(), ["memory", str(other), "episodes", "--home",
+    result = CliRunner().invoke(make_app(), ["memory", "episodes", str(other), "--home",
                                              str(tmp_path / "home")])
     assert isinstance(result.exception, NotIndexedError)
+
+
+def test_the_old_corpus_first_order_works_with_one_deprecation_line(cli: Any,
+                                                                     tmp_path: Path) -> None:
+    _, root, log = cli
+    env = {"PEEK_HOME": str(tmp_path / "home")}
+    old = run_peek("memory", str(root), "ingest", str(log), "--json", env=env)
+    assert old.returncode == 0, old.stderr
+    assert old.stderr.strip() == (
+        "peek: deprecated: `peek memory PATH ingest` is now `peek memory ingest PATH`")
+    assert json.loads(old.stdout)["added"] == 16
+    new = run_peek("memory", "ingest", str(root), str(log), "--json", env=env)
+    assert new.returncode == 0 and new.stderr == "" and json.loads(new.stdout)["skipped"] == 16

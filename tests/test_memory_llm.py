@@ -8,7 +8,7 @@ from typing import Any
 
 from test_memory_helpers import indexed
 
-from peek.contextmap.llm import ScriptedJSONModel
+from peek.agent.scripted import ScriptedModel
 from peek.memory.ingest import ingest_turns
 from peek.memory.operator import LLMOperator
 from peek.memory.query import list_entities, memory_block
@@ -33,7 +33,7 @@ LINKS = json.dumps({"spatio_temporal_links": [
 
 
 def test_valid_output_becomes_a_stamped_workspace() -> None:
-    model = ScriptedJSONModel([COREF, EXTRACT, LINKS])
+    model = ScriptedModel.answering_json([COREF, EXTRACT, LINKS])
     chunks = LLMOperator(model).document("doc", TEXT, seq=5)
     assert len(chunks) == 1 and chunks[0].text.endswith("Ezra Edwards demonstrated cat leaps.")
     ws = chunks[0].workspace
@@ -42,21 +42,21 @@ def test_valid_output_becomes_a_stamped_workspace() -> None:
     assert all(e.source == "doc#0" and e.seq == 5 for e in ws.entities)
     assert [(n.kind, n.current_name, n.entity_ids) for n in ws.space_time] == [
         ("space", "Bethpage Black Course", ["e1", "e2"])]
-    assert "semantic workspace" in model.prompts[1][0] and TEXT[:20] in model.prompts[0][1]
-    assert "Ezra Edwards demonstrated" in model.prompts[1][1]
+    assert "semantic workspace" in model.seen_json[1][0] and TEXT[:20] in model.seen_json[0][1]
+    assert "Ezra Edwards demonstrated" in model.seen_json[1][1]
 
 
 def test_invalid_output_is_repaired_once_with_the_error() -> None:
-    model = ScriptedJSONModel([COREF, BAD, EXTRACT, LINKS])
+    model = ScriptedModel.answering_json([COREF, BAD, EXTRACT, LINKS])
     operator = LLMOperator(model)
     chunks = operator.document("doc", TEXT, seq=0)
     assert len(chunks) == 1 and operator.stats.calls == 4 and operator.stats.failed == 0
-    repair = model.prompts[2][1]
+    repair = model.seen_json[2][1]
     assert "Your previous output was invalid" in repair and "'e9' of v1" in repair
 
 
 def test_a_chunk_the_model_cannot_extract_is_skipped_and_counted() -> None:
-    model = ScriptedJSONModel([COREF, BAD, BAD, "not json"])
+    model = ScriptedModel.answering_json([COREF, BAD, BAD, "not json"])
     operator = LLMOperator(model)
     assert operator.document("doc", TEXT, seq=0) == []
     assert operator.stats.failed == 1 and operator.stats.calls == 4
@@ -66,7 +66,7 @@ def test_ingest_with_a_model_reconciles_its_entities(make_corpus: Any, tmp_path:
     service = indexed(make_corpus({"README.md": "book\n"}), tmp_path / "home")
     turns = [{"id": "T1", "speaker": "narrator", "text": TEXT, "time": "April 9, 2026",
               "session": "chapter-1"}]
-    model = ScriptedJSONModel([COREF, EXTRACT, LINKS])
+    model = ScriptedModel.answering_json([COREF, EXTRACT, LINKS])
     counts = ingest_turns(service.db, service.corpus_id, turns, model=model)
     assert counts["added"] == 1
     names = {e["name"]: e for e in list_entities(service.db, service.corpus_id)}

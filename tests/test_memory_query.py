@@ -7,17 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tiktoken
+from helpers import reference_encoding
 from test_memory_helpers import conversation, indexed
 
 from peek.memory.ingest import ingest_documents, ingest_turns
 from peek.memory.query import SEARCH_HEADER, memory_block, memory_search
-from peek.tokens import configure_offline_cache
 
 
 def o200k(text: str) -> int:
-    configure_offline_cache()
-    return len(tiktoken.get_encoding("o200k_base").encode(text, disallowed_special=()))
+    return len(reference_encoding().encode(text, disallowed_special=()))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from test_memory_helpers import indexed
 
-from peek.contextmap.llm import ScriptedJSONModel
+from peek.agent.scripted import ScriptedModel
 from peek.memory.embed import HashEmbedder
 from peek.memory.models import Entity, Question, Role, SpaceTimeNode, VerbPhrase, Workspace
 from peek.memory.operator import Chunk
@@ -80,13 +80,14 @@ def test_embedding_resolution_merges_near_identical_names_of_compatible_kinds(st
 
 
 def test_the_llm_verifier_decides_embedding_candidates(store: Any) -> None:
-    no = ScriptedJSONModel(['{"same": [false]}'])
+    no = ScriptedModel.answering_json(['{"same": [false]}'])
     nodes, _ = reconcile(store, [
         chunk("c1", 1, [entity("e1", "Museum of Modern Art", "c1", "venue")]),
         chunk("c2", 2, [entity("e1", "Modern Art Museum", "c2", "host")])], model=no)
     assert len(entities(nodes)) == 2
-    assert "Modern Art Museum" in no.prompts[0][1] and "Museum of Modern Art" in no.prompts[0][1]
-    yes = ScriptedJSONModel(['{"same": [true]}'])
+    prompt = no.seen_json[0][1]
+    assert "Modern Art Museum" in prompt and "Museum of Modern Art" in prompt
+    yes = ScriptedModel.answering_json(['{"same": [true]}'])
     nodes, merged = reconcile(store, [chunk("c3", 3, [entity("e1", "Art Museum", "c3",
                                                              "landmark")])], model=yes)
     assert merged == 1 and len(entities(nodes)) == 2

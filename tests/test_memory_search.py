@@ -23,7 +23,8 @@ from peek.memory.search import (
     memory_index,
     rank_turns,
 )
-from peek.memory.text import name_words, terms
+from peek.memory.text import name_words
+from peek.text import terms
 
 QUESTIONS = ["What did Bob renew before the flight?", "What did Alice say about compost?",
              "Where is the castle?", "tomatoes basil greenhouse", "When does the flight leave?"]

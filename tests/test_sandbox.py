@@ -194,7 +194,8 @@ def test_limits_must_be_positive(corpus: Path) -> None:
         FileTools(corpus, max_output_chars=True)
 
 
-SHARED = ("peek.safefs", "peek.retrieval.walk")  # the one reader and the one walker
+# the one reader, the one walker, the one binary sniff, and the error types
+SHARED = ("peek.safefs", "peek.retrieval.walk", "peek.blobs", "peek.errors")
 
 
 def test_sandbox_imports_only_the_shared_reader_and_walker() -> None:

@@ -9,14 +9,18 @@ from pathlib import Path
 import peek
 
 PUBLIC = [
-    "AskResult", "Budgets", "Citation", "CorpusError", "CorpusStatus", "Hit", "IndexStats",
-    "MapView", "Model", "NotIndexedError", "Peek", "PeekError", "QueryError", "ScriptedModel",
-    "StoreError", "UpdateResult", "__version__",
+    "Anchor", "AppliedEdit", "AskResult", "BudgetError", "Budgets", "Citation", "CorpusError",
+    "CorpusStatus", "EditRecord", "EntitySummary", "Entry", "EntryChange", "EntryNotFoundError",
+    "EpisodeSummary", "FileGraph", "Hit", "IndexStats", "MapError", "MapImportError", "MapView",
+    "MemoryHit", "MemorySearch", "Model", "NotIndexedError", "Peek", "PeekError", "QueryError",
+    "Remembered", "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
+    "UpdateResult", "VersionError", "VersionRecord", "__version__",
 ]
 
 
 def test_public_names_are_pinned() -> None:
     assert peek.__all__ == PUBLIC
+    assert dir(peek) == sorted(PUBLIC)
     assert sorted(peek._EXPORTS) == [n for n in PUBLIC if n != "__version__"]
     for name in PUBLIC:
         assert getattr(peek, name) is not None
@@ -75,3 +79,18 @@ def test_peek_is_a_context_manager(make_corpus, tmp_path: Path) -> None:
         service.index()
         assert service.search("frobnicate")
     assert "db" in service.__dict__  # opened inside, closed on exit (engine disposed)
+
+
+def test_memory_listings_are_typed(make_corpus, tmp_path: Path) -> None:
+    log = tmp_path / "talk.jsonl"
+    log.write_text('{"id": "t1", "speaker": "Ada", "text": "The cart lives in shop/cart.py"}\n')
+    with peek.Peek(make_corpus({"shop/cart.py": "x = 1\n"}), tmp_path / "home") as sdk:
+        sdk.index()
+        done = sdk.memory_ingest(log)
+        assert isinstance(done, peek.Remembered) and done.added == 1
+        episodes = sdk.memory_episodes()
+        assert episodes and all(isinstance(e, peek.EpisodeSummary) for e in episodes)
+        first = episodes[0]
+        assert len(first.prefix_sha256) == 64 and first.to_dict()["id"] == first.id
+        assert all(isinstance(e, peek.EntitySummary) for e in sdk.memory_entities())
+        assert sdk.indexed

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import reference_encoding
 
-from peek.tokens import count_tokens
+from peek.errors import PeekError
+from peek.tokens import SPECS, bundled_bpe_file, count_tokens, encoding, read_ranks
 
 CHECK = (
     "import os; os.environ.pop('TIKTOKEN_CACHE_DIR', None);"
@@ -57,3 +59,28 @@ def test_decoded_encoding_is_cached_and_gives_the_same_counts(tmp_path: Path) ->
     assert len(cached) == 1 and cached[0].stat().st_size > 1_000_000
     assert first.stdout == second.stdout
     assert int(second.stdout) == count_tokens("getHTTPResponse caches <|endoftext|> ünïcode")
+
+
+def test_the_encoding_is_tiktokens_own_o200k_base() -> None:
+    ours, reference = encoding(), reference_encoding()
+    assert ours.n_vocab == reference.n_vocab and ours._special_tokens == reference._special_tokens
+    for text in ("getHTTPResponse caches <|endoftext|> ünïcode", "def get(self):\n\treturn 1",
+                 "日本語のテキスト and émojis 🎉 123456789", "  trailing spaces   \n\n"):
+        assert ours.encode(text, disallowed_special=()) == reference.encode(
+            text, disallowed_special=())
+
+
+def test_counting_changes_no_environment_variable() -> None:
+    code = ("import os; before = dict(os.environ); from peek.tokens import count_tokens; "
+            "count_tokens('x y'); print(dict(os.environ) == before)")
+    env = {k: v for k, v in os.environ.items() if "TIKTOKEN" not in k}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "True", out.stderr
+
+
+def test_a_tampered_bpe_file_is_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "o200k"
+    data = bundled_bpe_file().read_bytes()
+    copy.write_bytes(data[:-40] + b"QUFB 199998\n")
+    with pytest.raises(PeekError, match="sha256"):
+        read_ranks(copy, SPECS["o200k_base"])

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from peek.retrieval.walk import git_blob_sha, git_state, is_binary, walk_corpus
+from peek.blobs import git_blob_sha, is_binary
+from peek.retrieval.walk import git_state, walk_corpus
 
 
 def paths(root: Path, cap: int = 1 << 20) -> list[str]:

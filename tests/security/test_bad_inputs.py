@@ -132,11 +132,11 @@ def cases(w: dict[str, Path]) -> dict[str, tuple[list[str], dict[str, str], str]
                              "--root names"),
         "mcp-root-file": (["mcp", "--root", f], {}, "--root names"),
         "env-roots-missing": (["mcp"], {"PEEK_ROOTS": str(base / "nope")}, "PEEK_ROOTS names"),
-        "memory-k-0": (["memory", root, "search", "q", "-k", "0"], {}, K_RANGE),
-        "memory-budget-neg": (["memory", root, "search", "q", "--budget", "-5"], {},
+        "memory-k-0": (["memory", "search", root, "q", "-k", "0"], {}, K_RANGE),
+        "memory-budget-neg": (["memory", "search", root, "q", "--budget", "-5"], {},
                               BUDGET_RANGE),
         "memory-unknown": (["memory", root, "frob"], {}, ("unexpected extra argument", "(frob)")),
-        "memory-ingest-missing": (["memory", root, "ingest", str(base / "nope.jsonl")], {},
+        "memory-ingest-missing": (["memory", "ingest", root, str(base / "nope.jsonl")], {},
                                   "nope.jsonl"),
     }
     return c

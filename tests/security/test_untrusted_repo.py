@@ -142,7 +142,7 @@ def test_unsafe_tools_are_not_retried_on_a_busy_store() -> None:
 def test_cited_files_are_read_beneath_the_root_with_the_cap(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A cited symlink out of the corpus has no sha; a cited file over the cap is not read."""
-    from peek.contextmap.freshness import working_tree_sha
+    from peek.blobs import working_tree_sha
 
     outside = tmp_path / "passwd"
     outside.write_text("root:x:0:0\n")

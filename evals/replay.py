@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peek.agent.evaluate import KS, Question, Scored, copy_store, score, summarize
 from peek.agent.session import Budgets
 from peek.errors import QueryError
+from peek.evals.evaluate import KS, GoldQuestion, Scored, copy_store, score, summarize
 from peek.service import Peek
 
 ARMS = ("learned", "off")
@@ -38,9 +38,9 @@ class ReplayRow:
     question: str
     gold_files: tuple[str, ...]
 
-    def as_question(self) -> Question:
+    def as_question(self) -> GoldQuestion:
         """The row as an evaluation item."""
-        return Question(self.id, self.question, self.gold_files)
+        return GoldQuestion(self.id, self.question, self.gold_files)
 
 
 def load_replay(path: Path) -> list[ReplayRow]:

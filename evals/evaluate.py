@@ -22,7 +22,7 @@ KS = (1, 5, 10)
 
 
 @dataclass(frozen=True, slots=True)
-class Question:
+class GoldQuestion:
     """One evaluation item: the question and the files a correct answer must cite."""
 
     id: str
@@ -45,7 +45,7 @@ class Scored:
     rr: float = 0.0
 
 
-def load_questions(path: Path) -> list[Question]:
+def load_questions(path: Path) -> list[GoldQuestion]:
     """JSON lines with `question` and `gold_files` (and optionally `id`)."""
     items = []
     try:
@@ -70,14 +70,14 @@ def _json_line(line: str, n: int, path: Path) -> Any:
         raise QueryError(message, "one JSON object per line") from exc
 
 
-def _question(raw: Any, n: int, path: Path) -> Question:
+def _question(raw: Any, n: int, path: Path) -> GoldQuestion:
     if not isinstance(raw, dict) or not isinstance(raw.get("question"), str) or not isinstance(
             raw.get("gold_files"), list) or not all(isinstance(g, str) for g in raw["gold_files"]):
         raise QueryError(f"{path}:{n} needs 'question' (string) and 'gold_files' (list)")
-    return Question(str(raw.get("id", n)), raw["question"], tuple(raw["gold_files"]))
+    return GoldQuestion(str(raw.get("id", n)), raw["question"], tuple(raw["gold_files"]))
 
 
-def score(result: AskResult, item: Question, seconds: float) -> Scored:
+def score(result: AskResult, item: GoldQuestion, seconds: float) -> Scored:
     """File-level recall@k and reciprocal rank of the answer's cited files, in citation order."""
     ranked = list(dict.fromkeys(c.path for c in result.citations))
     gold = set(item.gold_files)
@@ -104,7 +104,7 @@ def summarize(rows: list[Scored]) -> dict[str, Any]:
     return out
 
 
-def ask_all(peek: Peek, items: list[Question], model: Model | None, budgets: Budgets,
+def ask_all(peek: Peek, items: list[GoldQuestion], model: Model | None, budgets: Budgets,
             learn: bool, on_item: Callable[[Scored], None] | None = None) -> list[Scored]:
     """Ask each question in order; optionally let each session teach the map."""
     rows = []
@@ -118,14 +118,14 @@ def ask_all(peek: Peek, items: list[Question], model: Model | None, budgets: Bud
     return rows
 
 
-def teach(peek: Peek, items: list[Question], model: Model | None, budgets: Budgets) -> None:
+def teach(peek: Peek, items: list[GoldQuestion], model: Model | None, budgets: Budgets) -> None:
     """Ask each question, then record its gold files as what the user edited (a success)."""
     for item in items:
         result = peek.ask(item.question, model, budgets, learn=True)
         peek.record(session=result.session, edited=list(item.gold_files), success=True)
 
 
-def evaluate(corpus: Path, items: list[Question], *, home: Path | None, model: Model | None,
+def evaluate(corpus: Path, items: list[GoldQuestion], *, home: Path | None, model: Model | None,
              budgets: Budgets, learn_n: int = 0,
              evolve_steps: int | None = None) -> dict[str, Any]:
     """Score the questions on scratch copies of the store, so the real map is never changed.

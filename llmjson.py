@@ -1,28 +1,22 @@
-"""The little the context map needs from a language model: JSON out, validated, repaired once.
+"""JSON from a language model, validated against a pydantic type and repaired once.
 
-`JSONModel` is the only model interface the Distiller and Cartographer see, so any model layer
-(litellm, llama.cpp, a vLLM endpoint) plugs in with one method. `ScriptedJSONModel` replays
-fixed responses and records the prompts, for tests and for replaying logged sessions offline.
+`JSONModel` is the only model interface the map (Distiller, Cartographer) and memory (Operator,
+Reconciler) see, so any model layer (litellm, llama.cpp, a vLLM endpoint, the shipped
+`peek.ScriptedModel`) plugs in with one method. Neutral: it imports nothing else from peek.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from peek.errors import PeekError
-
-log = logging.getLogger("peek.contextmap.llm")
+log = logging.getLogger("peek.llmjson")
 T = TypeVar("T", bound=BaseModel)
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*)\n\s*```\s*$", re.DOTALL)
-
-
-class ModelError(PeekError):
-    """The model could not be called or gave no response."""
 
 
 class JSONModel(Protocol):
@@ -31,21 +25,6 @@ class JSONModel(Protocol):
     def complete_json(self, system: str, user: str, schema: dict[str, Any]) -> str:
         """Return the raw text the model produced."""
         ...
-
-
-@dataclass
-class ScriptedJSONModel:
-    """Replays `responses` in order and records every (system, user) prompt it was sent."""
-
-    responses: list[str]
-    prompts: list[tuple[str, str]] = field(default_factory=list)
-
-    def complete_json(self, system: str, user: str, schema: dict[str, Any]) -> str:
-        """The next scripted response; running out is a ModelError, like a failed call."""
-        self.prompts.append((system, user))
-        if len(self.prompts) > len(self.responses):
-            raise ModelError("the scripted model has no response left")
-        return self.responses[len(self.prompts) - 1]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,42 @@
+"""Typed rows for what the SDK lists from memory: `Peek.memory_episodes` and `memory_entities`.
+
+`peek.memory.query` lists plain rows (the CLI's JSON); these name and type their fields, so an
+SDK user gets attributes a type checker knows, and a renamed key fails at the seam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeSummary:
+    """One episode: how many windows it holds, its block's tokens and the block's sha256."""
+
+    id: int
+    size: int
+    tokens: int
+    prefix_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (the `peek memory episodes --json` row)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class EntitySummary:
+    """One entity: its kind and roles, how many sources mention it, first and last, staleness."""
+
+    id: str
+    name: str
+    kind: str
+    roles: list[str]
+    mentions: int
+    first: str
+    last: str
+    stale: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (the `peek memory entities --json` row)."""
+        return asdict(self)

@@ -1,0 +1,139 @@
+"""Words in peek: the one place that decides how text becomes terms.
+
+Search (chunk FTS5 and its queries), memory, the Distiller and the offline policy all read text
+through these functions, so a term means the same thing at index time, at query time and in
+every ranking: code-aware tokens (whole identifiers plus their snake/camel parts), one light
+stemmer, and stopwords that never drop an identifier: a word written as code (`get()`,
+`` `get` ``, `obj.get`, `get_user`, `getUser`) is always kept, and a query made only of
+stopwords keeps its words (`peek search repo "get"` finds `def get`).
+
+Stemming: the chunk index stems inside SQLite (FTS5's porter tokenizer); memory stems its terms
+here (`stem`) before they reach its own FTS5 tables, which do not stem again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+
+MAX_QUERY_TERMS = 48
+WORD = re.compile(r"[A-Za-z0-9_]+")
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z0-9])|[A-Z]?[a-z0-9]+|[A-Z]+")
+_SUFFIXES = ("ingly", "edly", "ing", "ied", "ies", "ed", "es", "s", "ly")
+
+# Function words and question filler: they say nothing about where code lives.
+STOPWORDS = frozenset(
+    "a an and are as at be but by can could did do does doing for from had has have how i if in "
+    "into is it its me my no not of on or our should so than that the their them then there these "
+    "they this those to too was we were what when where which while who why will with would you "
+    "your also any all some such get got just like use used using want seems".split()
+)
+# Words a question uses to talk about code rather than to name it ("which function handles...");
+# the Distiller leaves them out of an entry's concept words, on top of STOPWORDS.
+CODE_TALK = frozenset("""
+about above after again because been before being below between both done down during each
+either else ever every few gets having he her here itself made make makes many may might more
+most much must need nor now off once one only other out over own same shall she through under
+until up upon us uses very whether whom whose within without yet code file files function
+functions class classes method methods implemented implement implementation defined define
+definition happens happen work works working find found look located location called call calls
+handle handles handled module modules thing things way ways part parts repo repository project
+please show tell explain
+""".split())
+
+
+def split_identifier(token: str) -> list[str]:
+    """The words inside snake_case and camelCase names: getHTTPResponse → get http response."""
+    parts: list[str] = []
+    for piece in token.split("_"):
+        parts.extend(p.lower() for p in _CAMEL.findall(piece))
+    return parts
+
+
+def is_compound(token: str) -> bool:
+    """Whether an identifier has parts: snake_case or camelCase (not `get`, `GET` or `Get`)."""
+    if not IDENT.fullmatch(token):
+        return False
+    return "_" in token.strip("_") or not (token.islower() or token.isupper() or token.istitle())
+
+
+def expand_for_index(body: str) -> str:
+    """Body text plus the parts of its compound identifiers, so both whole names and words match."""
+    extra: dict[str, None] = {}
+    for token in set(IDENT.findall(body)):
+        extra.update(dict.fromkeys(_index_parts(token)))
+    return body + "\n" + " ".join(extra) if extra else body
+
+
+@lru_cache(maxsize=1 << 16)
+def _index_parts(token: str) -> tuple[str, ...]:
+    """The words an identifier adds to the index (none for a plain word); memoized, since a
+    corpus repeats its names in every file (a cold index spends much of its parse time here)."""
+    if "_" in token.strip("_") or not (token.islower() or token.isupper()):
+        return tuple(p for p in split_identifier(token) if len(p) > 1)
+    return ()
+
+
+def path_field(path: str) -> str:
+    """A path as searchable words: sympy/core/basic.py → 'sympy core basic py' plus the parts."""
+    return expand_for_index(re.sub(r"[/.\-]", " ", path))
+
+
+def written_as_code(text: str, start: int, end: int) -> bool:
+    """Whether the word at text[start:end] is marked as code: `name`, name(, .name, name."""
+    before = text[start - 1] if start > 0 else ""
+    after = text[end] if end < len(text) else ""
+    return before in ("`", ".") or after in ("`", "(") or (after == "." and end + 1 < len(text)
+                                                           and text[end + 1].isalpha())
+
+
+def query_terms(query: str, limit: int = MAX_QUERY_TERMS) -> list[str]:
+    """Distinct lower-cased terms of a query: whole identifiers and their parts, no stopwords
+    unless written as code; a query of stopwords only keeps them."""
+    terms: dict[str, None] = {}
+    plain: dict[str, None] = {}
+    for match in WORD.finditer(query):
+        token, lowered = match.group(0), match.group(0).lower()
+        code = written_as_code(query, match.start(), match.end())
+        if len(lowered) > 1:
+            (terms if code or lowered not in STOPWORDS else plain)[lowered] = None
+        if IDENT.fullmatch(token):
+            terms.update(dict.fromkeys(
+                p for p in split_identifier(token) if len(p) > 1 and p not in STOPWORDS))
+    return list(terms or plain)[:limit]
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper: 'painting', 'painted' and 'paints' share the term 'paint'."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            base = word[: -len(suffix)]
+            return base + "y" if suffix in ("ies", "ied") else base
+    return word
+
+
+def terms(text: str) -> list[str]:
+    """Stemmed content terms in order, with the parts of compound identifiers added after them."""
+    out: list[str] = []
+    for token in WORD.findall(text):
+        out.extend(token_terms(token))
+    return out
+
+
+@lru_cache(maxsize=1 << 16)
+def token_terms(token: str) -> tuple[str, ...]:
+    """The terms of one word, cached: words repeat, and ingest and refits read every turn."""
+    out: list[str] = []
+    lowered = token.lower()
+    if len(lowered) > 1 and lowered not in STOPWORDS:
+        out.append(stem(lowered))
+    if is_compound(token):
+        out.extend(stem(p) for p in split_identifier(token) if len(p) > 1 and p not in STOPWORDS)
+    return tuple(out)
+
+
+def content_words(text: str) -> Iterator[str]:
+    """Lower-cased words of a text that are neither stopwords nor single letters."""
+    return (w for w in (t.lower() for t in WORD.findall(text)) if w not in STOPWORDS and len(w) > 1)
