@@ -69,8 +69,8 @@ def expand_for_index(body: str) -> str:
 
 @lru_cache(maxsize=1 << 16)
 def _index_parts(token: str) -> tuple[str, ...]:
-    """The words an identifier adds to the index (none for a plain word); memoized, since a
-    corpus repeats its names in every file (a cold index spends much of its parse time here)."""
+    """The words a compound identifier adds to the index (none for a plain word); memoized,
+    since a corpus repeats its names in every file."""
     if "_" in token.strip("_") or not (token.islower() or token.isupper()):
         return tuple(p for p in split_identifier(token) if len(p) > 1)
     return ()
