@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from peek.db import driver
 from peek.retrieval.graph import FileGraph
-from peek.retrieval.lexical import Hit, path_prior, search_chunks
+from peek.retrieval.hybrid import search
+from peek.retrieval.lexical import Hit, path_prior
 from peek.text import query_terms
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def rank_files(
     """
     scores: dict[str, FileScore] = {}
     terms = query_terms(question)
-    _add_lexical(scores, search_chunks(conn, corpus_id, question, CHUNK_POOL))
+    _add_lexical(scores, search(conn, corpus_id, question, CHUNK_POOL))
     named = (mentioned_paths(question, _corpus_paths(conn, corpus_id))
              if _names_paths(question) else {})
     _add_evidence(scores, named, W_PATH, "named in the question", "path")
