@@ -93,5 +93,4 @@ def similar_outcomes(conn: AnyConnection, corpus_id: int, question: str,
     rows = {r[0]: r[1:] for r in driver(conn).execute(
         f"SELECT id, {_COLUMNS} FROM session_outcomes WHERE id IN "
         "(SELECT value FROM json_each(?))", (json.dumps(list(scores)),))}
-    return [(_past((*rows[i][:3], _flag(rows[i][3]), rows[i][4])), s)
-            for i, s in scores.items() if i in rows]
+    return [(_past(rows[i]), s) for i, s in scores.items() if i in rows]
