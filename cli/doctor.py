@@ -92,7 +92,7 @@ def print_report(report: dict[str, Any]) -> None:
     for label, version in report["optional"].items():
         print(f"  {label:<28} {version or 'not installed'}")
     tk = report["tiktoken_offline"]
-    state = f"ok ({tk['cache_dir']})" if tk["ok"] else f"FAILED: {tk['error']}"
+    state = f"ok ({tk['bpe_file']})" if tk["ok"] else f"FAILED: {tk['error']}"
     print(f"tiktoken o200k_base offline: {state}")
     print(f"memory embedder: {report['embedder']}")
     gen = report["generation"]
