@@ -290,3 +290,26 @@ def make_embedder(name: str | None = None) -> Embedder:
         embedder: Embedder = _CACHE["minilm"]
         return embedder
     raise EmbedderError(f"unknown embedder {chosen!r}", f"use one of {', '.join(CHOICES)}")
+
+
+_FITTED: dict[tuple[str, bytes], Embedder] = {}
+FITTED_CACHE = 8
+
+
+def restored_embedder(name: str, state: bytes | None) -> Embedder:
+    """The stored embedder with its fitted weights, parsed once per process per fit (an IDF
+    table grows with memory, and every remember and search needs it). Callers that refit must
+    refit a copy (`copy.deepcopy`): the cached object is shared."""
+    import hashlib
+
+    embedder = make_embedder(name)
+    if state is None or not isinstance(embedder, Fittable):
+        return embedder
+    key = (name, hashlib.blake2b(state, digest_size=16).digest())
+    cached = _FITTED.get(key)
+    if cached is None:
+        embedder.load_state(state)
+        if len(_FITTED) >= FITTED_CACHE:
+            _FITTED.pop(next(iter(_FITTED)))
+        cached = _FITTED[key] = embedder
+    return cached

@@ -123,6 +123,14 @@ class CodeFacts:
     time: str
 
 
+def _fold(kept: Role, role: str, states: list[str]) -> None:
+    """One role per entity per session ('read file, cited file'): a file a session read, found
+    and cited is one situation, and every stored role is rewritten with its entity."""
+    if role not in kept.role.split(", "):
+        kept.role = f"{kept.role}, {role}"
+    kept.states.extend(s for s in states if s not in kept.states)
+
+
 class _Builder:
     """Accumulates chunk-local entities and verbs with unique local ids."""
 
@@ -141,8 +149,7 @@ class _Builder:
                                          states, blobs)
             return local
         found = self.entities[key]
-        found.roles.append(Role(role=role, states=states, source=self.source, seq=self.seq,
-                                blobs=blobs))
+        _fold(found.roles[-1], role, states)
         return found.id
 
     def blobs_for(self, name: str, kind: str) -> dict[str, str]:
@@ -168,7 +175,7 @@ def code_session_chunk(traj: Trajectory, session: str, seq: int, facts: CodeFact
         b.verb("read", {"Who read it?": [agent], "What was read?": [fid], "When?": when},
                b.blobs_for(path, "file"))
     for query, paths in _searches(traj):
-        hits = [b.entity(p, "file", "search hit", [f"matched {query!r}"]) for p in paths[:5]]
+        hits = [b.entity(p, "file", "search hit", []) for p in paths[:5]]  # query: in the verb
         b.verb("searched", {"Who searched?": [agent], "What was searched for?":
                             [TEXT_PREFIX + _clip(query, 120)], "What was found?": hits,
                             "When?": when}, {p: facts.blobs[p] for p in paths[:5]
@@ -217,8 +224,7 @@ def _read_paths(traj: Trajectory) -> set[str]:
     for step in traj.steps:
         if step.ok and any(t in step.tool.lower() for t in _READ_TOOLS):
             found.update(step.paths)
-    found.update(c.path for c in traj.citations)
-    return found
+    return found  # a cited file is an answer's claim (the 'answered' verb), not a read
 
 
 def _searches(traj: Trajectory) -> list[tuple[str, list[str]]]:

@@ -12,6 +12,7 @@ full-text index of turns is extended in place (`fts.py`).
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,9 +119,9 @@ def remember(conn: Connection, corpus_id: int, turns: list[NewTurn], *,
         return done
     fts.ensure_indexed(driver(conn), corpus_id)
     records, changed = _place(conn, corpus_id, fresh)
-    done.refitted = _maybe_refit(conn, state, embedder, fresh, switched)
-    vectors = embedder.embed([t.embed_text() for t in fresh])
-    insert_turns(conn, corpus_id, [_row(r, t, pack(v)) for r, t, v in
+    embedder, done.refitted = _maybe_refit(conn, state, embedder, fresh, switched)
+    vectors = _turn_vectors(embedder, fresh)
+    insert_turns(conn, corpus_id, [_row(r, t, v) for r, t, v in
                                    zip(records, fresh, vectors, strict=True)])
     fts.index_new_turns(driver(conn), corpus_id, records[0].seq)
     if done.refitted and EMBED_WEIGHT.get(embedder.name, 0.5) > 0:
@@ -179,7 +180,14 @@ def _place(conn: Connection, corpus_id: int, fresh: list[NewTurn],
     return records, changed
 
 
-def _row(record: TurnRecord, turn: NewTurn, vector: bytes) -> dict[str, object]:
+def _turn_vectors(embedder: Embedder, turns: list[NewTurn]) -> list[bytes | None]:
+    """Turn vectors, stored only for an embedder whose ranking reads them (4 KB a turn else)."""
+    if EMBED_WEIGHT.get(embedder.name, 0.5) <= 0:
+        return [None] * len(turns)
+    return [pack(v) for v in embedder.embed([t.embed_text() for t in turns])]
+
+
+def _row(record: TurnRecord, turn: NewTurn, vector: bytes | None) -> dict[str, object]:
     return {"turn_id": record.turn_id, "seq": record.seq, "speaker": record.speaker,
             "text": record.text, "time": record.time, "session": record.session,
             "source": record.source, "terms": " ".join(record.terms), "vector": vector,
@@ -188,15 +196,18 @@ def _row(record: TurnRecord, turn: NewTurn, vector: bytes) -> dict[str, object]:
 
 
 def _maybe_refit(conn: Connection, state: State, embedder: Embedder, fresh: list[NewTurn],
-                 switched: bool) -> bool:
-    """Refit a corpus-fitted embedder when memory grew enough (or the embedder changed)."""
+                 switched: bool) -> tuple[Embedder, bool]:
+    """Refit a corpus-fitted embedder (a copy: the stored one is shared) when memory grew
+    enough or the embedder changed; the embedder to write with, and whether it was refitted."""
     stored = int(conn.scalar(select(func.count()).where(
         MemoryTurnRow.corpus_id == state.corpus_id)) or 0)
     total = stored + len(fresh)
     if not isinstance(embedder, Fittable):
-        return switched
+        return embedder, switched
     if not switched and state.fitted_n and total < REFIT_GROWTH * state.fitted_n:
-        return False
+        return embedder, False
+    embedder = copy.deepcopy(embedder)
+    assert isinstance(embedder, Fittable)
     fresh_terms = [terms(t.embed_text()) for t in fresh]
     if isinstance(embedder, TermEmbedder) and not switched and state.fitted_n and getattr(
             embedder, "n_docs", None) == state.fitted_n:
@@ -208,7 +219,7 @@ def _maybe_refit(conn: Connection, state: State, embedder: Embedder, fresh: list
                      + [t.embed_text() for t in fresh])
     state.embedder_state = embedder.state()
     state.fitted_n = total
-    return True
+    return embedder, True
 
 
 def _terms_after(conn: Connection, corpus_id: int, skip: int) -> list[list[str]]:

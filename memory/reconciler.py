@@ -177,6 +177,8 @@ class Reconciler:
         added = entity.model_copy(update={"id": ids[entity.id]})
         self._touch(added)
         self.keys.setdefault(entity_key(added), added.id)
+        if added.kind in EXACT_ONLY:
+            return  # matched by exact key only: a vector would never be read
         vector = self.embedder.embed([added.name])[0]
         self.new_vectors[added.id] = pack(vector)
         if self._index is not None:
@@ -300,6 +302,9 @@ class Reconciler:
     def _merge_verb(self, verb: VerbPhrase, matched: list[str]) -> None:
         """Merge into an old verb with the same key that shares an entity answer, else add."""
         shared = sorted({a for q in verb.questions for a in q.answers if a in matched})
+        if not _could_match(verb, set(matched)):
+            self._touch(verb)
+            return
         for old in self._verb_candidates(verb, shared):
             if _shares_answer(old, verb):
                 _merge_questions(old, verb)
@@ -390,6 +395,15 @@ def _shares_answer(old: VerbPhrase, new: VerbPhrase) -> bool:
     shared = [h for h in common if heads_old[h] & heads_new[h]]
     participants = [h for h in common if h.rstrip("?") not in ("when", "where")]
     return bool(shared) and all(heads_old[h] & heads_new[h] for h in participants)
+
+
+def _could_match(verb: VerbPhrase, matched: set[str]) -> bool:
+    """Whether an old verb could share every participant: each participant head answered with
+    entities names at least one already-known entity (a brand-new file read by the agent can
+    share only the agent, so scanning every old 'read' verb of the agent is wasted)."""
+    heads = _answers_by_head(verb)
+    participants = [a for h, a in heads.items() if a and h.rstrip("?") not in ("when", "where")]
+    return all(a & matched for a in participants)
 
 
 def _answers_by_head(verb: VerbPhrase) -> dict[str, set[str]]:

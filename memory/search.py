@@ -186,12 +186,9 @@ class MemoryIndex:
     @cached_property
     def embedder(self) -> Embedder:
         """The stored embedder with its fitted weights (loaded only when a vector is needed)."""
-        from peek.memory.embed import Fittable, make_embedder
+        from peek.memory.embed import restored_embedder
 
-        embedder = make_embedder(self.embedder_name)
-        if self._embedder_state is not None and isinstance(embedder, Fittable):
-            embedder.load_state(self._embedder_state)
-        return embedder
+        return restored_embedder(self.embedder_name, self._embedder_state)
 
     @cached_property
     def size(self) -> int:

@@ -12,7 +12,7 @@ import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, or_, select
 
 from peek.memory.operator import CodeFacts, code_session_chunk
 from peek.memory.pipeline import NewTurn, remember
@@ -126,15 +126,23 @@ def _disk_blob(root: Path, path: str) -> str | None:
 
 
 def _cited_symbols(conn: Connection, corpus_id: int, traj: Trajectory) -> dict[str, list[str]]:
-    """The innermost definitions overlapping each citation."""
+    """The innermost definitions overlapping each citation (one query for all cited files)."""
+    paths = sorted({c.path for c in traj.citations})
+    if not paths:
+        return {}
+    spans = or_(*(and_(File.path == c.path, Symbol.start_line <= c.end_line,
+                       Symbol.end_line >= c.start_line) for c in traj.citations))
+    rows = conn.execute(select(File.path, Symbol.qualname, Symbol.start_line, Symbol.end_line)
+                        .join(File, File.id == Symbol.file_id)
+                        .where(File.corpus_id == corpus_id, File.path.in_(paths), spans))
+    by_path: dict[str, list[tuple[int, int, str]]] = {}
+    for path, name, start, end in rows:
+        by_path.setdefault(path, []).append((end - start, start, name))
     found: dict[str, list[str]] = {}
     for c in traj.citations:
-        rows = conn.execute(select(Symbol.qualname).join(File, File.id == Symbol.file_id).where(
-            File.corpus_id == corpus_id, File.path == c.path, Symbol.start_line <= c.end_line,
-            Symbol.end_line >= c.start_line)
-            .order_by(Symbol.end_line - Symbol.start_line, Symbol.start_line)
-            .limit(SYMBOLS_PER_CITATION))
-        names = [r[0] for r in rows]
+        overlapping = sorted(s for s in by_path.get(c.path, [])
+                             if s[1] <= c.end_line and s[1] + s[0] >= c.start_line)
+        names = [name for _, _, name in overlapping[:SYMBOLS_PER_CITATION]]
         if names:
             found.setdefault(c.path, [])
             found[c.path].extend(n for n in names if n not in found[c.path])

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from peek.db import driver
 from peek.memory import fts
-from peek.memory.embed import Embedder, Fittable, make_embedder
+from peek.memory.embed import Embedder, restored_embedder
 from peek.memory.models import NONE_ANSWER, TEXT_PREFIX, Entity, SpaceTimeNode, VerbPhrase
 from peek.memory.tables import (
     MemoryEdgeRow,
@@ -78,10 +78,7 @@ class State:
 
     def embedder(self) -> Embedder:
         """The stored embedder with its fitted weights restored."""
-        embedder = make_embedder(self.embedder_name)
-        if self.embedder_state is not None and isinstance(embedder, Fittable):
-            embedder.load_state(self.embedder_state)
-        return embedder
+        return restored_embedder(self.embedder_name, self.embedder_state)
 
 
 def load_state(conn: Connection, corpus_id: int) -> State | None:
@@ -356,8 +353,8 @@ def load_nodes(conn: Connection, corpus_id: int, kind: str | None = None) -> lis
 def entity_vectors(conn: Connection, corpus_id: int, dim: int) -> tuple[list[str], np.ndarray]:
     """Entity ids and their stored vectors, for the embedding resolver's faiss index."""
     rows = list(conn.execute(select(MemoryNodeRow.id, MemoryNodeRow.vector).where(
-        MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "entity")
-        .order_by(MemoryNodeRow.id)))
+        MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "entity",
+        MemoryNodeRow.vector.is_not(None)).order_by(MemoryNodeRow.id)))
     return [r[0] for r in rows], unpack_rows([r[1] for r in rows], dim)
 
 
@@ -446,7 +443,8 @@ def _node_row(corpus_id: int, node: Node, vector: bytes | None) -> dict[str, Any
     stale = bool(getattr(node, "stale", False)) or (
         isinstance(node, Entity) and bool(node.roles) and all(r.stale for r in node.roles))
     return {"corpus_id": corpus_id, "id": node.id, "kind": node_kind(node),
-            "name": node_name(node), "norm": _node_key(node), "data": node.model_dump_json(),
+            "name": node_name(node), "norm": _node_key(node),
+            "data": node.model_dump_json(exclude_defaults=True),
             "vector": vector, "seq": node.seq, "stale": stale}
 
 
@@ -460,13 +458,24 @@ def verbs_by_key(conn: Connection, corpus_id: int, key: str, entity_ids: list[st
     """Stored verbs with this key whose answers name every one of `entity_ids` (candidates)."""
     if not entity_ids:
         return []
+    raw = driver(conn)
+    rarest = min(entity_ids, key=lambda i: _edge_count(raw, corpus_id, i))
     marks = ",".join("?" * len(entity_ids))
-    rows = driver(conn).execute(
-        "SELECT n.data FROM memory_nodes n WHERE n.corpus_id = ? AND n.kind = 'verb' "
+    rows = raw.execute(
+        "SELECT n.data FROM memory_edges r CROSS JOIN memory_nodes n "  # SQLite: r drives
+        "WHERE n.corpus_id = r.corpus_id AND n.id = r.verb_id "
+        "AND r.corpus_id = ? AND r.node_id = ? AND n.kind = 'verb' "
         f"AND n.norm = ? AND (SELECT COUNT(*) FROM memory_edges e WHERE e.corpus_id = n.corpus_id "
         f"AND e.verb_id = n.id AND e.node_id IN ({marks})) = ? ORDER BY n.seq",
-        (corpus_id, key, *entity_ids, len(set(entity_ids))))
+        (corpus_id, rarest, key, *entity_ids, len(set(entity_ids))))
     return [VerbPhrase.model_validate_json(r[0]) for r in rows]
+
+
+def _edge_count(raw: Any, corpus_id: int, node_id: str) -> int:
+    """How many verbs name a node (an index-only count), to start a look-up from the rarest:
+    the agent of a code session is in every verb, its file in a few."""
+    return int(raw.execute("SELECT COUNT(*) FROM memory_edges WHERE corpus_id = ? AND node_id = ?",
+                           (corpus_id, node_id)).fetchone()[0])
 
 
 def open_verbs_about(conn: Connection, corpus_id: int, entity_ids: list[str]) -> list[VerbPhrase]:

@@ -101,8 +101,8 @@ class MemoryEdgeRow(Base):
     inside a verb's JSON, so "verbs about this entity" is a look-up, not a scan of every verb."""
 
     __tablename__ = "memory_edges"
-    __table_args__ = (Index("ix_memory_edges_node", "corpus_id", "node_id", "open"),
-                      Index("ix_memory_edges_node_seq", "corpus_id", "node_id", "seq"))
+    __table_args__ = (Index("ix_memory_edges_node", "corpus_id", "node_id", "open", "verb_id"),
+                      Index("ix_memory_edges_node_seq", "corpus_id", "node_id", "seq", "verb_id"))
     corpus_id: Mapped[int] = _corpus_fk(primary_key=True)
     verb_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     node_id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -22,7 +22,7 @@ def test_a_recorded_session_is_searchable_and_its_entities_listed(tmp_path: Path
     assert [r.turn_ids for r in found.results] == [["session:s1"]]
     assert "Edited: app/server.py" in found.results[0].text
     rows = {e["name"]: e for e in list_entities(service.db, service.corpus_id)}
-    assert rows["app/config.py"]["roles"] == ["cited file", "read file", "search hit"]
+    assert rows["app/config.py"]["roles"] == ["read file, search hit, cited file"]
     assert rows["DATABASE_URL"]["kind"] == "config"
     assert rows["app/config.py::load_settings"]["kind"] == "symbol"
     block = memory_block(service.db, service.corpus_id, "Where is DATABASE_URL read?", 1500)
