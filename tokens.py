@@ -108,7 +108,7 @@ def decoded_cache_path(name: str, source: Path) -> Path:
         from platformdirs import user_cache_dir
 
         folder = user_cache_dir("peek")
-    return Path(folder) / f"tiktoken-{name}-{stat.st_size}-{stat.st_mtime_ns}.marshal"
+    return Path(folder) / f"tiktoken-ranks-{name}-{stat.st_size}-{stat.st_mtime_ns}.marshal"
 
 
 def _load_decoded(path: Path) -> dict[bytes, int] | None:
