@@ -77,9 +77,9 @@ def path_field(path: str) -> str:
 def written_as_code(text: str, start: int, end: int) -> bool:
     """Whether the word at text[start:end] is marked as code: `name`, name(, .name, name."""
     before = text[start - 1] if start > 0 else ""
-    after = text[end] if end < len(text) else ""
-    return before in ("`", ".") or after in ("`", "(") or (after == "." and end + 1 < len(text)
-                                                           and text[end + 1].isalpha())
+    after = text[end : end + 2]  # the next two characters ("" at the end)
+    return before in ("`", ".") or after[:1] in ("`", "(") or (
+        after[:1] == "." and after[1:].isalpha())
 
 
 def query_terms(query: str, limit: int = MAX_QUERY_TERMS) -> list[str]:
