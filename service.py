@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from peek.memory.pipeline import Remembered
     from peek.memory.query import MemorySearch
     from peek.memory.summaries import EntitySummary, EpisodeSummary
+    from peek.retrieval.dense import DenseStats
     from peek.retrieval.graph import FileGraph
     from peek.retrieval.indexer import IndexStats, Progress
     from peek.retrieval.lexical import Hit
@@ -58,6 +59,7 @@ class Peek:
         self.root = resolve_root(path)
         self.settings = Settings.load(home)
         self._graph: tuple[float | None, FileGraph] | None = None
+        self.dense_stats: DenseStats | None = None  # what the last index did for dense retrieval
         self._corpus_id: int | None = None
 
     @cached_property
@@ -94,14 +96,27 @@ class Peek:
         from peek.retrieval.indexer import index_corpus
 
         stats = index_corpus(self.db, self.root, self.settings.max_file_bytes, progress)
+        self._refresh_dense(bool(stats.added or stats.changed or stats.removed))
         if not self._map_seeded():
             from peek.contextmap.bootstrap import bootstrap_map
 
             with self.db.lock("seed"):  # two first indexes at once must not both seed the map
-                bootstrap_map(self.db, self.corpus_id, self.root)  # a no-op once seeded
+                bootstrap_map(self.db, self.corpus_id, self.root,  # a no-op once seeded
+                              graph=stats.graph)
         if stats.added or stats.changed or stats.removed:
             self.memory_invalidate()  # memory citing code that changed is marked stale now
         return stats
+
+    def _refresh_dense(self, changed: bool) -> None:
+        """Keep chunk vectors and the faiss index current when PEEK_DENSE turns dense on."""
+        from peek.retrieval.hybrid import dense_enabled
+
+        if dense_enabled():
+            from peek.retrieval.dense import refresh
+            from peek.retrieval.embedders import dense_choice, make_dense_embedder
+
+            embedder = make_dense_embedder(dense_choice())
+            self.dense_stats = refresh(self.db, self.corpus_id, embedder, changed)
 
     def _map_seeded(self) -> bool:
         """Whether the map was seeded or has entries (bootstrap would do nothing), cheaply."""
@@ -112,15 +127,16 @@ class Peek:
         return bool(row and row[0])
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
-        """The k best chunks for a query, by field-weighted BM25 over code-aware tokens."""
-        from peek.retrieval.lexical import search_chunks
+        """The k best chunks for a query: field-weighted BM25 over code-aware tokens, fused with
+        dense retrieval when PEEK_DENSE is on."""
+        from peek.retrieval.hybrid import search
 
         if not query.strip():
             raise QueryError("the query is empty", "say what you are looking for")
         k = check_k(k)
         corpus_id = self.corpus_id
         with self.db.query() as conn:
-            return search_chunks(conn, corpus_id, query, k)
+            return search(conn, corpus_id, query, k)
 
     def graph(self) -> FileGraph:
         """The import/reference graph as the last index saved it, cached until it changes."""

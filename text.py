@@ -64,9 +64,17 @@ def expand_for_index(body: str) -> str:
     """Body text plus the parts of its compound identifiers, so both whole names and words match."""
     extra: dict[str, None] = {}
     for token in set(IDENT.findall(body)):
-        if "_" in token.strip("_") or not (token.islower() or token.isupper()):
-            extra.update(dict.fromkeys(p for p in split_identifier(token) if len(p) > 1))
+        extra.update(dict.fromkeys(_index_parts(token)))
     return body + "\n" + " ".join(extra) if extra else body
+
+
+@lru_cache(maxsize=1 << 16)
+def _index_parts(token: str) -> tuple[str, ...]:
+    """The words a compound identifier adds to the index (none for a plain word); memoized,
+    since a corpus repeats its names in every file."""
+    if "_" in token.strip("_") or not (token.islower() or token.isupper()):
+        return tuple(p for p in split_identifier(token) if len(p) > 1)
+    return ()
 
 
 def path_field(path: str) -> str:

@@ -11,13 +11,10 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from peek.contextmap.trajectory import Citation
 from peek.safefs import read_beneath
 from peek.sandbox import SandboxError
 from peek.sandbox.paths import resolve_in_root
-from peek.schema import File
 
 if TYPE_CHECKING:
     from peek.agent.workspace import Workspace
@@ -91,9 +88,11 @@ def _indexed_paths(peek: Workspace, paths: set[str]) -> set[str]:
     """Which of `paths` the index recorded (with their blobs) for this corpus."""
     if not paths:
         return set()
-    query = select(File.path).where(File.corpus_id == peek.corpus_id, File.path.in_(paths))
-    with peek.db.read() as conn:
-        return set(conn.scalars(query))
+    names = {f"p{i}": p for i, p in enumerate(sorted(paths))}
+    sql = (f"SELECT path FROM files WHERE corpus_id = :c "
+           f"AND path IN ({', '.join(':' + n for n in names)})")
+    with peek.db.query() as conn:
+        return {r[0] for r in conn.execute(sql, {"c": peek.corpus_id, **names})}
 
 
 def _line_count(root: Path, rel: str) -> int | None:

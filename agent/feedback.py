@@ -171,7 +171,7 @@ def teach_ranker(peek: Workspace, conn: Connection, traj: Trajectory, session: s
     from sqlalchemy import select
 
     from peek.agent.localize import learn, localize, unpack
-    from peek.agent.session import AgentSessionRow
+    from peek.agent.tables import AgentSessionRow
 
     if traj.outcome.success is False or not traj.outcome.edited_files:
         return

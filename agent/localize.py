@@ -23,14 +23,17 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, text
-
+from peek.db import driver
 from peek.memory.outcomes import PastOutcome, similar_outcomes
 from peek.retrieval.graph import FileGraph
 from peek.retrieval.lexical import create_fts, fts_query, is_test_path, table_exists
 from peek.retrieval.locate import FileScore, rank_files
 from peek.text import expand_for_index, query_terms
+
+if TYPE_CHECKING:
+    from peek.db import AnyConnection
 
 FEATURES = ("base", "lexical", "path", "symbol", "map", "test", "non_code", "similar",
             "profile", "kind_share", "area_share", "edits", "coedit")
@@ -67,7 +70,7 @@ class History:
     most: int  # the most edits of one file, the scale of the `edits` feature
 
 
-def localize(conn: Connection, corpus_id: int, question: str, graph: FileGraph | None,
+def localize(conn: AnyConnection, corpus_id: int, question: str, graph: FileGraph | None,
              boosts: dict[str, tuple[float, str]], k: int,
              first: set[str] | None = None) -> tuple[list[FileScore], list[Candidate]]:
     """The k best files (with reasons) and every scored candidate (to learn from later);
@@ -82,7 +85,7 @@ def localize(conn: Connection, corpus_id: int, question: str, graph: FileGraph |
     return [_as_file_score(c) for c in cands[:k]], cands
 
 
-def candidates(conn: Connection, corpus_id: int, question: str,
+def candidates(conn: AnyConnection, corpus_id: int, question: str,
                base: list[FileScore]) -> list[Candidate]:
     """Feature vectors for peek's candidates and every file past outcomes point to."""
     hist = history(conn, corpus_id)
@@ -142,11 +145,11 @@ def _as_file_score(c: Candidate) -> FileScore:
                                                                 strict=True)))
 
 
-def history(conn: Connection, corpus_id: int) -> History:
+def history(conn: AnyConnection, corpus_id: int) -> History:
     """Edit counts per file, per file kind (suffix) and per area (first two path parts)."""
-    rows = conn.execute(text(
+    rows = driver(conn).execute(
         "SELECT j.value, COUNT(*) FROM session_outcomes o, json_each(o.edited) j "
-        "WHERE o.corpus_id = :c GROUP BY j.value"), {"c": corpus_id})
+        "WHERE o.corpus_id = :c GROUP BY j.value", {"c": corpus_id})
     edits = {str(p): int(n) for p, n in rows}
     kinds: dict[str, int] = defaultdict(int)
     areas: dict[str, int] = defaultdict(int)
@@ -157,7 +160,7 @@ def history(conn: Connection, corpus_id: int) -> History:
                    max(edits.values(), default=0))
 
 
-def similar_files(conn: Connection, corpus_id: int,
+def similar_files(conn: AnyConnection, corpus_id: int,
                   question: str) -> tuple[dict[str, float], dict[str, str]]:
     """Files edited for the most similar past requests, by similarity, and the request why."""
     votes: dict[str, float] = defaultdict(float)
@@ -178,28 +181,28 @@ def _trust(past: PastOutcome) -> float:
     return 0.5 if past.success is False else 1.0
 
 
-def profile_scores(conn: Connection, corpus_id: int, question: str) -> dict[str, float]:
+def profile_scores(conn: AnyConnection, corpus_id: int, question: str) -> dict[str, float]:
     """BM25 of the question against each file's past requests, over the best one."""
     terms = query_terms(question)
     table = profile_table(corpus_id)
     if not terms or not table_exists(conn, table):
         return {}
-    rows = list(conn.execute(text(
+    rows = list(driver(conn).execute(
         f"SELECT path, bm25({table}) FROM {table} WHERE {table} MATCH :q "
-        f"ORDER BY bm25({table}) LIMIT :k"), {"q": fts_query(terms), "k": PROFILE_K}))
+        f"ORDER BY bm25({table}) LIMIT :k", {"q": fts_query(terms), "k": PROFILE_K}))
     best = -float(rows[0][1]) if rows else 0.0
     return {str(p): -float(b) / best for p, b in rows} if best > 0 else {}
 
 
-def coedits(conn: Connection, corpus_id: int, seeds: Sequence[str]) -> dict[str, float]:
+def coedits(conn: AnyConnection, corpus_id: int, seeds: Sequence[str]) -> dict[str, float]:
     """How often each file was edited together with the seeds, as a share of their edits."""
     if not seeds:
         return {}
-    rows = conn.execute(text(
+    rows = driver(conn).execute(
         "SELECT a.value, b.value, COUNT(*) FROM session_outcomes o, json_each(o.edited) a, "
         "json_each(o.edited) b WHERE o.corpus_id = :c AND a.value IN "
         "(SELECT value FROM json_each(:seeds)) AND b.value != a.value "
-        "GROUP BY a.value, b.value"), {"c": corpus_id, "seeds": json.dumps(list(seeds))})
+        "GROUP BY a.value, b.value", {"c": corpus_id, "seeds": json.dumps(list(seeds))})
     pairs: dict[str, dict[str, int]] = defaultdict(dict)
     for a, b, n in rows:
         pairs[str(a)][str(b)] = int(n)
@@ -216,33 +219,34 @@ def profile_table(corpus_id: int) -> str:
     return f"outcome_files_fts_{int(corpus_id)}"
 
 
-def index_outcome(conn: Connection, corpus_id: int, edited: Iterable[str]) -> None:
+def index_outcome(conn: AnyConnection, corpus_id: int, edited: Iterable[str]) -> None:
     """Rebuild the profile rows of the edited files from every request that edited them."""
     table = profile_table(corpus_id)
     create_fts(conn, table, "path UNINDEXED", "body")
     for path in sorted(set(edited)):
-        questions = [r[0] for r in conn.execute(text(
+        questions = [r[0] for r in driver(conn).execute(
             "SELECT o.question FROM session_outcomes o, json_each(o.edited) j "
-            "WHERE o.corpus_id = :c AND j.value = :p ORDER BY o.id"), {"c": corpus_id, "p": path})]
-        conn.execute(text(f"DELETE FROM {table} WHERE path = :p"), {"p": path})
+            "WHERE o.corpus_id = :c AND j.value = :p ORDER BY o.id", {"c": corpus_id, "p": path})]
+        driver(conn).execute(f"DELETE FROM {table} WHERE path = :p", {"p": path})
         body = "\n".join(expand_for_index(q) for q in questions)
-        conn.execute(text(f"INSERT INTO {table}(path, body) VALUES (:p, :b)"),
-                     {"p": path, "b": body})
+        driver(conn).execute(f"INSERT INTO {table}(path, body) VALUES (:p, :b)",
+                             {"p": path, "b": body})
 
 
 # ------------------------------------------------------------------ the online ranker
 
-def load_weights(conn: Connection, corpus_id: int) -> list[float]:
+def load_weights(conn: AnyConnection, corpus_id: int) -> list[float]:
     """This corpus's learned weights (the initial ones before any outcome)."""
-    raw = conn.execute(text("SELECT weights FROM ranker_state WHERE corpus_id = :c"),
-                       {"c": corpus_id}).scalar()
+    row = driver(conn).execute("SELECT weights FROM ranker_state WHERE corpus_id = :c",
+                               {"c": corpus_id}).fetchone()
+    raw = row[0] if row else None
     if raw is None:
         return list(INITIAL)
     stored = dict(json.loads(raw))
     return [float(stored.get(name, init)) for name, init in zip(FEATURES, INITIAL, strict=True)]
 
 
-def learn(conn: Connection, corpus_id: int, ranked: Sequence[Candidate],
+def learn(conn: AnyConnection, corpus_id: int, ranked: Sequence[Candidate],
           edited: Iterable[str]) -> int:
     """One pairwise logistic step: each edited file above each non-edited top-ten file."""
     gold = set(edited)
@@ -261,11 +265,11 @@ def learn(conn: Connection, corpus_id: int, ranked: Sequence[Candidate],
     return pairs
 
 
-def _save_weights(conn: Connection, corpus_id: int, weights: list[float]) -> None:
+def _save_weights(conn: AnyConnection, corpus_id: int, weights: list[float]) -> None:
     data = json.dumps({n: round(w, 6) for n, w in zip(FEATURES, weights, strict=True)})
-    conn.execute(text(
+    driver(conn).execute(
         "INSERT INTO ranker_state(corpus_id, weights, updates) VALUES (:c, :w, 1) "
-        "ON CONFLICT(corpus_id) DO UPDATE SET weights = :w, updates = updates + 1"),
+        "ON CONFLICT(corpus_id) DO UPDATE SET weights = :w, updates = updates + 1",
         {"c": corpus_id, "w": data})
 
 

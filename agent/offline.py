@@ -93,7 +93,7 @@ def map_matches(peek: Workspace, question: str,
     entries = [e for e in cmap.ordered() if e.anchors and not e.outdated]
     shared = {e.id: terms & set(query_terms(e.text)) for e in entries}
     wanted = sorted(set().union(*shared.values())) if shared else []
-    with peek.db.read() as conn:
+    with peek.db.query() as conn:
         idf = term_idf(conn, peek.corpus_id, wanted)
         people = vouched(conn, peek.corpus_id, entries)
     found = []
@@ -128,7 +128,7 @@ def _locate(peek: Workspace, question: str,
                 boosts[anchor.path] = (strength, f"map {entry.id}")
     graph = peek.graph()
     first = {p for p, (strength, _) in boosts.items() if strength >= VOUCHED}
-    with peek.db.read() as conn:
+    with peek.db.query() as conn:
         return localize(conn, peek.corpus_id, question, graph, boosts, ANSWER_FILES, first)
 
 

@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
-
-from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text, select, update
-from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.orm import Session as OrmSession
 
 from peek.contextmap.trajectory import Citation
 from peek.db import Database
 from peek.errors import PeekError
-from peek.schema import Base
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,22 +53,27 @@ class AskResult:
         }
 
 
-class AgentSessionRow(Base):
-    """One asked question: its trajectory (the context-map contract) and how it ended."""
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    """One row of `agent_sessions` (the table is declared in `peek.agent.tables`)."""
 
-    __tablename__ = "agent_sessions"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    corpus_id: Mapped[int] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"))
-    question: Mapped[str] = mapped_column(Text)
-    model: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))  # running | done | stopped | failed
-    stopped_by: Mapped[str | None] = mapped_column(String(32))
-    trajectory: Mapped[str] = mapped_column(Text)  # JSON, the contextmap Trajectory shape
-    result: Mapped[str | None] = mapped_column(Text)  # JSON, AskResult.to_dict()
-    created_at: Mapped[float] = mapped_column(Float)
-    updated_at: Mapped[float] = mapped_column(Float)
-    steps: Mapped[int] = mapped_column(Integer, default=0)
-    ranking: Mapped[bytes | None] = mapped_column(LargeBinary)  # zlib JSON: ranked candidates
+    id: str
+    corpus_id: int
+    question: str
+    model: str
+    status: str  # running | done | stopped | failed
+    stopped_by: str | None
+    trajectory: str  # JSON, the contextmap Trajectory shape
+    result: str | None  # JSON, AskResult.to_dict()
+    created_at: float
+    updated_at: float
+    steps: int
+    ranking: bytes | None  # zlib JSON: ranked candidates
+
+
+_COLUMNS = tuple(f.name for f in fields(StoredSession))
+_INSERT = (f"INSERT INTO agent_sessions ({', '.join(_COLUMNS)}) "
+           f"VALUES ({', '.join(':' + c for c in _COLUMNS)})")
 
 
 def new_session_id() -> str:
@@ -94,9 +94,9 @@ class SessionStore:
         row = {"id": session, "corpus_id": self.corpus_id, "question": question, "model": model,
                "status": "running", "stopped_by": None, "trajectory": json.dumps(
                    {"question": question, "steps": [], "answer": ""}),
-               "result": None, "created_at": now, "updated_at": now, "steps": 0}
-        with self.db.write() as conn:
-            conn.execute(AgentSessionRow.__table__.insert(), row)  # type: ignore[attr-defined]
+               "result": None, "created_at": now, "updated_at": now, "steps": 0, "ranking": None}
+        with self.db.raw_write() as conn:
+            conn.execute(_INSERT, row)
 
     def finish(self, result: AskResult) -> None:
         """Store the final (or partial) result and its trajectory."""
@@ -105,10 +105,11 @@ class SessionStore:
                   "trajectory": json.dumps(result.trajectory),
                   "result": json.dumps(result.to_dict()), "updated_at": time.time(),
                   "steps": result.steps}
-        with self.db.write() as conn:
+        with self.db.raw_write() as conn:
             conn.execute(
-                update(AgentSessionRow).where(AgentSessionRow.id == result.session).values(**values)
-            )
+                "UPDATE agent_sessions SET status = :status, stopped_by = :stopped_by, "
+                "trajectory = :trajectory, result = :result, updated_at = :updated_at, "
+                "steps = :steps WHERE id = :id", {**values, "id": result.session})
 
     def save(self, result: AskResult, question: str, model: str,
              ranking: bytes | None = None) -> None:
@@ -120,22 +121,20 @@ class SessionStore:
                "trajectory": json.dumps(result.trajectory),
                "result": json.dumps(result.to_dict()), "created_at": now, "updated_at": now,
                "steps": result.steps, "ranking": ranking}
-        with self.db.write() as conn:
-            conn.execute(AgentSessionRow.__table__.insert(), row)  # type: ignore[attr-defined]
+        with self.db.raw_write() as conn:
+            conn.execute(_INSERT, row)
 
-    def load(self, session: str) -> AgentSessionRow:
+    def load(self, session: str) -> StoredSession:
         """A stored session of this corpus, or a PeekError naming how to find one."""
-        query = select(AgentSessionRow).where(
-            AgentSessionRow.id == session, AgentSessionRow.corpus_id == self.corpus_id
-        )
-        with self.db.read() as conn, OrmSession(conn) as orm:  # an ORM object, not a bare Row
-            row = orm.scalars(query).one_or_none()
-            if row is not None:
-                orm.expunge(row)
+        with self.db.query() as conn:
+            row = conn.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM agent_sessions "
+                "WHERE id = :id AND corpus_id = :c", {"id": session, "c": self.corpus_id}
+            ).fetchone()
         if row is None:
             raise PeekError(f"no session {session!r} for this corpus",
                             "see the `session` field of `peek ask --json`")
-        return row
+        return StoredSession(*row)
 
     def trajectory(self, session: str) -> dict[str, Any]:
         """The stored trajectory of a session, as the context-map contract's dict."""

@@ -257,6 +257,8 @@ def main() -> None:
     """Entry point: run the app, turning known errors into one line on stderr and exit code 2."""
     from peek.cli.errors import run_guarded
 
+    # peek's numpy work is small arrays: OpenBLAS's thread pool only adds ~50 ms to each start
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     code = run_guarded(app)
     if os.environ.get("PEEK_REPORT_RSS"):
         report_peak_rss()

@@ -58,7 +58,20 @@ def _generation() -> dict[str, str]:
     return {"engine": f"{engine} ({why})" if why else engine,
             "drafters": "llma, rapid (peek ask --model local --draft ...)" if local
             else "none (needs the local extra)",
-            "corpus_retrieval": "bm25 (SQLite FTS5); no dense embedder"}
+            "corpus_retrieval": _retrieval()}
+
+
+def _retrieval() -> str:
+    """BM25 alone, or hybrid with the dense embedder PEEK_DENSE names (never fails doctor)."""
+    from peek.retrieval.embedders import DenseError, dense_choice
+
+    try:
+        choice = dense_choice()
+    except DenseError as err:
+        return f"bm25 (SQLite FTS5); {err.message}"
+    if choice == "off":
+        return "bm25 (SQLite FTS5); dense off (PEEK_DENSE=static|hash turns it on)"
+    return f"bm25 + dense {choice} (faiss, reciprocal-rank fusion)"
 
 
 def collect(home: Path | None) -> dict[str, Any]:

@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import text
-
 from peek.contextmap.freshness import CorpusView
 from peek.contextmap.model import Anchor
+from peek.db import driver
 
 _REF = re.compile(r"(?<![\w/.-])([\w.-]+(?:/[\w.-]+)*\.[A-Za-z0-9]+|[\w.-]+(?:/[\w.-]+)+)"
                   r"(?::(\d+)(?:-(\d+))?)?")
 _SYMBOL = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\b")
 MAX_SYMBOL_FILES = 3
 MAX_ANCHORS = 6
-_SYMBOL_SQL = text(
+_SYMBOL_SQL = (
     "SELECT f.path, s.start_line, s.end_line FROM symbols s JOIN files f ON f.id = s.file_id "
     "WHERE f.corpus_id = :c AND (s.qualname = :n OR (s.name = :n AND instr(:n, '.') = 0)) "
     "ORDER BY length(s.qualname), f.path LIMIT :lim")
-_SUFFIX_SQL = text("SELECT path FROM files WHERE corpus_id = :c "
-                   "AND (path = :p OR path LIKE :s ESCAPE '\\') ORDER BY length(path) LIMIT 2")
+_SUFFIX_SQL = ("SELECT path FROM files WHERE corpus_id = :c "
+               "AND (path = :p OR path LIKE :s ESCAPE '\\') ORDER BY length(path) LIMIT 2")
 
 
 def anchors_from_text(entry_text: str, view: CorpusView) -> tuple[Anchor, ...]:
@@ -52,7 +51,7 @@ def _resolve(raw: str, view: CorpusView) -> str | None:
     path = view.normalize(raw)
     if not path or view.file(path) is not None:
         return path or None
-    rows = [r[0] for r in view.conn.execute(
+    rows = [r[0] for r in driver(view.conn).execute(
         _SUFFIX_SQL, {"c": view.corpus_id, "p": path, "s": "%/" + _like(path)})]
     return rows[0] if len(rows) == 1 else None
 
@@ -66,8 +65,8 @@ def _symbol_refs(entry_text: str, view: CorpusView) -> list[Anchor]:
     for name in dict.fromkeys(_SYMBOL.findall(_REF.sub(" ", entry_text))):
         if not _codey(name):
             continue
-        rows = list(view.conn.execute(_SYMBOL_SQL, {"c": view.corpus_id, "n": name,
-                                                    "lim": MAX_SYMBOL_FILES + 1}))
+        rows = list(driver(view.conn).execute(_SYMBOL_SQL, {"c": view.corpus_id, "n": name,
+                                                            "lim": MAX_SYMBOL_FILES + 1}))
         if 0 < len(rows) <= MAX_SYMBOL_FILES:
             out.extend(Anchor(p, s, e, view.current_blob(p) or "") for p, s, e in rows)
     return out

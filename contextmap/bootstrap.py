@@ -90,14 +90,16 @@ def central_seeds(graph: FileGraph, view: CorpusView, limit: int = MAX_FILES) ->
     return seeds
 
 
-def plan_seeds(conn: Connection, corpus_id: int, root: Path | None) -> list[Seed]:
-    """Layout first, then central files in rank order."""
+def plan_seeds(conn: Connection, corpus_id: int, root: Path | None,
+               graph: FileGraph | None = None) -> list[Seed]:
+    """Layout first, then central files in rank order (over `graph` when the caller has it)."""
     files = [(p, lang) for p, lang in conn.execute(
         select(File.path, File.language).where(File.corpus_id == corpus_id).order_by(File.path))]
     view = CorpusView(conn, corpus_id, root)
     view.prefetch(p for p, _ in files)
     layout = layout_seed(files)
-    return ([layout] if layout else []) + central_seeds(load_graph(conn, corpus_id), view)
+    graph = load_graph(conn, corpus_id) if graph is None else graph
+    return ([layout] if layout else []) + central_seeds(graph, view)
 
 
 def add_within(cs: ChangeSet, seeds: list[Seed], limit: int) -> list[str]:
@@ -115,14 +117,16 @@ def add_within(cs: ChangeSet, seeds: list[Seed], limit: int) -> list[str]:
 
 
 def bootstrap_map(db: Database, corpus_id: int, root: Path | None = None,
-                  budget: int | None = None, *, force: bool = False) -> BootstrapResult:
-    """Seed a never-seeded, empty map (or any map with `force`) up to half its budget."""
+                  budget: int | None = None, *, force: bool = False,
+                  graph: FileGraph | None = None) -> BootstrapResult:
+    """Seed a never-seeded, empty map (or any map with `force`) up to half its budget; `graph`
+    is the one the index just built (with symbols), so a first index builds it once."""
     with db.read() as conn:
         cmap = load_map(conn, corpus_id)
         if not force and (cmap.state.seeded or cmap.entries):
             return BootstrapResult((), cmap.state.version,
                                    exact_tokens(render_entries(cmap.entries.values())), True)
-        seeds = plan_seeds(conn, corpus_id, root)
+        seeds = plan_seeds(conn, corpus_id, root, graph)
     with MapStore(db, corpus_id).change("bootstrap") as cs:
         if budget is not None:
             cs.set_state(op="BUDGET", budget_tokens=budget, reason="budget set")

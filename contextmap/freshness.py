@@ -12,23 +12,24 @@ import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-
-from sqlalchemy import Connection, bindparam, select
+from typing import TYPE_CHECKING
 
 from peek.blobs import working_tree_sha
 from peek.contextmap.model import Entry
-from peek.contextmap.store import ChangeSet
-from peek.schema import Corpus, File, Symbol
+from peek.db import driver
+
+if TYPE_CHECKING:
+    from peek.contextmap.store import ChangeSet
+    from peek.db import AnyConnection
 
 __all__ = ["CorpusView", "IndexedFile", "SymbolSpan"]
 
 _QUERY_CHUNK = 500
-_SELECT_FILES = select(File.id, File.path, File.blob_sha, File.line_count, File.language).where(
-    File.corpus_id == bindparam("cid"), File.path.in_(bindparam("paths", expanding=True)))
-_SELECT_SYMBOLS = (select(Symbol.name, Symbol.qualname, Symbol.kind, Symbol.start_line,
-                          Symbol.end_line)
-                   .where(Symbol.file_id == bindparam("fid")).order_by(Symbol.start_line))
-_SELECT_ROOT = select(Corpus.root).where(Corpus.id == bindparam("cid"))
+_SELECT_FILES = ("SELECT id, path, blob_sha, line_count, language FROM files "
+                 "WHERE corpus_id = :cid AND path IN ({})")
+_SELECT_SYMBOLS = ("SELECT name, qualname, kind, start_line, end_line FROM symbols "
+                   "WHERE file_id = :fid ORDER BY start_line")
+_SELECT_ROOT = "SELECT root FROM corpora WHERE id = :cid"
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class SymbolSpan:
 class CorpusView:
     """The corpus as the policy sees it: indexed files, their symbols, current blobs on disk."""
 
-    def __init__(self, conn: Connection, corpus_id: int, root: Path | None = None,
+    def __init__(self, conn: AnyConnection, corpus_id: int, root: Path | None = None,
                  blobs: dict[str, str | None] | None = None) -> None:
         self.conn = conn
         self.corpus_id = corpus_id
@@ -84,9 +85,10 @@ class CorpusView:
             chunk = todo[start:start + _QUERY_CHUNK]
             for p in chunk:
                 self._files[p] = None
-            rows = self.conn.execute(_SELECT_FILES, {"cid": self.corpus_id, "paths": chunk})
-            for row in rows:
-                self._files[row.path] = IndexedFile(*row)
+            names = {f"p{i}": p for i, p in enumerate(chunk)}
+            sql = _SELECT_FILES.format(", ".join(f":{n}" for n in names))
+            for row in driver(self.conn).execute(sql, {"cid": self.corpus_id, **names}):
+                self._files[row[1]] = IndexedFile(*row)
 
     def file(self, path: str) -> IndexedFile | None:
         """The index row of a path, or None if the index does not have it."""
@@ -122,14 +124,14 @@ class CorpusView:
         if known is None:
             return []
         if known.id not in self._symbols:
-            rows = self.conn.execute(_SELECT_SYMBOLS, {"fid": known.id})
+            rows = driver(self.conn).execute(_SELECT_SYMBOLS, {"fid": known.id})
             self._symbols[known.id] = [SymbolSpan(*row) for row in rows]
         return self._symbols[known.id]
 
 
-def _stored_root(conn: Connection, corpus_id: int) -> Path | None:
-    root = conn.scalar(_SELECT_ROOT, {"cid": corpus_id})
-    return Path(root) if root else None
+def _stored_root(conn: AnyConnection, corpus_id: int) -> Path | None:
+    row = driver(conn).execute(_SELECT_ROOT, {"cid": corpus_id}).fetchone()
+    return Path(row[0]) if row and row[0] else None
 
 
 def is_outdated(entry: Entry, view: CorpusView) -> bool:

@@ -8,32 +8,34 @@ import json
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-
-from sqlalchemy import Connection, text
+from typing import TYPE_CHECKING
 
 from peek.contextmap.freshness import CorpusView, outdated_changes
 from peek.contextmap.model import ContextMap, Entry
 from peek.contextmap.store import load_map
-from peek.db import Database
+from peek.db import Database, driver
+
+if TYPE_CHECKING:
+    from peek.db import AnyConnection
 
 
 def entries_now(db: Database, corpus_id: int, root: Path | None) -> ContextMap:
     """The stored entries with anchors checked against the working tree: what matching needs,
     without rendering or counting tokens (writers keep the map within its budget)."""
-    with db.read() as conn:
+    with db.query() as conn:
         snap = load_map(conn, corpus_id)
         marks = outdated_changes(snap.entries.values(), CorpusView(conn, corpus_id, root))
     return ContextMap(snap.state, {k: replace(e, outdated=marks.get(k, e.outdated))
                                    for k, e in snap.entries.items()})
 
 
-def vouched(conn: Connection, corpus_id: int, entries: Iterable[Entry]) -> set[str]:
+def vouched(conn: AnyConnection, corpus_id: int, entries: Iterable[Entry]) -> set[str]:
     """Entries a person stands behind: pinned, or whose text a person wrote last."""
     entries = list(entries)
     out = {e.id for e in entries if e.pinned}
-    rows = conn.execute(text(
+    rows = driver(conn).execute(
         "SELECT entry_id, op FROM map_edits WHERE corpus_id = :c AND entry_id IN "
-        "(SELECT value FROM json_each(:ids)) AND op IN ('ADD', 'REPLACE', 'EDIT') ORDER BY id"),
+        "(SELECT value FROM json_each(:ids)) AND op IN ('ADD', 'REPLACE', 'EDIT') ORDER BY id",
         {"c": corpus_id, "ids": json.dumps(sorted(e.id for e in entries))})
     last: dict[str, str] = {}
     for entry_id, op in rows:

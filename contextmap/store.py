@@ -14,9 +14,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, cast
-
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from functools import cache
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from peek.contextmap.errors import MapError, VersionError
 from peek.contextmap.model import (
@@ -28,23 +27,50 @@ from peek.contextmap.model import (
     normalize_text,
     parse_id,
 )
-from peek.contextmap.tables import MapEditRow, MapEntryRow, MapStateRow
-from peek.db import Database
+from peek.db import Database, driver
 
-_STATE = cast(Table, MapStateRow.__table__)
-_ENTRIES = cast(Table, MapEntryRow.__table__)
-_EDITS = cast(Table, MapEditRow.__table__)
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from peek.db import AnyConnection
+
 _STATE_FIELDS = ("budget_tokens", "evolve_steps", "updates", "frozen", "seeded")
-# Statements built once: building them per call costs more than running them on SQLite.
-_SELECT_STATE = select(_STATE).where(_STATE.c.corpus_id == bindparam("cid"))
-_SELECT_ENTRIES = select(_ENTRIES).where(_ENTRIES.c.corpus_id == bindparam("cid"))
-_ENTRY_KEY = (_ENTRIES.c.corpus_id == bindparam("cid")) & (_ENTRIES.c.id == bindparam("eid"))
-_INSERT_ENTRY = insert(_ENTRIES)
-_UPDATE_ENTRY = update(_ENTRIES).where(_ENTRY_KEY)
-_DELETE_ENTRY = delete(_ENTRIES).where(_ENTRY_KEY)
-_INSERT_EDITS = insert(_EDITS)
-_INSERT_STATE = insert(_STATE)
-_UPDATE_STATE = update(_STATE).where(_STATE.c.corpus_id == bindparam("cid"))
+_ENTRY_COLUMNS = ("id", "section", "text", "helpful", "harmful", "stale", "uses",
+                  "created_step", "updated_step", "pinned", "outdated", "anchors")
+_EDIT_COLUMNS = ("version", "op", "entry_id", "before", "after", "session", "reason",
+                 "created_at")
+# Reads are plain SQL (an offline `ask` reads the map without loading SQLAlchemy).
+_SELECT_STATE = ("SELECT version, budget_tokens, evolve_steps, updates, frozen, seeded, next_ids "
+                 "FROM map_state WHERE corpus_id = :cid")
+_SELECT_ENTRIES = f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM map_entries WHERE corpus_id = :cid"
+_SELECT_EDITS = (f"SELECT {', '.join(_EDIT_COLUMNS)} FROM map_edits WHERE corpus_id = :cid "
+                 "AND version > :low AND version <= :high ORDER BY id")
+
+
+class _Writes(NamedTuple):
+    """SQLAlchemy statements of the change set, built once: building them per call costs more
+    than running them on SQLite."""
+
+    insert_entry: Any
+    update_entry: Any
+    delete_entry: Any
+    insert_edits: Any
+    insert_state: Any
+    update_state: Any
+
+
+@cache
+def _writes() -> _Writes:
+    """The write statements, made (and SQLAlchemy imported) by the first writer."""
+    from sqlalchemy import Table, bindparam, delete, insert, update
+
+    from peek.contextmap.tables import MapEditRow, MapEntryRow, MapStateRow
+
+    state, entries = cast(Table, MapStateRow.__table__), cast(Table, MapEntryRow.__table__)
+    key = (entries.c.corpus_id == bindparam("cid")) & (entries.c.id == bindparam("eid"))
+    return _Writes(insert(entries), update(entries).where(key), delete(entries).where(key),
+                   insert(cast(Table, MapEditRow.__table__)), insert(state),
+                   update(state).where(state.c.corpus_id == bindparam("cid")))
 
 
 def _dumps(value: Any) -> str:
@@ -59,32 +85,32 @@ def _entry_row(corpus_id: int, entry: Entry) -> dict[str, Any]:
 
 
 def _row_entry(row: Any) -> Entry:
-    data = dict(row._mapping)
+    data = dict(zip(_ENTRY_COLUMNS, row, strict=True))
     data["anchors"] = json.loads(data["anchors"])
     return Entry.from_dict(data)
 
 
-def load_state(conn: Connection, corpus_id: int) -> tuple[MapState, bool]:
+def load_state(conn: AnyConnection, corpus_id: int) -> tuple[MapState, bool]:
     """The corpus's map state and whether it is stored yet (a new map has defaults)."""
-    row = conn.execute(_SELECT_STATE, {"cid": corpus_id}).first()
+    row = driver(conn).execute(_SELECT_STATE, {"cid": corpus_id}).fetchone()
     if row is None:
         return MapState(), False
-    m = row._mapping
+    version, budget, steps, updates, frozen, seeded, next_ids = row
     return MapState(
-        version=m["version"], budget_tokens=m["budget_tokens"], evolve_steps=m["evolve_steps"],
-        updates=m["updates"], frozen=bool(m["frozen"]), seeded=bool(m["seeded"]),
-        next_ids={str(k): int(v) for k, v in json.loads(m["next_ids"]).items()},
+        version=version, budget_tokens=budget, evolve_steps=steps, updates=updates,
+        frozen=bool(frozen), seeded=bool(seeded),
+        next_ids={str(k): int(v) for k, v in json.loads(next_ids).items()},
     ), True
 
 
-def load_entries(conn: Connection, corpus_id: int) -> dict[str, Entry]:
+def load_entries(conn: AnyConnection, corpus_id: int) -> dict[str, Entry]:
     """The live entries of a corpus's map, by id."""
-    rows = conn.execute(_SELECT_ENTRIES, {"cid": corpus_id})
+    rows = driver(conn).execute(_SELECT_ENTRIES, {"cid": corpus_id})
     entries = (_row_entry(r) for r in rows)
     return {e.id: e for e in entries}
 
 
-def load_map(conn: Connection, corpus_id: int) -> ContextMap:
+def load_map(conn: AnyConnection, corpus_id: int) -> ContextMap:
     """State and entries in one consistent read."""
     state, _ = load_state(conn, corpus_id)
     return ContextMap(state, load_entries(conn, corpus_id))
@@ -110,7 +136,7 @@ class EditRecord:
 
 
 def _record(row: Any) -> EditRecord:
-    m = row._mapping
+    m = dict(zip(_EDIT_COLUMNS, row, strict=True))
     return EditRecord(
         version=m["version"], op=m["op"], entry_id=m["entry_id"],
         before=json.loads(m["before"]) if m["before"] is not None else None,
@@ -119,15 +145,9 @@ def _record(row: Any) -> EditRecord:
     )
 
 
-_SELECT_EDITS = (select(_EDITS)
-                 .where(_EDITS.c.corpus_id == bindparam("cid"),
-                        _EDITS.c.version > bindparam("low"), _EDITS.c.version <= bindparam("high"))
-                 .order_by(_EDITS.c.id))
-
-
-def edits_between(conn: Connection, corpus_id: int, low: int, high: int) -> list[EditRecord]:
+def edits_between(conn: AnyConnection, corpus_id: int, low: int, high: int) -> list[EditRecord]:
     """Edit rows with low < version <= high, in the order they were made."""
-    rows = conn.execute(_SELECT_EDITS, {"cid": corpus_id, "low": low, "high": high})
+    rows = driver(conn).execute(_SELECT_EDITS, {"cid": corpus_id, "low": low, "high": high})
     return [_record(r) for r in rows]
 
 
@@ -143,7 +163,7 @@ def undo(entries: dict[str, Entry], edit: EditRecord) -> None:
         entries[edit.entry_id] = entries[edit.entry_id].patched(edit.before)
 
 
-def entries_at(conn: Connection, corpus_id: int, version: int) -> dict[str, Entry]:
+def entries_at(conn: AnyConnection, corpus_id: int, version: int) -> dict[str, Entry]:
     """The entries as they were right after `version` was committed (0 is the empty map)."""
     state, _ = load_state(conn, corpus_id)
     if not 0 <= version <= state.version:
@@ -224,7 +244,7 @@ class ChangeSet:
         next_ids = dict(self.map.state.next_ids)
         next_ids[slug] = max(next_ids.get(slug, 1), number + 1)
         self.map.state = replace(self.map.state, next_ids=next_ids)
-        self.conn.execute(_INSERT_ENTRY, _entry_row(self.corpus_id, entry))
+        self.conn.execute(_writes().insert_entry, _entry_row(self.corpus_id, entry))
         self.map.entries[entry.id] = entry
         self._log(op, entry.id, None, entry.to_dict(), reason)
         return entry
@@ -240,7 +260,8 @@ class ChangeSet:
             return old
         row = _entry_row(self.corpus_id, new)
         values = {k: row[k] for k in before}
-        self.conn.execute(_UPDATE_ENTRY, {**values, "cid": self.corpus_id, "eid": entry_id})
+        self.conn.execute(_writes().update_entry,
+                          {**values, "cid": self.corpus_id, "eid": entry_id})
         self.map.entries[entry_id] = new
         self._log(op, entry_id, before, after, reason)
         return new
@@ -248,7 +269,7 @@ class ChangeSet:
     def remove(self, entry_id: str, *, op: str, reason: str = "") -> Entry:
         """Remove an entry; the log keeps all of it, so diff and rollback can bring it back."""
         old = self.map.get(entry_id)
-        self.conn.execute(_DELETE_ENTRY, {"cid": self.corpus_id, "eid": entry_id})
+        self.conn.execute(_writes().delete_entry, {"cid": self.corpus_id, "eid": entry_id})
         del self.map.entries[entry_id]
         self._log(op, entry_id, old.to_dict(), None, reason)
         return old
@@ -268,7 +289,7 @@ class ChangeSet:
             return self.map.state.version
         self.map.state = replace(self.map.state, version=self.version)
         self._write_state()
-        self.conn.execute(_INSERT_EDITS, self._edits)
+        self.conn.execute(_writes().insert_edits, self._edits)
         self._edits = []
         return self.map.state.version
 
@@ -288,9 +309,9 @@ class ChangeSet:
         values = {"version": s.version, "next_ids": _dumps(s.next_ids), "updated_at": self.now,
                   **{k: getattr(s, k) for k in _STATE_FIELDS}}
         if self._stored:
-            self.conn.execute(_UPDATE_STATE, {**values, "cid": self.corpus_id})
+            self.conn.execute(_writes().update_state, {**values, "cid": self.corpus_id})
         else:
-            self.conn.execute(_INSERT_STATE, {**values, "corpus_id": self.corpus_id})
+            self.conn.execute(_writes().insert_state, {**values, "corpus_id": self.corpus_id})
             self._stored = True
 
 

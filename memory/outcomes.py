@@ -10,43 +10,16 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    Boolean,
-    Connection,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    insert,
-    select,
-    text,
-)
-from sqlalchemy import UniqueConstraint as Unique
-from sqlalchemy.orm import Mapped, mapped_column
-
+from peek.db import driver
 from peek.retrieval.lexical import create_fts, fts_query, table_exists
-from peek.schema import Base
 from peek.text import expand_for_index, query_terms
 
+if TYPE_CHECKING:
+    from peek.db import AnyConnection
+
 SIMILAR_POOL = 20
-
-
-class OutcomeRow(Base):
-    """One recorded session outcome; (corpus, session) is unique, so recording is idempotent."""
-
-    __tablename__ = "session_outcomes"
-    __table_args__ = (Unique("corpus_id", "session"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    corpus_id: Mapped[int] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"))
-    session: Mapped[str] = mapped_column(String(64))
-    question: Mapped[str] = mapped_column(Text)
-    edited: Mapped[str] = mapped_column(Text)  # JSON list of corpus paths
-    success: Mapped[bool | None] = mapped_column(Boolean)
-    source: Mapped[str] = mapped_column(String(16))  # record | trajectory | mcp
-    recorded_at: Mapped[float] = mapped_column(Float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,48 +42,56 @@ def fts_name(corpus_id: int) -> str:
     return f"outcomes_fts_{int(corpus_id)}"
 
 
-def ensure_fts(conn: Connection, corpus_id: int) -> None:
+def ensure_fts(conn: AnyConnection, corpus_id: int) -> None:
     """Create the corpus's outcome index on first use (same tokenizer as code search)."""
     create_fts(conn, fts_name(corpus_id), "question")
 
 
-_COLUMNS = (OutcomeRow.session, OutcomeRow.question, OutcomeRow.edited, OutcomeRow.success,
-            OutcomeRow.recorded_at)
+_COLUMNS = "session, question, edited, success, recorded_at"
 
 
 def _past(row: Any) -> PastOutcome:
     return PastOutcome(row[0], row[1], tuple(json.loads(row[2])), row[3], row[4])
 
 
-def stored_outcome(conn: Connection, corpus_id: int, session: str) -> PastOutcome | None:
+def stored_outcome(conn: AnyConnection, corpus_id: int, session: str) -> PastOutcome | None:
     """The outcome already recorded for a session, if any."""
-    row = conn.execute(select(*_COLUMNS).where(
-        OutcomeRow.corpus_id == corpus_id, OutcomeRow.session == session)).first()
-    return None if row is None else _past(row)
+    row = driver(conn).execute(
+        f"SELECT {_COLUMNS} FROM session_outcomes WHERE corpus_id = :c AND session = :s",
+        {"c": corpus_id, "s": session}).fetchone()
+    return None if row is None else _past((*row[:3], _flag(row[3]), row[4]))
 
 
-def save_outcome(conn: Connection, corpus_id: int, outcome: PastOutcome,
+def _flag(value: Any) -> bool | None:
+    """A stored boolean as Python's (SQLite keeps 0/1)."""
+    return None if value is None else bool(value)
+
+
+def save_outcome(conn: AnyConnection, corpus_id: int, outcome: PastOutcome,
                  source: str = "record") -> None:
     """Store an outcome and index its question (inside the caller's write transaction)."""
-    row_id = conn.execute(insert(OutcomeRow).values(
-        corpus_id=corpus_id, session=outcome.session, question=outcome.question,
-        edited=json.dumps(sorted(set(outcome.edited))), success=outcome.success, source=source,
-        recorded_at=outcome.recorded_at or time.time())).lastrowid
+    raw = driver(conn)
+    row_id = raw.execute(
+        f"INSERT INTO session_outcomes (corpus_id, {_COLUMNS}, source) "
+        "VALUES (:c, :session, :question, :edited, :success, :recorded_at, :source) RETURNING id",
+        {"c": corpus_id, "session": outcome.session, "question": outcome.question,
+         "edited": json.dumps(sorted(set(outcome.edited))), "success": outcome.success,
+         "source": source, "recorded_at": outcome.recorded_at or time.time()}).fetchone()[0]
     ensure_fts(conn, corpus_id)
-    conn.execute(text(f"INSERT INTO {fts_name(corpus_id)}(rowid, question) VALUES (:r, :q)"),
-                 {"r": row_id, "q": expand_for_index(outcome.question)})
+    raw.execute(f"INSERT INTO {fts_name(corpus_id)}(rowid, question) VALUES (:r, :q)",
+                {"r": row_id, "q": expand_for_index(outcome.question)})
 
 
-def similar_outcomes(conn: Connection, corpus_id: int, question: str,
+def similar_outcomes(conn: AnyConnection, corpus_id: int, question: str,
                      k: int = SIMILAR_POOL) -> list[tuple[PastOutcome, float]]:
     """The k past requests most similar to a question (BM25, higher is better), best first."""
     terms = query_terms(question)
     if not terms or not table_exists(conn, fts_name(corpus_id)):
         return []
     table = fts_name(corpus_id)
-    rows = conn.execute(text(
+    rows = driver(conn).execute(
         f"SELECT o.session, o.question, o.edited, o.success, o.recorded_at, bm25({table}) "
         f"FROM {table} JOIN session_outcomes o ON o.id = {table}.rowid "
-        f"WHERE {table} MATCH :q ORDER BY bm25({table}) LIMIT :k"),
+        f"WHERE {table} MATCH :q ORDER BY bm25({table}) LIMIT :k",
         {"q": fts_query(terms), "k": k})
     return [(_past(r), -float(r[5])) for r in rows]

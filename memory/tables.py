@@ -1,8 +1,18 @@
-"""The memory tables; migrations 0004 and 0006 create exactly these."""
+"""The memory tables (and session outcomes); migrations create exactly these."""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from peek.schema import Base
@@ -108,3 +118,18 @@ class MemoryEdgeRow(Base):
     node_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     open: Mapped[bool] = mapped_column(Boolean)  # the verb still has an unanswered question
     seq: Mapped[int] = mapped_column(Integer)
+
+
+class OutcomeRow(Base):
+    """One recorded session outcome; (corpus, session) is unique, so recording is idempotent."""
+
+    __tablename__ = "session_outcomes"
+    __table_args__ = (UniqueConstraint("corpus_id", "session"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corpus_id: Mapped[int] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"))
+    session: Mapped[str] = mapped_column(String(64))
+    question: Mapped[str] = mapped_column(Text)
+    edited: Mapped[str] = mapped_column(Text)  # JSON list of corpus paths
+    success: Mapped[bool | None] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(16))  # record | trajectory | mcp
+    recorded_at: Mapped[float] = mapped_column(Float)

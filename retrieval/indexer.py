@@ -10,21 +10,18 @@ file graph and the stamp (`indexed_at`, HEAD) are written last.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from peek.blobs import git_blob_sha, is_binary
 from peek.db import Database
 from peek.errors import CorpusError
 from peek.gitutil import is_git_tree
-from peek.retrieval.chunking import ParsedFile, language_for, parse_file
 from peek.retrieval.lexical import delete_fts_rows, ensure_fts, insert_fts_rows
 from peek.retrieval.skipped import Skipped, load_skipped, still_skipped
 from peek.retrieval.walk import (
@@ -35,6 +32,13 @@ from peek.retrieval.walk import (
 )
 from peek.safefs import SandboxError, read_beneath
 from peek.text import expand_for_index, path_field
+
+if TYPE_CHECKING:  # a no-change index needs neither the parsers nor a process pool
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from multiprocessing.context import BaseContext
+
+    from peek.retrieval.chunking import ParsedFile
+    from peek.retrieval.graph import FileGraph
 
 Progress = Callable[[int, int], None]
 PARALLEL_MIN = 200
@@ -85,6 +89,8 @@ class IndexStats:
     decode_errors: int = 0
     first_index: bool = False
     unreadable: list[str] = field(default_factory=list)
+    # the graph this run rebuilt and saved (None when nothing changed), for the map's seeding
+    graph: FileGraph | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, object]:
         """The JSON contract of `peek index --json`, then the extra counters."""
@@ -147,7 +153,7 @@ def _index(
         if stats.added or stats.changed or stats.removed or not has_graph:
             from peek.retrieval.graph import refresh_saved_graph
 
-            refresh_saved_graph(conn, corpus_id)
+            stats.graph = refresh_saved_graph(conn, corpus_id)
         stats.files, stats.chunks = _totals(conn, corpus_id)
         stats.seconds = time.perf_counter() - started
         _stamp(conn, corpus_id, git, stats.seconds)
@@ -194,11 +200,13 @@ def _parsed_batches(jobs: list[Job]) -> Iterator[list[tuple[FileEntry, Outcome]]
     """Outcomes BATCH_FILES at a time; with a pool, the next batch parses while one is written."""
     batches = [jobs[i : i + BATCH_FILES] for i in range(0, len(jobs), BATCH_FILES)]
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    context = _pool_context()
-    if len(jobs) < PARALLEL_MIN or workers < 2 or context is None:
+    context = _pool_context() if len(jobs) >= PARALLEL_MIN and workers >= 2 else None
+    if context is None:
         for batch in batches:
             yield [(job[2], _read_one(*job)) for job in batch]
         return
+    from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         pending = _submit(pool, batches[0])
         for k, batch in enumerate(batches):
@@ -208,12 +216,14 @@ def _parsed_batches(jobs: list[Job]) -> Iterator[list[tuple[FileEntry, Outcome]]
             pending = following
 
 
-def _pool_context() -> mp.context.BaseContext | None:
+def _pool_context() -> BaseContext | None:
     """forkserver (workers fork from a clean server that preloaded the parsers), else spawn."""
+    import multiprocessing as mp
+
     methods = mp.get_all_start_methods()
     if "forkserver" in methods:
         context = mp.get_context("forkserver")
-        context.set_forkserver_preload(["peek.retrieval.indexer"])
+        context.set_forkserver_preload(["peek.retrieval.indexer", "peek.retrieval.chunking"])
         return context
     return mp.get_context("spawn") if "spawn" in methods else None
 
@@ -245,6 +255,8 @@ def _read_one(root: Path, max_bytes: int, entry: FileEntry, prior_sha: str | Non
 
 def _parse(entry: FileEntry, sha: str, data: bytes) -> ReadFile:
     """Decode (invalid UTF-8 replaced and counted) and parse one file."""
+    from peek.retrieval.chunking import language_for, parse_file
+
     try:
         body, errors = data.decode("utf-8"), 0
     except UnicodeDecodeError:

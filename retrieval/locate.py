@@ -8,12 +8,16 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, text
-
+from peek.db import driver
 from peek.retrieval.graph import FileGraph
-from peek.retrieval.lexical import Hit, path_prior, search_chunks
+from peek.retrieval.hybrid import search
+from peek.retrieval.lexical import Hit, path_prior
 from peek.text import query_terms
+
+if TYPE_CHECKING:
+    from peek.db import AnyConnection
 
 # Weights of the three kinds of evidence, tuned on shared/eval/swebench-dev.jsonl.
 W_LEXICAL = 1.0
@@ -42,7 +46,7 @@ class FileScore:
 
 
 def rank_files(
-    conn: Connection,
+    conn: AnyConnection,
     corpus_id: int,
     question: str,
     k: int = 10,
@@ -53,12 +57,12 @@ def rank_files(
 
     `boosts` is outside evidence per path (strength 0..1, why), e.g. matching map entries.
     """
-    paths = _corpus_paths(conn, corpus_id)
     scores: dict[str, FileScore] = {}
     terms = query_terms(question)
-    _add_lexical(scores, search_chunks(conn, corpus_id, question, CHUNK_POOL))
-    _add_evidence(scores, mentioned_paths(question, paths), W_PATH, "named in the question",
-                  "path")
+    _add_lexical(scores, search(conn, corpus_id, question, CHUNK_POOL))
+    named = (mentioned_paths(question, _corpus_paths(conn, corpus_id))
+             if _names_paths(question) else {})
+    _add_evidence(scores, named, W_PATH, "named in the question", "path")
     _add_evidence(scores, mentioned_symbols(conn, corpus_id, question), W_SYMBOL, "defines",
                   "symbol")
     _add_evidence(scores, boosts or {}, W_MAP, "", "map")
@@ -85,8 +89,8 @@ def _add_graph(scores: dict[str, FileScore], graph: FileGraph) -> None:
             item.parts["graph"] = rank / top
 
 
-def _corpus_paths(conn: Connection, corpus_id: int) -> list[str]:
-    rows = conn.execute(text("SELECT path FROM files WHERE corpus_id = :c"), {"c": corpus_id})
+def _corpus_paths(conn: AnyConnection, corpus_id: int) -> list[str]:
+    rows = driver(conn).execute("SELECT path FROM files WHERE corpus_id = :c", {"c": corpus_id})
     return [r[0] for r in rows]
 
 
@@ -115,6 +119,12 @@ def _add_evidence(
         item.parts[kind] = strength
         item.score += weight * strength
         item.reasons.append(f"{why} {detail}".strip())
+
+
+def _names_paths(question: str) -> bool:
+    """Whether the question has a path or a dotted name at all (most have neither, and then
+    the corpus's paths need not be read)."""
+    return _PATHLIKE.search(question) is not None or _DOTTED.search(question) is not None
 
 
 def mentioned_paths(question: str, paths: list[str]) -> dict[str, tuple[float, str]]:
@@ -163,17 +173,15 @@ def _match_suffix(
 
 
 def mentioned_symbols(
-    conn: Connection, corpus_id: int, question: str
+    conn: AnyConnection, corpus_id: int, question: str
 ) -> dict[str, tuple[float, str]]:
     """Files defining identifiers the question uses; rare and code-looking names weigh more."""
     names = _question_identifiers(question)
     if not names:
         return {}
-    rows = conn.execute(
-        text(
-            "SELECT s.name, f.path FROM symbols s JOIN files f ON f.id = s.file_id "
-            "WHERE f.corpus_id = :c AND s.name IN (SELECT value FROM json_each(:names))"
-        ),
+    rows = driver(conn).execute(
+        "SELECT s.name, f.path FROM symbols s JOIN files f ON f.id = s.file_id "
+        "WHERE f.corpus_id = :c AND s.name IN (SELECT value FROM json_each(:names))",
         {"c": corpus_id, "names": json.dumps(list(names))},
     )
     defined_in: dict[str, set[str]] = defaultdict(set)

@@ -13,9 +13,7 @@ import base64
 import functools
 import json
 import os
-import shutil
 import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -32,6 +30,7 @@ from peek.retrieval.walk import FileEntry, IgnoreRules, iter_files
 from .errors import SandboxError
 from .globs import PathFilter
 from .results import GrepMatch
+from .ripgrep import find_ripgrep as find_ripgrep  # where tests and callers looked for it
 from .textfile import decode_utf8, split_lines
 
 LINE_CHARS = 300
@@ -75,14 +74,6 @@ class SearchOutcome:
     matches: list[GrepMatch]
     backend: str
     timed_out: bool = False
-
-
-def find_ripgrep() -> str | None:
-    """Prefer the rg installed with this venv (the pinned `ripgrep` wheel), then any rg on PATH."""
-    beside = Path(sys.executable).parent / "rg"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("rg")
 
 
 def compile_pattern(pattern: str, ignore_case: bool) -> regex.Pattern[str]:

@@ -5,22 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from peek.blobs import is_binary
 from peek.retrieval.walk import IgnoreRules, iter_files
 from peek.safefs import open_beneath, read_fd
 
 from .errors import SandboxError
-from .globs import PathFilter, compile_glob, normalize_tool_glob
-from .grep import (
-    GrepQuery,
-    SearchOutcome,
-    compile_pattern,
-    find_ripgrep,
-    python_search,
-    ripgrep_search,
-)
 from .paths import check_served, real_root, resolve_in_root
 from .results import (
     DirEntry,
@@ -33,9 +24,14 @@ from .results import (
     SymbolResult,
     ToolResult,
 )
+from .ripgrep import find_ripgrep
 from .specs import check_args
 from .symbols import SymbolLookup, bare_identifier, regex_symbols
 from .textfile import DecodedText, decode_utf8, split_lines
+
+if TYPE_CHECKING:  # grep and glob load the `regex` engine on first use, not with every read
+    from .globs import PathFilter
+    from .grep import GrepQuery, SearchOutcome
 
 T = TypeVar("T")
 _MIN_NUMBER_WIDTH = 4
@@ -102,6 +98,8 @@ class FileTools:
         max_results: int | None = None,
     ) -> GrepResult:
         """Find the lines matching a regex across the corpus, so an agent knows what to read."""
+        from .grep import GrepQuery, compile_pattern
+
         limit = self.max_results if max_results is None else _positive("max_results", max_results)
         regex = compile_pattern(pattern, ignore_case)
         query = GrepQuery(
@@ -117,6 +115,8 @@ class FileTools:
 
     def glob(self, pattern: str) -> GlobResult:
         """Find files by path pattern, so an agent can locate files without listing every folder."""
+        from .globs import compile_glob, normalize_tool_glob
+
         normalized = normalize_tool_glob(pattern)
         matcher = compile_glob(normalized)
         found = (entry.path for entry in iter_files(self.root, with_stat=False)
@@ -162,6 +162,8 @@ class FileTools:
         return rel, decode_utf8(data)
 
     def _search(self, query: GrepQuery) -> SearchOutcome:
+        from .grep import python_search, ripgrep_search
+
         if self.ripgrep is not None:
             try:
                 outcome = ripgrep_search(self.ripgrep, self.root, query)
@@ -232,6 +234,8 @@ def _pick_ripgrep(use_ripgrep: bool | None) -> str | None:
 
 
 def _path_filter(glob: str | None) -> PathFilter | None:
+    from .globs import PathFilter
+
     if glob is None or (isinstance(glob, str) and not glob.strip()):
         return None
     if not isinstance(glob, str) or "\0" in glob:

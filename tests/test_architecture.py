@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import importlib
 import importlib.metadata
 import inspect
 import re
@@ -150,14 +151,18 @@ def test_memory_borrows_only_the_trajectory_contract_from_the_map() -> None:
 # --- public API -------------------------------------------------------------------------------
 
 
-def _annotation_namespace() -> dict[str, object]:
-    """service.py's globals plus the names it imports only for type checking."""
-    import peek.service as service
-
-    namespace = dict(vars(service))
-    for node in ast.walk(ast.parse(Path(service.__file__).read_text(encoding="utf-8"))):
+def _annotation_namespace(module_name: str = "peek.service") -> dict[str, object]:
+    """A module's globals plus the names it imports only for type checking."""
+    module = importlib.import_module(module_name)
+    namespace = dict(vars(module))
+    source = Path(str(module.__file__))
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            exec(compile(ast.Module(node.body, []), service.__file__, "exec"), namespace)
+            for statement in node.body:
+                try:  # a name that itself exists only for type checkers stays unresolved
+                    exec(compile(ast.Module([statement], []), str(source), "exec"), namespace)
+                except ImportError:
+                    continue
     return namespace
 
 
@@ -177,7 +182,7 @@ def _field_hints(cls: type) -> dict[str, object]:
         names = list(cls.model_fields)
     else:
         return {}
-    hints = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+    hints = typing.get_type_hints(cls, _annotation_namespace(cls.__module__))
     return {n: hints[n] for n in names if not n.startswith("_") and n in hints}
 
 

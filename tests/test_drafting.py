@@ -154,3 +154,26 @@ def test_local_model_with_a_drafter_replies_like_without(
     assert reply.content == plain.chat(messages).content
     assert reply.content
     assert drafted.name.endswith(f"+{draft}")
+
+
+def test_rapid_short_context_retrieves_the_windows_that_match_the_tail() -> None:
+    from peek.agent.drafting.local import (
+        HEAD_TOKENS,
+        TAIL_TOKENS,
+        WINDOW_TOKENS,
+        short_context,
+    )
+
+    assert short_context(list(range(100)), budget=200) == list(range(100))
+    filler = [7, 8, 9, 10] * (WINDOW_TOKENS // 4)
+    rare = list(range(5000, 5000 + WINDOW_TOKENS))  # the window the latest turn talks about
+    head = [1] * HEAD_TOKENS
+    tail = rare[:64] + [2] * (TAIL_TOKENS - 64)
+    middle = filler * 3 + rare + filler * 6
+    tokens = head + middle + tail
+    budget = HEAD_TOKENS + TAIL_TOKENS + 2 * WINDOW_TOKENS
+    out = short_context(tokens, budget)
+    assert len(out) == budget and out[:HEAD_TOKENS] == head and out[-TAIL_TOKENS:] == tail
+    kept = out[HEAD_TOKENS:-TAIL_TOKENS]
+    assert kept[:WINDOW_TOKENS] == rare  # chosen first by overlap, placed in transcript order
+    assert kept[WINDOW_TOKENS:] == filler  # the other slot: the latest of the tied filler

@@ -1,13 +1,17 @@
 """`peek ask --model local --draft rapid`: the embedded model's free-text turns run RAPID.
 
-The target reads the whole transcript; the drafter reads a short context built like a retrieval
-result: the instructions at the head and the latest turns (the freshest tool results) within
+The target reads the whole transcript; the drafter reads a short context retrieved from it, as
+RAPID's drafter reads retrieved passages: the instructions at the head, the latest tokens (the
+freshest turn) at the tail, and between them the windows of the transcript that share the most
+rare tokens with that tail (IDF-weighted overlap), in their original order, within
 `SHORT_TOKENS`. Grammar-constrained turns (tool calls, JSON) decode as usual: RAPID's drafter
 cannot see the grammar.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,8 @@ from peek.agent.models import Usage
 
 SHORT_TOKENS = 2048
 HEAD_TOKENS = 256
+TAIL_TOKENS = 512
+WINDOW_TOKENS = 128
 
 
 @dataclass
@@ -51,7 +57,20 @@ class RapidLlamaModel(LlamaCppModel):
 
 
 def short_context(tokens: list[int], budget: int = SHORT_TOKENS) -> list[int]:
-    """The head (instructions) and the tail (latest turns) of a prompt within `budget` tokens."""
+    """Head, the middle windows most like the tail, and the tail, within `budget` tokens."""
     if len(tokens) <= budget:
         return tokens
-    return tokens[:HEAD_TOKENS] + tokens[-(budget - HEAD_TOKENS):]
+    head, tail = tokens[:HEAD_TOKENS], tokens[len(tokens) - TAIL_TOKENS:]
+    middle = tokens[HEAD_TOKENS:len(tokens) - TAIL_TOKENS]
+    windows = [middle[i:i + WINDOW_TOKENS] for i in range(0, len(middle), WINDOW_TOKENS)]
+    scores = _overlaps(windows, set(tail))
+    room = (budget - HEAD_TOKENS - TAIL_TOKENS) // WINDOW_TOKENS
+    ranked = sorted(range(len(windows)), key=lambda i: (-scores[i], -i))  # ties: the later one
+    return head + [t for i in sorted(ranked[:room]) for t in windows[i]] + tail
+
+
+def _overlaps(windows: list[list[int]], query: set[int]) -> list[float]:
+    """Per window, the IDF-weighted count of the query's distinct tokens it holds."""
+    df = Counter(t for w in windows for t in set(w))
+    idf = {t: math.log((len(windows) + 1) / (df[t] + 0.5)) for t in query if t in df}
+    return [sum(idf[t] for t in set(w) & idf.keys()) for w in windows]

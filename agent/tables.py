@@ -1,0 +1,26 @@
+"""The stored-session table; `peek.agent.session` reads and writes it with plain SQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from peek.schema import Base
+
+
+class AgentSessionRow(Base):
+    """One asked question: its trajectory (the context-map contract) and how it ended."""
+
+    __tablename__ = "agent_sessions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    corpus_id: Mapped[int] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"))
+    question: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # running | done | stopped | failed
+    stopped_by: Mapped[str | None] = mapped_column(String(32))
+    trajectory: Mapped[str] = mapped_column(Text)  # JSON, the contextmap Trajectory shape
+    result: Mapped[str | None] = mapped_column(Text)  # JSON, AskResult.to_dict()
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    ranking: Mapped[bytes | None] = mapped_column(LargeBinary)  # zlib JSON: ranked candidates
