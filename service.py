@@ -95,14 +95,16 @@ class Peek:
         """Index the corpus incrementally: only added or changed files are read again."""
         from peek.retrieval.indexer import index_corpus
 
-        stats = index_corpus(self.db, self.root, self.settings.max_file_bytes, progress)
+        built: list[FileGraph] = []
+        stats = index_corpus(self.db, self.root, self.settings.max_file_bytes, progress,
+                             built.append)
         self._refresh_dense(bool(stats.added or stats.changed or stats.removed))
         if not self._map_seeded():
             from peek.contextmap.bootstrap import bootstrap_map
 
             with self.db.lock("seed"):  # two first indexes at once must not both seed the map
                 bootstrap_map(self.db, self.corpus_id, self.root,  # a no-op once seeded
-                              graph=stats.graph)
+                              graph=built[-1] if built else None)
         if stats.added or stats.changed or stats.removed:
             self.memory_invalidate()  # memory citing code that changed is marked stale now
         return stats

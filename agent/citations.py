@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from peek.contextmap.trajectory import Citation
+from peek.contextmap.citation import Citation
 from peek.safefs import read_beneath
 from peek.sandbox import SandboxError
 from peek.sandbox.paths import resolve_in_root

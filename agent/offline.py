@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from peek.agent.localize import Candidate, localize, pack
 from peek.agent.session import AskResult, Budgets, SessionStore, new_session_id
-from peek.contextmap.trajectory import Citation
+from peek.contextmap.citation import Citation
 from peek.retrieval.lexical import term_idf
 from peek.retrieval.locate import FileScore
 from peek.sandbox import FileSlice, FileTools, SandboxError

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from peek.contextmap.trajectory import Citation
+from peek.contextmap.citation import Citation
 from peek.db import Database
 from peek.errors import PeekError
 

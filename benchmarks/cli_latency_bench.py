@@ -4,16 +4,18 @@ Usage: python benchmarks/cli_latency_bench.py [CORPUS_DIR] [--runs N]
 Default corpus: the sympy sdist (../peek-corpora/sympy-1.14.0 or ../corpora/sympy-1.14.0).
 The corpus is indexed once into a temporary PEEK_HOME (that cold index is reported too), then
 every command runs N times (default 7) as a fresh process; the table shows the median, the
-fastest run, and the median as a multiple of `python -c pass` measured in the same run, so a
-busy machine shows up in the baseline as well. Numbers on a shared machine are upper bounds.
-The commands run with bytecode caching on (PYTHONDONTWRITEBYTECODE is dropped from their
-environment), as for any installed package: otherwise every run compiles peek from source.
+fastest run, the median as a multiple of `python -c pass` measured in the same run (so a
+busy machine shows up in the baseline as well) and the median CPU seconds (user + system),
+which load inflates far less. Numbers on a shared machine are upper bounds. The commands run
+with bytecode caching on (PYTHONDONTWRITEBYTECODE is dropped from their environment), as for
+any installed package: otherwise every run compiles peek from source.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,14 +37,18 @@ def peek_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "peek.cli"]
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    """Wall seconds of one process; a failing command stops the benchmark with its stderr."""
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one process (CPU: user + system, which a busy machine inflates far
+    less than wall); a failing command stops the benchmark with its stderr."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed ({out.returncode}): {out.stderr.strip()}")
-    return wall
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def cases(root: Path) -> list[tuple[str, list[str], float | None]]:
@@ -60,9 +66,9 @@ def cases(root: Path) -> list[tuple[str, list[str], float | None]]:
 
 
 def measure(rows: list[tuple[str, list[str], float | None]], env: dict[str, str],
-            runs: int) -> dict[str, list[float]]:
+            runs: int) -> dict[str, list[tuple[float, float]]]:
     """Interleave the commands run by run, so load spikes hit them all alike."""
-    samples: dict[str, list[float]] = {label: [] for label, _, _ in rows}
+    samples: dict[str, list[tuple[float, float]]] = {label: [] for label, _, _ in rows}
     for _label, argv, _ in rows:  # one warm-up each: file cache, .pyc, the tokenizer cache
         timed(argv, env)
     for _ in range(runs):
@@ -72,19 +78,22 @@ def measure(rows: list[tuple[str, list[str], float | None]], env: dict[str, str]
 
 
 def print_table(corpus: str, cold: float, rows: list[tuple[str, list[str], float | None]],
-                samples: dict[str, list[float]], runs: int) -> None:
-    base = statistics.median(samples["python -c pass"])
+                samples: dict[str, list[tuple[float, float]]], runs: int) -> None:
+    base = statistics.median(w for w, _ in samples["python -c pass"])
     print(f"corpus: {corpus}   cores: {os.cpu_count()}   runs per command: {runs}   "
           f"load avg: {os.getloadavg()[0]:.2f}")
     print(f"cold index (whole process): {cold:.2f} s")
     print(f"| {'command':<24} | {'median s':>8} | {'min s':>6} | {'x pass':>6} | "
-          f"{'target':>6} | ok")
-    print(f"|{'-' * 26}|{'-' * 10}|{'-' * 8}|{'-' * 8}|{'-' * 8}|----")
+          f"{'cpu s':>6} | {'target':>6} | ok")
+    print(f"|{'-' * 26}|{'-' * 10}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 8}|----")
     for label, _, target in rows:
-        med, low = statistics.median(samples[label]), min(samples[label])
+        walls = [w for w, _ in samples[label]]
+        med, low = statistics.median(walls), min(walls)
+        cpu = statistics.median(c for _, c in samples[label])
         ok = "" if target is None else ("yes" if med <= target else "NO")
         tgt = "" if target is None else f"{target:.2f}"
-        print(f"| {label:<24} | {med:>8.3f} | {low:>6.3f} | {med / base:>6.1f} | {tgt:>6} | {ok}")
+        print(f"| {label:<24} | {med:>8.3f} | {low:>6.3f} | {med / base:>6.1f} | {cpu:>6.3f} | "
+              f"{tgt:>6} | {ok}")
 
 
 def main() -> None:
@@ -100,7 +109,7 @@ def main() -> None:
         shutil.copytree(source, root)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PEEK_HOME"] = str(Path(tmp) / "home")
-        cold = timed([*peek_command(), "index", str(root)], env)
+        cold, _ = timed([*peek_command(), "index", str(root)], env)
         rows = cases(root)
         samples = measure(rows, env, max(args.runs, 5))
         print_table(source.name, cold, rows, samples, max(args.runs, 5))

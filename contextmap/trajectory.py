@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from peek.contextmap.citation import Citation as Citation  # the contract's citation type
 from peek.contextmap.errors import TrajectoryError
 
 _CONTRACT = (
@@ -28,23 +28,6 @@ class Step(BaseModel):
     ok: bool = True
     output: str = ""  # what the tool returned (capped), for the Distiller
     thought: str = ""  # the reasoning the model gave with the call
-
-
-@dataclass(frozen=True, slots=True)
-class Citation:
-    """A claim's evidence: a line range of a corpus file (1-based, inclusive).
-
-    The one citation type: an answer's (`AskResult.citations`, checked against the corpus by
-    `peek.agent.citations`) and a reported trajectory's (checked by `Trajectory`).
-    """
-
-    path: str
-    start_line: int
-    end_line: int
-
-    def label(self) -> str:
-        """`path:start-end`, the form every answer cites."""
-        return f"{self.path}:{self.start_line}-{self.end_line}"
 
 
 class Outcome(BaseModel):

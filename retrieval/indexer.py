@@ -89,8 +89,6 @@ class IndexStats:
     decode_errors: int = 0
     first_index: bool = False
     unreadable: list[str] = field(default_factory=list)
-    # the graph this run rebuilt and saved (None when nothing changed), for the map's seeding
-    graph: FileGraph | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, object]:
         """The JSON contract of `peek index --json`, then the extra counters."""
@@ -103,19 +101,22 @@ class IndexStats:
 
 
 def index_corpus(
-    db: Database, root: Path, max_file_bytes: int, progress: Progress | None = None
+    db: Database, root: Path, max_file_bytes: int, progress: Progress | None = None,
+    on_graph: Callable[[FileGraph], None] | None = None,
 ) -> IndexStats:
     """Bring the store in line with the files under `root`, re-reading only what changed.
 
     Runs one at a time per store: an index plans from what the store knew before it started,
-    so two concurrent runs would both insert the same new file.
+    so two concurrent runs would both insert the same new file. `on_graph` gets the graph when
+    this run rebuilt it (so a first index seeds the map without building it again).
     """
     with db.lock("index"):
-        return _index(db, root, max_file_bytes, progress)
+        return _index(db, root, max_file_bytes, progress, on_graph)
 
 
 def _index(
-    db: Database, root: Path, max_file_bytes: int, progress: Progress | None
+    db: Database, root: Path, max_file_bytes: int, progress: Progress | None,
+    on_graph: Callable[[FileGraph], None] | None = None,
 ) -> IndexStats:
     started = time.perf_counter()
     stats = IndexStats(corpus=str(root))
@@ -153,7 +154,9 @@ def _index(
         if stats.added or stats.changed or stats.removed or not has_graph:
             from peek.retrieval.graph import refresh_saved_graph
 
-            stats.graph = refresh_saved_graph(conn, corpus_id)
+            graph = refresh_saved_graph(conn, corpus_id)
+            if on_graph is not None:
+                on_graph(graph)
         stats.files, stats.chunks = _totals(conn, corpus_id)
         stats.seconds = time.perf_counter() - started
         _stamp(conn, corpus_id, git, stats.seconds)

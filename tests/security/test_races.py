@@ -191,7 +191,7 @@ def test_indexer_never_stores_outside_text_or_hangs(tmp_path: Path) -> None:
     try:
         with swapping(swap) as swaps:
             deadline = time.monotonic() + 3
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline or runs < 2:  # a busy CPU slows the first run
                 peek.index()
                 runs += 1
         peek.index()
