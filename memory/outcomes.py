@@ -51,7 +51,7 @@ _COLUMNS = "session, question, edited, success, recorded_at"
 
 
 def _past(row: Any) -> PastOutcome:
-    return PastOutcome(row[0], row[1], tuple(json.loads(row[2])), row[3], row[4])
+    return PastOutcome(row[0], row[1], tuple(json.loads(row[2])), _flag(row[3]), row[4])
 
 
 def stored_outcome(conn: AnyConnection, corpus_id: int, session: str) -> PastOutcome | None:
@@ -59,7 +59,7 @@ def stored_outcome(conn: AnyConnection, corpus_id: int, session: str) -> PastOut
     row = driver(conn).execute(
         f"SELECT {_COLUMNS} FROM session_outcomes WHERE corpus_id = :c AND session = :s",
         {"c": corpus_id, "s": session}).fetchone()
-    return None if row is None else _past((*row[:3], _flag(row[3]), row[4]))
+    return None if row is None else _past(row)
 
 
 def _flag(value: Any) -> bool | None:

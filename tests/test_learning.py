@@ -137,6 +137,18 @@ def test_recording_twice_applies_once_and_a_different_outcome_is_refused(click: 
     assert counts(peek) == before
 
 
+def test_a_failed_attempt_is_remembered_as_failed_for_similar_requests(click: Path) -> None:
+    from peek.memory.outcomes import similar_outcomes
+
+    peek = Peek(click)
+    session = peek.ask(QUESTION).session
+    peek.record(session=session, edited=["src/click/core.py"], success=False)
+    with peek.db.query() as conn:
+        found = similar_outcomes(conn, peek.corpus_id, QUESTION)
+    assert [p.edited for p, _ in found] == [("src/click/core.py",)]
+    assert found[0][0].success is False  # a bool (SQLite stores 0), so the ranker trusts it less
+
+
 def test_unknown_edited_files_are_an_error_naming_them(click: Path) -> None:
     session = json.loads(run_peek("ask", str(click), QUESTION, "--json").stdout)["session"]
     before = counts(Peek(click))
