@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from peek.agent.models import Model
     from peek.agent.scripted import ScriptedModel
     from peek.agent.session import AskResult, Budgets
+    from peek.contextmap.citation import Citation
     from peek.contextmap.errors import (
         BudgetError,
         EntryNotFoundError,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from peek.contextmap.model import Anchor, Entry
     from peek.contextmap.policy import AppliedEdit, MapView, UpdateResult
     from peek.contextmap.store import EditRecord, EntryChange, VersionRecord
-    from peek.contextmap.trajectory import Citation, Trajectory
+    from peek.contextmap.trajectory import Trajectory
     from peek.errors import CorpusError, NotIndexedError, PeekError, QueryError, StoreError
     from peek.memory.pipeline import Remembered
     from peek.memory.query import MemoryHit, MemorySearch
@@ -47,7 +48,7 @@ _EXPORTS = {
     "Peek": "peek.service",
     "AskResult": "peek.agent.session",
     "Budgets": "peek.agent.session",
-    "Citation": "peek.contextmap.trajectory",
+    "Citation": "peek.contextmap.citation",
     "Model": "peek.agent.models",
     "ScriptedModel": "peek.agent.scripted",
     "CorpusStatus": "peek.status",

@@ -20,6 +20,7 @@ from functools import lru_cache
 MAX_QUERY_TERMS = 48
 WORD = re.compile(r"[A-Za-z0-9_]+")
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")  # maybe dotted: a.b.c
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z0-9])|[A-Z]?[a-z0-9]+|[A-Z]+")
 _SUFFIXES = ("ingly", "edly", "ing", "ied", "ies", "ed", "es", "s", "ly")
 
@@ -84,9 +85,9 @@ def path_field(path: str) -> str:
 def written_as_code(text: str, start: int, end: int) -> bool:
     """Whether the word at text[start:end] is marked as code: `name`, name(, .name, name."""
     before = text[start - 1] if start > 0 else ""
-    after = text[end] if end < len(text) else ""
-    return before in ("`", ".") or after in ("`", "(") or (after == "." and end + 1 < len(text)
-                                                           and text[end + 1].isalpha())
+    after = text[end : end + 2]  # the next two characters ("" at the end)
+    return before in ("`", ".") or after[:1] in ("`", "(") or (
+        after[:1] == "." and after[1:].isalpha())
 
 
 def query_terms(query: str, limit: int = MAX_QUERY_TERMS) -> list[str]:
@@ -132,6 +133,11 @@ def token_terms(token: str) -> tuple[str, ...]:
     if is_compound(token):
         out.extend(stem(p) for p in split_identifier(token) if len(p) > 1 and p not in STOPWORDS)
     return tuple(out)
+
+
+def word_set(text: str) -> set[str]:
+    """The distinct lower-cased words of a text (stopwords included), for overlap measures."""
+    return {w.lower() for w in WORD.findall(text)}
 
 
 def content_words(text: str) -> Iterator[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import marshal
 import os
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from peek.errors import PeekError
+from peek.packages import package_file
 
 if TYPE_CHECKING:
     import tiktoken
@@ -64,12 +64,9 @@ SPECS = {
 
 def bundled_bpe_file(name: str = ENCODING) -> Path:
     """The encoding's BPE file inside the installed litellm package, found without importing it."""
-    spec = importlib.util.find_spec("litellm")
-    if spec is not None and spec.submodule_search_locations:
-        package = Path(next(iter(spec.submodule_search_locations)))
-        path = package / "litellm_core_utils" / "tokenizers" / SPECS[name].bundled_name
-        if path.is_file():
-            return path
+    path = package_file("litellm", f"litellm_core_utils/tokenizers/{SPECS[name].bundled_name}")
+    if path is not None:
+        return path
     raise PeekError(f"no offline copy of the tiktoken encoding {name}",
                     "reinstall peek so that litellm's bundled tokenizers are present")
 
@@ -108,7 +105,7 @@ def decoded_cache_path(name: str, source: Path) -> Path:
         from platformdirs import user_cache_dir
 
         folder = user_cache_dir("peek")
-    return Path(folder) / f"tiktoken-{name}-{stat.st_size}-{stat.st_mtime_ns}.marshal"
+    return Path(folder) / f"tiktoken-ranks-{name}-{stat.st_size}-{stat.st_mtime_ns}.marshal"
 
 
 def _load_decoded(path: Path) -> dict[bytes, int] | None:

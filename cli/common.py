@@ -65,3 +65,10 @@ class CorpusGroup(TyperGroup):
             else:
                 args = ["show", *args]
         return super().parse_args(ctx, args)
+
+
+def command_group(name: str, help: str, cls: type[CorpusGroup] = CorpusGroup) -> typer.Typer:
+    """A `peek GROUP` sub-app with the one grammar and peek's plain help and error handling."""
+    return typer.Typer(name=name, cls=cls, help=help, rich_markup_mode=None,
+                       no_args_is_help=True, add_completion=False,
+                       pretty_exceptions_enable=False)

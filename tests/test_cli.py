@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from helpers import SAMPLE, run_peek
 
+from peek.service import Peek
+
 
 def test_index_and_search_json_contracts(make_corpus, home: Path) -> None:
     root = make_corpus(SAMPLE)
@@ -130,7 +132,8 @@ def test_corpora_lists_what_a_store_holds(make_corpus, home: Path) -> None:
     assert not (home / "peek.db").exists()  # listing never creates a store
     first, second = make_corpus(SAMPLE), make_corpus({"notes.md": "# Notes\n"})
     for root in (first, second):
-        assert run_peek("index", str(root)).returncode == 0
+        with Peek(root) as sdk:  # in-process: the listing, not indexing, is under test
+            sdk.index()
     listed = json.loads(run_peek("corpora", "--json").stdout)["corpora"]
     assert [c["root"] for c in listed] == sorted([str(first.resolve()), str(second.resolve())])
     by_root = {c["root"]: c for c in listed}

@@ -17,6 +17,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from helpers import PEEK_BIN, SAMPLE
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import CallToolResult
@@ -140,6 +141,7 @@ def stored_sessions(db: Path) -> set[str]:
         return {row[0] for row in conn.execute("SELECT session FROM map_sessions")}
 
 
+@pytest.mark.slow
 def test_four_servers_and_the_cli_share_one_store(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     for rel, content in SAMPLE.items():

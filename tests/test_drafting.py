@@ -59,6 +59,7 @@ def tokens_of(session: object, text: str) -> list[int]:
     return list(session.llama.tokenize(text.encode("utf-8")))  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_rollback_restores_the_cache_exactly(sessions: tuple[object, object]) -> None:
     a, _ = sessions
     a.reset()  # type: ignore[attr-defined]
@@ -72,6 +73,7 @@ def test_rollback_restores_the_cache_exactly(sessions: tuple[object, object]) ->
     assert first.shape == (1, a.n_vocab)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_llma_copies_the_reference_with_the_plain_greedy_output(
         sessions: tuple[object, object]) -> None:
     from peek.agent.drafting.decode import greedy, greedy_drafted
@@ -86,6 +88,7 @@ def test_llma_copies_the_reference_with_the_plain_greedy_output(
     assert fast.forwards < plain.forwards
 
 
+@pytest.mark.slow
 def test_llma_without_drafts_is_plain_decoding(sessions: tuple[object, object]) -> None:
     from peek.agent.drafting.decode import greedy, greedy_drafted
 
@@ -97,6 +100,7 @@ def test_llma_without_drafts_is_plain_decoding(sessions: tuple[object, object]) 
     assert none.drafted == 0
 
 
+@pytest.mark.slow
 def test_rapid_greedy_matches_the_target_alone(sessions: tuple[object, object]) -> None:
     from peek.agent.drafting.decode import greedy
     from peek.agent.drafting.rapid import RapidGenerator
@@ -111,6 +115,7 @@ def test_rapid_greedy_matches_the_target_alone(sessions: tuple[object, object]) 
     assert 0 < rapid.accepted <= rapid.drafted
 
 
+@pytest.mark.slow
 def test_rapid_sampling_emits_tokens_and_counts_acceptance(
         sessions: tuple[object, object]) -> None:
     from peek.agent.drafting.rapid import RapidGenerator
@@ -134,6 +139,7 @@ def test_draft_is_for_the_local_model_only() -> None:
         resolve_model("local", None, "medusa")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("draft", ["llma", "rapid"])
 def test_local_model_with_a_drafter_replies_like_without(
         sessions: tuple[object, object], draft: str) -> None:

@@ -228,6 +228,7 @@ def test_eval_no_map_arm_has_no_memory_of_taught_sessions(click: Path, tmp_path:
     assert counts(Peek(click)) == before
 
 
+@pytest.mark.slow
 def test_replay_learns_and_never_opens_the_users_store(click: Path, tmp_path: Path,
                                                        home: Path) -> None:
     rows = [{"id": f"r{i}", "corpus": click.name, "question": q, "gold_files": [g]}

@@ -73,7 +73,8 @@ def test_fts_syntax_in_queries_is_harmless(make_corpus, home: Path) -> None:
 def test_search_for_a_stopword_finds_its_definition(make_corpus, home: Path) -> None:
     root = make_corpus({"store.py": "class Store:\n    def get(self, key):\n        return key\n",
                         "other.py": "def fetch():\n    return 1\n"})
-    assert run_peek("index", str(root)).returncode == 0
+    with Peek(root) as sdk:
+        sdk.index()
     out = run_peek("search", str(root), "get", "--json")
     assert out.returncode == 0, out.stderr
     hits = json.loads(out.stdout)["results"]

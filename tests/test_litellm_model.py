@@ -19,6 +19,7 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_unreachable_endpoint_names_the_api_base() -> None:
     base = f"http://127.0.0.1:{closed_port()}/v1"
     model = LiteLLMModel("openai/local", api_base=base, api_key="sk-none", timeout=5)

@@ -69,6 +69,7 @@ def check_reply_shape(reply: Reply) -> None:
         assert reply.content and not reply.content.startswith("{")
 
 
+@pytest.mark.slow
 def test_chat_with_a_tool_gives_a_call_or_an_answer(
     model: LlamaCppModel, first_reply: Reply
 ) -> None:
@@ -76,6 +77,7 @@ def test_chat_with_a_tool_gives_a_call_or_an_answer(
     check_reply_shape(first_reply)
 
 
+@pytest.mark.slow
 def test_chat_after_a_tool_result_still_parses(model: LlamaCppModel, first_reply: Reply) -> None:
     follow = [*QUESTION, Message("assistant", first_reply.content, first_reply.tool_calls),
               Message("tool", "app/config.py:1:DEFAULT_PORT = 8080\n" * 200,
@@ -83,12 +85,14 @@ def test_chat_after_a_tool_result_still_parses(model: LlamaCppModel, first_reply
     check_reply_shape(model.chat(follow, [GREP]))
 
 
+@pytest.mark.slow
 def test_chat_without_tools_returns_text(model: LlamaCppModel) -> None:
     reply = model.chat([Message("user", "Say hello.")])
     assert isinstance(reply.content, str) and not reply.tool_calls
     assert 0 < reply.usage.output_tokens <= model.max_tokens
 
 
+@pytest.mark.slow
 def test_complete_json_follows_the_schema(model: LlamaCppModel) -> None:
     text = model.complete_json("Label source code.", "def main():\n    print('hi')\n", SCHEMA)
     data = json.loads(text)
@@ -121,12 +125,14 @@ def test_without_the_extra_load_names_the_install(monkeypatch: pytest.MonkeyPatc
         LlamaCppModel.load("any.gguf")
 
 
+@pytest.mark.slow
 def test_required_tool_choice_always_calls_a_tool(model: LlamaCppModel) -> None:
     reply = model.chat(QUESTION, [GREP], "required")
     assert [c.name for c in reply.tool_calls] == ["grep"]
     assert isinstance(reply.tool_calls[0].arguments, dict)
 
 
+@pytest.mark.slow
 def test_full_loop_with_the_embedded_model(model: LlamaCppModel, make_corpus, home: Path) -> None:
     """Tool call, tool result, answer and map update, all with the real GGUF in a step budget."""
     from peek.agent.session import Budgets, SessionStore

@@ -18,6 +18,8 @@ from helpers import MCP_TOOLS, SAMPLE
 
 from peek.service import Peek
 
+pytestmark = pytest.mark.slow  # long: run with -m slow (CI runs both)
+
 PACKAGE = "@modelcontextprotocol/inspector"
 INSTALL_TIMEOUT_S = 300
 TOOLS = MCP_TOOLS

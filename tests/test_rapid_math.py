@@ -68,6 +68,7 @@ def test_eta_zero_adjusted_target_and_residual_are_the_standard_ones() -> None:
     assert np.allclose(residual(p, p, q), fix / fix.sum())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("temperature", [1.0, 0.5])
 def test_eta_zero_output_distribution_matches_the_target(temperature: float) -> None:
     z, q = toy(7)
@@ -77,6 +78,7 @@ def test_eta_zero_output_distribution_matches_the_target(temperature: float) -> 
     assert np.abs(observed - target).max() < 0.012
 
 
+@pytest.mark.slow
 def test_eta_positive_output_follows_the_analytic_rapid_distribution() -> None:
     """With η > 0 the output leans toward the drafter, exactly as Eqs. 6, 9, 10 predict."""
     z, q = toy(11)

@@ -53,7 +53,7 @@ def test_decoded_encoding_is_cached_and_gives_the_same_counts(tmp_path: Path) ->
             "print(count_tokens('getHTTPResponse caches <|endoftext|> ünïcode'))")
     env = {**os.environ, "PEEK_CACHE_DIR": str(tmp_path)}
     first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    cached = list(tmp_path.glob("tiktoken-o200k_base-*.marshal"))
+    cached = list(tmp_path.glob("tiktoken-ranks-o200k_base-*.marshal"))
     second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     assert len(cached) == 1 and cached[0].stat().st_size > 1_000_000

@@ -20,6 +20,8 @@ from peek.safefs import SandboxError, read_beneath
 from peek.sandbox import FileTools
 from peek.service import Peek
 
+pytestmark = pytest.mark.slow  # long: run with -m slow (CI runs both)
+
 INSIDE = "inside text\n"
 OUTSIDE = "TOKEN_OUTSIDE\n"
 SWAPS = 2000  # each test runs until this many swaps (or MAX_SECONDS under a busy CPU)
