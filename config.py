@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from peek.errors import PeekError
 
 DEFAULT_MAX_FILE_BYTES = 1024 * 1024
 MAX_FILE_BYTES_LIMIT = 1 << 32
@@ -25,6 +29,16 @@ def max_file_bytes() -> int:
             "fix or unset it",
         )
     return int(raw)
+
+
+def env_choice(var: str, choices: tuple[str, ...], default: str, what: str,
+               error: type[PeekError]) -> str:
+    """A setting naming one of a few choices (case-insensitive, default when unset or empty);
+    anything else is a one-line error listing the choices."""
+    name = os.environ.get(var, default).strip().lower() or default
+    if name not in choices:
+        raise error(f"unknown {what} {name!r} in {var}", f"use one of {', '.join(choices)}")
+    return name
 
 
 def default_home() -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
@@ -149,22 +149,18 @@ def open_database(target: Path | str) -> Database:
     ensure_home(path.parent)
     revision = _inspect(path)
     _make_private(path)
-    db = Database(path)
-    try:
-        if revision != HEAD_REVISION:
-            _migrate(db)
-    except BaseException:
-        db.close()
-        raise
-    return db
+    return _migrated(Database(path), lambda: revision)
 
 
 def _open_postgres(url: str) -> Database:
-    db = Database(url)
+    db = Database(url)  # its location is the redacted URL: errors never show credentials
+    return _migrated(db, lambda: _known_revision(db.location, postgres.inspect(url)))
+
+
+def _migrated(db: Database, revision: Callable[[], str | None]) -> Database:
+    """The store brought to the head revision; closed again when that fails (either backend)."""
     try:
-        revision = postgres.inspect(url)
-        _known_revision(db.location, revision)
-        if revision != HEAD_REVISION:
+        if revision() != HEAD_REVISION:
             _migrate(db)
     except BaseException:
         db.close()

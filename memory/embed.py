@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from peek.config import env_choice
 from peek.errors import PeekError
 from peek.packages import minilm_files
 from peek.text import terms
@@ -243,11 +244,7 @@ def minilm_tokenizer_path() -> Path:
 
 def active_embedder_name() -> str:
     """The embedder memory uses now ($PEEK_EMBEDDER, default 'hash'), for `peek doctor`."""
-    name = os.environ.get(ENV_VAR, DEFAULT).strip().lower() or DEFAULT
-    if name not in CHOICES:
-        raise EmbedderError(f"unknown embedder {name!r} in {ENV_VAR}",
-                            f"use one of {', '.join(CHOICES)}")
-    return name
+    return env_choice(ENV_VAR, CHOICES, DEFAULT, "embedder", EmbedderError)
 
 
 def minilm_available() -> bool:

@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from peek.config import env_choice
 from peek.errors import PeekError
 from peek.packages import minilm_files
 from peek.text import terms
@@ -93,11 +94,7 @@ class HashEmbedder:
 
 def dense_choice() -> str:
     """The dense embedder asked for by PEEK_DENSE (default 'off')."""
-    name = os.environ.get(ENV_VAR, DEFAULT).strip().lower() or DEFAULT
-    if name not in CHOICES:
-        raise DenseError(f"unknown dense embedder {name!r} in {ENV_VAR}",
-                         f"use one of {', '.join(CHOICES)}")
-    return name
+    return env_choice(ENV_VAR, CHOICES, DEFAULT, "dense embedder", DenseError)
 
 
 def sha256_file(path: Path) -> str:
