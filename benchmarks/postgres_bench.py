@@ -216,14 +216,19 @@ async def _everyone(corpus: Path, env: dict[str, str], deadline: float, tally: d
         *(_cli_client(i, corpus, env, deadline, tally) for i in range(procs - half)))
 
 
+def _scratch(source: Path, prefix: str) -> tuple[Path, Path]:
+    """A copy of the corpus (the run edits files) and an empty home beside it."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    shutil.copytree(source, work / "corpus")
+    return work / "corpus", work / "home"
+
+
 def load(args: argparse.Namespace) -> None:
     """The load test on each backend, side by side."""
     rows = []
     for backend, url in (("sqlite", None), ("postgresql", args.url)):
-        work = Path(tempfile.mkdtemp(prefix="peek-load-"))
-        corpus = work / "corpus"
-        shutil.copytree(args.corpus, corpus)
-        home = work / "home"
+        corpus, home = _scratch(args.corpus, "peek-load-")
+        work = corpus.parent
         peek = _peek(corpus, home, url)
         peek.index()
         peek.close()
@@ -316,10 +321,8 @@ def crash(args: argparse.Namespace) -> None:
     """kill -9 mid-index and mid-record, `runs` times each, per backend."""
     rows = []
     for backend, url in (("sqlite", None), ("postgresql", args.url)):
-        work = Path(tempfile.mkdtemp(prefix="peek-crash-"))
-        corpus = work / "corpus"
-        shutil.copytree(args.corpus, corpus)
-        home = work / "home"
+        corpus, home = _scratch(args.corpus, "peek-crash-")
+        work = corpus.parent
         env = _env(url, home)
         subprocess.run([PEEK, "index", str(corpus)], env=env, check=True,
                        stdout=subprocess.DEVNULL)
