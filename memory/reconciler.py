@@ -301,10 +301,10 @@ class Reconciler:
 
     def _merge_verb(self, verb: VerbPhrase, matched: list[str]) -> None:
         """Merge into an old verb with the same key that shares an entity answer, else add."""
-        shared = sorted({a for q in verb.questions for a in q.answers if a in matched})
         if not _could_match(verb, set(matched)):
             self._touch(verb)
             return
+        shared = sorted({a for q in verb.questions for a in q.answers if a in matched})
         for old in self._verb_candidates(verb, shared):
             if _shares_answer(old, verb):
                 _merge_questions(old, verb)
@@ -393,7 +393,7 @@ def _shares_answer(old: VerbPhrase, new: VerbPhrase) -> bool:
     heads_old, heads_new = _answers_by_head(old), _answers_by_head(new)
     common = [h for h in heads_old.keys() & heads_new.keys() if heads_old[h] and heads_new[h]]
     shared = [h for h in common if heads_old[h] & heads_new[h]]
-    participants = [h for h in common if h.rstrip("?") not in ("when", "where")]
+    participants = [h for h in common if _participant(h)]
     return bool(shared) and all(heads_old[h] & heads_new[h] for h in participants)
 
 
@@ -402,8 +402,13 @@ def _could_match(verb: VerbPhrase, matched: set[str]) -> bool:
     entities names at least one already-known entity (a brand-new file read by the agent can
     share only the agent, so scanning every old 'read' verb of the agent is wasted)."""
     heads = _answers_by_head(verb)
-    participants = [a for h, a in heads.items() if a and h.rstrip("?") not in ("when", "where")]
+    participants = [a for h, a in heads.items() if a and _participant(h)]
     return all(a & matched for a in participants)
+
+
+def _participant(head: str) -> bool:
+    """Who/what heads name the action's participants; when/where accumulate across mentions."""
+    return head.rstrip("?") not in ("when", "where")
 
 
 def _answers_by_head(verb: VerbPhrase) -> dict[str, set[str]]:
