@@ -14,6 +14,8 @@ from peek.db import Database, open_database
 from peek.errors import CorpusError, NotIndexedError, QueryError
 
 if TYPE_CHECKING:
+    from threading import Thread
+
     from peek.agent.models import Model
     from peek.agent.session import AskResult, Budgets
     from peek.contextmap.policy import MapView, UpdateResult
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from peek.memory.summaries import EntitySummary, EpisodeSummary
     from peek.retrieval.dense import DenseStats
     from peek.retrieval.graph import FileGraph
-    from peek.retrieval.indexer import IndexStats, Progress
+    from peek.retrieval.indexer import EarlyParse, IndexStats, Progress
     from peek.retrieval.lexical import Hit
     from peek.status import CorpusStatus
 
@@ -96,18 +98,56 @@ class Peek:
         from peek.retrieval.indexer import index_corpus
 
         built: list[FileGraph] = []
-        stats = index_corpus(self.db, self.root, self.settings.max_file_bytes, progress,
-                             built.append)
+        early = self._early_parse()
+        db = self._open_store(early)
+        first = early is not None or not self.indexed
+        loading: list[Thread] = []
+
+        def load_tokenizer() -> None:  # a first index seeds the map, which counts tokens
+            if first:
+                from peek.tokens import preload
+
+                loading.append(preload())
+
+        stats = index_corpus(db, self.root, self.settings.max_file_bytes, progress,
+                             built.append, early, load_tokenizer)
         self._refresh_dense(bool(stats.added or stats.changed or stats.removed))
         if not self._map_seeded():
             from peek.contextmap.bootstrap import bootstrap_map
 
+            for thread in loading:
+                thread.join()
             with self.db.lock("seed"):  # two first indexes at once must not both seed the map
                 bootstrap_map(self.db, self.corpus_id, self.root,  # a no-op once seeded
                               graph=built[-1] if built else None)
-        if stats.added or stats.changed or stats.removed:
+        if (stats.added or stats.changed or stats.removed) and self._has_memory():
             self.memory_invalidate()  # memory citing code that changed is marked stale now
         return stats
+
+    def _early_parse(self) -> EarlyParse | None:
+        """A new store knows no file: start parsing them all now, while it is created."""
+        store = self.settings.store
+        if "db" in self.__dict__ or not isinstance(store, Path) or store.exists():
+            return None
+        from peek.retrieval.indexer import start_first_index
+
+        return start_first_index(self.root, self.settings.max_file_bytes)
+
+    def _open_store(self, early: EarlyParse | None) -> Database:
+        """The store, opened (and created) while an early parse runs; that stops if it fails."""
+        try:
+            return self.db
+        except BaseException:
+            if early is not None:
+                early.close()
+            raise
+
+    def _has_memory(self) -> bool:
+        """Whether this corpus remembers anything, without loading the memory modules."""
+        with self.db.query() as conn:
+            row = conn.execute("SELECT 1 FROM memory_state WHERE corpus_id = :c",
+                               {"c": self.corpus_id}).fetchone()
+        return row is not None
 
     def _refresh_dense(self, changed: bool) -> None:
         """Keep chunk vectors and the faiss index current when PEEK_DENSE turns dense on."""

@@ -64,11 +64,14 @@ def expand_for_index(body: str) -> str:
     """Body text plus the parts of its compound identifiers, so both whole names and words match."""
     extra: dict[str, None] = {}
     for token in set(IDENT.findall(body)):
-        extra.update(dict.fromkeys(_index_parts(token)))
+        parts = _index_parts(token)
+        if parts:  # most tokens are plain words: skip them without building a dict
+            for part in parts:
+                extra[part] = None
     return body + "\n" + " ".join(extra) if extra else body
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 18)  # a large corpus has ~80k distinct names: keep them all
 def _index_parts(token: str) -> tuple[str, ...]:
     """The words a compound identifier adds to the index (none for a plain word); memoized,
     since a corpus repeats its names in every file."""

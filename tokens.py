@@ -16,6 +16,8 @@ import base64
 import hashlib
 import marshal
 import os
+import threading
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -95,6 +97,19 @@ def encoding(name: str = ENCODING) -> tiktoken.Encoding:
         _save_decoded(cached, ranks)
     return tiktoken.Encoding(spec.name, pat_str=spec.pat_str, mergeable_ranks=ranks,
                              special_tokens=spec.special_tokens)
+
+
+def preload(name: str = ENCODING) -> threading.Thread:
+    """Build the encoding in a background thread, for a caller that counts tokens only after
+    other work (a first index seeds its map once every file is written); errors surface on use."""
+
+    def build() -> None:
+        with suppress(Exception):
+            encoding(name)
+
+    thread = threading.Thread(target=build, name="peek-tokenizer", daemon=True)
+    thread.start()
+    return thread
 
 
 def decoded_cache_path(name: str, source: Path) -> Path:

@@ -9,11 +9,13 @@ file graph and the stamp (`indexed_at`, HEAD) are written last.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -27,6 +29,7 @@ from peek.retrieval.skipped import Skipped, load_skipped, still_skipped
 from peek.retrieval.walk import (
     FileEntry,
     GitState,
+    WalkReport,
     git_state,
     walk_corpus,
 )
@@ -102,25 +105,56 @@ class IndexStats:
 
 def index_corpus(
     db: Database, root: Path, max_file_bytes: int, progress: Progress | None = None,
-    on_graph: Callable[[FileGraph], None] | None = None,
+    on_graph: Callable[[FileGraph], None] | None = None, early: EarlyParse | None = None,
+    on_last_batch: Callable[[], object] | None = None,
 ) -> IndexStats:
     """Bring the store in line with the files under `root`, re-reading only what changed.
 
     Runs one at a time per store: an index plans from what the store knew before it started,
     so two concurrent runs would both insert the same new file. `on_graph` gets the graph when
-    this run rebuilt it (so a first index seeds the map without building it again).
+    this run rebuilt it (so a first index seeds the map without building it again). `early` is
+    a parse `start_first_index` began before the store was opened; it is used when the store
+    turns out to know none of these files, and stopped otherwise. `on_last_batch` runs while
+    the last files parse (the caller may prepare what comes after the index meanwhile).
     """
-    with db.lock("index"):
-        return _index(db, root, max_file_bytes, progress, on_graph)
+    try:
+        with db.lock("index"):
+            return _index(db, root, max_file_bytes, progress, on_graph, early, on_last_batch)
+    finally:
+        if early is not None:
+            early.close()
+
+
+@dataclass(slots=True)
+class EarlyParse:
+    """A first index's walk and parse, running while the new store is created."""
+
+    report: WalkReport
+    batches: Batches
+    started: float
+
+    def close(self) -> None:
+        """Stop the parse (its store could not be opened, or it was not needed)."""
+        self.batches.close()
+
+
+def start_first_index(root: Path, max_file_bytes: int) -> EarlyParse:
+    """Walk the corpus and start parsing every file now, before the store exists: a new store
+    knows no file, so the plan is all of them, and its migrations run while the workers parse."""
+    started = time.perf_counter()
+    report = walk_corpus(root, max_file_bytes)
+    jobs: list[Job] = [(root, max_file_bytes, e, None) for e in report.files]
+    return EarlyParse(report, Batches(jobs), started)
 
 
 def _index(
     db: Database, root: Path, max_file_bytes: int, progress: Progress | None,
-    on_graph: Callable[[FileGraph], None] | None = None,
+    on_graph: Callable[[FileGraph], None] | None = None, early: EarlyParse | None = None,
+    on_last_batch: Callable[[], object] | None = None,
 ) -> IndexStats:
-    started = time.perf_counter()
+    started = time.perf_counter() if early is None else early.started
     stats = IndexStats(corpus=str(root))
-    report = walk_corpus(root, max_file_bytes)
+    report = walk_corpus(root, max_file_bytes) if early is None else early.report
     stats.skipped_large, stats.skipped_binary = len(report.too_large), report.binary_suffix
     stats.unreadable = report.unreadable
     if not report.files:
@@ -139,15 +173,18 @@ def _index(
     stats.removed = len(gone)
     jobs = [(root, max_file_bytes, e, known[e.path].blob_sha if e.path in known else None)
             for e in todo]
+    batches = early.batches if early is not None and early.batches.jobs == jobs else Batches(jobs)
+    batches.on_last = on_last_batch
     done = 0
     left_out: dict[str, str] = {}
-    for batch in _parsed_batches(jobs):
-        with db.raw_write() as conn:
-            _apply(conn, corpus_id, known, batch, stats)
-        left_out.update((e.path, o) for e, o in batch if o in ("binary", "unreadable"))
-        done += len(batch)
-        if progress is not None:
-            progress(done, len(todo))
+    with _no_cycle_collection():
+        for batch in batches:
+            with db.raw_write() as conn:
+                _apply(conn, corpus_id, known, batch, stats)
+            left_out.update((e.path, o) for e, o in batch if o in ("binary", "unreadable"))
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(todo))
     git = git_state(root)
     with db.raw_write() as conn:
         _remember_skipped(conn, corpus_id, report.files, skipped, left_out)
@@ -203,24 +240,52 @@ def _load_known(db: Database, root: Path) -> tuple[int | None, dict[str, Known],
         return corpus_id, known, graph is not None
 
 
-def _parsed_batches(jobs: list[Job]) -> Iterator[list[tuple[FileEntry, Outcome]]]:
-    """Outcomes BATCH_FILES at a time; with a pool, the next batch parses while one is written."""
-    batches = [jobs[i : i + BATCH_FILES] for i in range(0, len(jobs), BATCH_FILES)]
-    workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    context = _pool_context() if len(jobs) >= PARALLEL_MIN and workers >= 2 else None
-    if context is None:
-        for batch in batches:
-            yield [(job[2], _read_one(*job)) for job in batch]
-        return
-    from concurrent.futures import ProcessPoolExecutor
+class Batches:
+    """Outcomes BATCH_FILES at a time; with a pool, the next batch parses while one is written.
 
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        pending = _submit(pool, batches[0])
-        for k, batch in enumerate(batches):
-            following = _submit(pool, batches[k + 1]) if k + 1 < len(batches) else []
-            outcomes = [o for future in pending for o in future.result()]
-            yield list(zip((job[2] for job in batch), outcomes, strict=True))
-            pending = following
+    The pool starts, and parses the first batch, as soon as this is made.
+    """
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
+        self._batches = [jobs[i : i + BATCH_FILES] for i in range(0, len(jobs), BATCH_FILES)]
+        workers = min(os.cpu_count() or 1, MAX_WORKERS)
+        context = _pool_context() if len(jobs) >= PARALLEL_MIN and workers >= 2 else None
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: list[Future[list[Outcome]]] = []
+        self.on_last: Callable[[], object] | None = None  # called once the last batch is parsing
+        if context is not None:
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(workers, mp_context=context)
+            self._pending = _submit(self._pool, self._batches[0])
+
+    def __iter__(self) -> Iterator[list[tuple[FileEntry, Outcome]]]:
+        if self._pool is None:
+            for k, batch in enumerate(self._batches):
+                if k + 1 == len(self._batches):
+                    self._last()
+                yield [(job[2], _read_one(*job)) for job in batch]
+            return
+        with self._pool:
+            for k, batch in enumerate(self._batches):
+                following = (_submit(self._pool, self._batches[k + 1])
+                             if k + 1 < len(self._batches) else [])
+                if k + 2 >= len(self._batches):  # the last batch is with the workers now
+                    self._last()
+                outcomes = [o for future in self._pending for o in future.result()]
+                yield list(zip((job[2] for job in batch), outcomes, strict=True))
+                self._pending = following
+
+    def _last(self) -> None:
+        if self.on_last is not None:
+            self.on_last()
+            self.on_last = None
+
+    def close(self) -> None:
+        """Stop the workers (the index failed, or did not need this parse); files in hand finish."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _pool_context() -> BaseContext | None:
@@ -241,7 +306,21 @@ def _submit(pool: ProcessPoolExecutor, batch: list[Job]) -> list[Future[list[Out
 
 
 def _read_jobs(jobs: list[Job]) -> list[Outcome]:
-    return [_read_one(*job) for job in jobs]
+    with _no_cycle_collection():
+        return [_read_one(*job) for job in jobs]
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic GC: parsing and writing make millions of short-lived objects but no
+    cycles (reference counting frees them), and its passes over them cost ~5% of an index."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _read_one(root: Path, max_bytes: int, entry: FileEntry, prior_sha: str | None) -> Outcome:
