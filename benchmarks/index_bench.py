@@ -6,7 +6,11 @@ Download the corpus with the command in ../shared/eval/README.md ("Materializing
 Peak memory is the largest resident set of any one process of the cold index (the peek
 process or one of its parse workers), read with getrusage(RUSAGE_CHILDREN) by a small wrapper
 process that runs only that index; the peak of the main peek process alone is printed too,
-read from /proc/self/status (VmHWM) by peek's `PEEK_REPORT_RSS` hook.
+read from /proc/self/status (VmHWM) by peek's `PEEK_REPORT_RSS` hook. On Linux the wrapper is a
+child subreaper, so the parse workers (children of multiprocessing's forkserver, which the peek
+process never waits for) are reaped by it too: its RUSAGE_CHILDREN then covers the whole tree,
+and the table also gives the cold index's CPU seconds (user + system, every process), which a
+busy machine inflates far less than wall time.
 """
 
 from __future__ import annotations
@@ -25,9 +29,22 @@ _ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = next((p for p in (_ROOT / "peek-corpora" / "sympy-1.14.0",
                             _ROOT / "corpora" / "sympy-1.14.0") if p.is_dir()),
                _ROOT / "corpora" / "sympy-1.14.0")
-_RSS_WRAPPER = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-                "print('maxrss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
-                "file=sys.stderr); sys.exit(r.returncode)")
+_RSS_WRAPPER = """
+import ctypes, os, resource, subprocess, sys
+try:  # PR_SET_CHILD_SUBREAPER: orphaned workers come to us, so their usage is counted
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
+except (OSError, AttributeError):
+    pass
+r = subprocess.run(sys.argv[1:])
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+print('maxrss_kb', u.ru_maxrss, 'cpu_s', u.ru_utime + u.ru_stime, file=sys.stderr)
+sys.exit(r.returncode)
+"""
 QUERIES = [
     "where are redirects followed", "simplify trigonometric expression", "Matrix determinant",
     "solve linear system", "latex printing of integrals", "series expansion at infinity",
@@ -46,8 +63,10 @@ def run(*args: str, env: dict[str, str]) -> tuple[float, dict[str, object] | Non
     return wall, json.loads(out.stdout) if out.stdout.startswith("{") else None
 
 
-def run_measured(*args: str, env: dict[str, str]) -> tuple[float, dict[str, object], int, int]:
-    """Like `run`, plus the peak RSS (KB) of the largest process and of the peek process."""
+def run_measured(*args: str, env: dict[str, str]
+                 ) -> tuple[float, dict[str, object], int, int, float]:
+    """Like `run`, plus the peak RSS (KB) of the largest process and of the peek process, and
+    the CPU seconds of every process of the run."""
     argv = [sys.executable, "-c", _RSS_WRAPPER, *PEEK, *args]
     start = time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True, check=True,
@@ -55,7 +74,8 @@ def run_measured(*args: str, env: dict[str, str]) -> tuple[float, dict[str, obje
     wall = time.perf_counter() - start
     largest = int(out.stderr.rsplit("maxrss_kb", 1)[1].split()[0])
     main_kb = int(out.stderr.rsplit("peek_vmhwm_kb", 1)[1].split()[0])
-    return wall, json.loads(out.stdout), largest, main_kb
+    cpu = float(out.stderr.rsplit("cpu_s", 1)[1].split()[0])
+    return wall, json.loads(out.stdout), largest, main_kb, cpu
 
 
 def search_latencies(root: Path, home: Path) -> list[float]:
@@ -84,8 +104,10 @@ def main() -> None:
         home = Path(tmp) / "home"
         env = {**os.environ, "PEEK_HOME": str(home)}
         rows = []
-        wall, cold, largest, main_kb = run_measured("index", str(root), "--json", env=env)
-        rows.append(("cold index", wall, 15.0, f"{cold['files']} files, {cold['chunks']} chunks"))
+        wall, cold, largest, main_kb, cpu = run_measured("index", str(root), "--json", env=env)
+        note = (f"{cold['files']} files, {cold['chunks']} chunks; {cpu:.1f} CPU s in all "
+                f"processes; load avg {os.getloadavg()[0]:.1f}")
+        rows.append(("cold index", wall, 15.0, note))
         note = f"largest process {largest / 1e3:.0f} MB; peek process {main_kb / 1e3:.0f} MB"
         rows.append(("cold index peak RSS (GB)", largest / 1e6, 0.3, note))
         wall, same = run("index", str(root), "--json", env=env)
