@@ -1,8 +1,12 @@
 """Memory records which text analysis made its stored terms, so a new one can re-derive them.
 
 Existing stores were analysed with the light suffix stripper (analysis 1); peek re-derives
-their terms, indexes and fitted embedder with Porter's stemmer on first use
+their memory terms, indexes and fitted embedder with Porter's stemmer on first use
 (`peek.memory.pipeline.reanalyze`), at run time, where the code matches the schema.
+
+On PostgreSQL every full-text table holds lexemes peek stemmed, and words with `_` or digits
+were left unstemmed before (SQLite's porter tokenizer stems them): those tables are rebuilt
+here from the stored rows, so search on PostgreSQL matches SQLite again.
 """
 
 from __future__ import annotations
@@ -20,6 +24,23 @@ def upgrade() -> None:
     """Add memory_state.analysis (1 for every existing row)."""
     with op.batch_alter_table("memory_state") as batch:
         batch.add_column(sa.Column("analysis", sa.Integer, nullable=False, server_default="1"))
+    if op.get_bind().dialect.name == "postgresql":
+        _restem_postgres()
+
+
+def _restem_postgres() -> None:
+    """Drop every peek full-text table (each has an fts_stats row) and rebuild from the rows."""
+    from peek.db import driver
+    from peek.retrieval import pg_lexical
+    from peek.storecopy import rebuild_indexes
+
+    conn = op.get_bind()
+    raw = driver(conn)
+    if not pg_lexical.exists(raw, "fts_stats"):
+        return
+    for (name,) in raw.execute("SELECT name FROM fts_stats ORDER BY name").fetchall():
+        pg_lexical.drop_table(raw, name)
+    rebuild_indexes(conn)
 
 
 def downgrade() -> None:
