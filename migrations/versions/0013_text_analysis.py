@@ -25,22 +25,9 @@ def upgrade() -> None:
     with op.batch_alter_table("memory_state") as batch:
         batch.add_column(sa.Column("analysis", sa.Integer, nullable=False, server_default="1"))
     if op.get_bind().dialect.name == "postgresql":
-        _restem_postgres()
+        from peek.storecopy import restem_postgres  # the code that builds those tables
 
-
-def _restem_postgres() -> None:
-    """Drop every peek full-text table (each has an fts_stats row) and rebuild from the rows."""
-    from peek.db import driver
-    from peek.retrieval import pg_lexical
-    from peek.storecopy import rebuild_indexes
-
-    conn = op.get_bind()
-    raw = driver(conn)
-    if not pg_lexical.exists(raw, "fts_stats"):
-        return
-    for (name,) in raw.execute("SELECT name FROM fts_stats ORDER BY name").fetchall():
-        pg_lexical.drop_table(raw, name)
-    rebuild_indexes(conn)
+        restem_postgres(op.get_bind())
 
 
 def downgrade() -> None:
