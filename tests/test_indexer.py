@@ -148,3 +148,44 @@ def test_a_big_run_parses_in_batches_with_the_process_pool(make_corpus, home: Pa
     assert fts_count(peek) == chunk_count(peek) == stats.chunks
     hits = peek.search("func_321", 1)
     assert hits and hits[0].path == "pkg/m321.py"
+
+
+def pool_sized(tag: str) -> dict[str, str]:
+    from peek.retrieval import indexer
+
+    return {f"pkg/{tag}{i:03d}.py": f"def {tag}_{i}():\n    return {i}\n"
+            for i in range(indexer.PARALLEL_MIN + 10)}
+
+
+def test_a_new_store_is_indexed_while_it_is_created(make_corpus, home: Path) -> None:
+    """The first index into a missing store parses before the store exists: same rows."""
+    from peek.retrieval.indexer import index_corpus
+
+    files = pool_sized("early")
+    early_peek = Peek(make_corpus(files))
+    assert not (home / "peek.db").exists()
+    stats = early_peek.index()
+    plain = Peek(make_corpus(files), home.parent / "other-home")
+    plain_stats = index_corpus(plain.db, plain.root, plain.settings.max_file_bytes)
+    assert (stats.files, stats.added, stats.chunks) == (plain_stats.files, plain_stats.added,
+                                                         plain_stats.chunks)
+    assert file_rows(early_peek) == file_rows(plain)
+    assert fts_count(early_peek) == chunk_count(early_peek) == stats.chunks
+    assert early_peek.map().entries  # the first index seeded the map (tokenizer preloaded)
+
+
+def test_an_early_parse_the_store_does_not_need_is_dropped(make_corpus, home: Path) -> None:
+    """A parse planned as if the store were new is not used when the store knows the files."""
+    from peek.retrieval.indexer import index_corpus, start_first_index
+
+    files = pool_sized("known")
+    peek = Peek(make_corpus(files))
+    peek.index()
+    edited = peek.root / "pkg/known007.py"
+    edited.write_text("def known_7():\n    return 'seven'\n")
+    early = start_first_index(peek.root, peek.settings.max_file_bytes)
+    stats = index_corpus(peek.db, peek.root, peek.settings.max_file_bytes, early=early)
+    assert (stats.added, stats.changed, stats.removed) == (0, 1, 0)
+    assert fts_count(peek) == chunk_count(peek) == stats.chunks
+    hits = peek.search("seven", 1)
+    assert hits and hits[0].path == "pkg/known007.py"
