@@ -149,24 +149,49 @@ def lock_key(name: str) -> int:
 
 
 class PgConnection:
-    """A psycopg connection behind sqlite3's calling conventions (see the module docstring)."""
+    """A psycopg connection behind sqlite3's calling conventions (see the module docstring).
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    With `begin`, the transaction starts with the first statement: both go to the server in one
+    pipeline, so a transaction costs no round trip of its own.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], begin: str | None = None) -> None:
         self.raw = conn
+        self._begin = begin
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
         """Run one statement; the cursor iterates and fetches like sqlite3's."""
         query, lists = translate(sql)
-        return self.raw.execute(query, adapt_params(lists, params) or None)  # type: ignore
+        args = adapt_params(lists, params) or None
+        if self._begin is None:
+            return self.raw.execute(query, args)  # type: ignore[arg-type]
+        begin, self._begin = self._begin, None
+        with self.raw.pipeline():
+            self.raw.execute(begin.encode())
+            cur = self.raw.execute(query, args)  # type: ignore[arg-type]
+        return cur
 
     def executemany(self, sql: str, rows: Sequence[Any] | Iterator[Any]) -> Any:
         """Run one statement for each parameter row (psycopg pipelines them)."""
         rows = list(rows)
+        self.begin()
         cur = self.raw.cursor()
         if rows:
             query, lists = translate(sql)
             cur.executemany(query, [adapt_params(lists, r) for r in rows])  # type: ignore
         return cur
+
+    def begin(self) -> None:
+        """Open the pending transaction now (before a statement that cannot carry it)."""
+        if self._begin is not None:
+            begin, self._begin = self._begin, None
+            self.raw.execute(begin.encode())
+
+    def end(self, commit: bool) -> None:
+        """Commit or roll back the transaction, if one was opened."""
+        self._begin = None
+        if self.in_transaction and not self.raw.closed:
+            self.raw.execute(b"COMMIT" if commit else b"ROLLBACK")
 
     @property
     def in_transaction(self) -> bool:
@@ -208,6 +233,7 @@ def _borrowed(url: str) -> Iterator[psycopg.Connection[Any]]:
         conn = idle.pop() if idle else None
     if conn is None or conn.closed:
         conn = connect(url)
+        conn.autocommit = True  # read() and write() send BEGIN themselves, with a statement
     try:
         yield conn
     except BaseException:
@@ -232,28 +258,37 @@ def close_idle(url: str) -> None:
         conn.close()
 
 
+#: a read: one snapshot, as SQLite's deferred transactions see one
+READ_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+
 @contextmanager
 def read(url: str) -> Iterator[PgConnection]:
-    """A REPEATABLE READ snapshot, rolled back at the end."""
+    """A REPEATABLE READ snapshot, rolled back at the end.
+
+    The BEGIN travels with the first statement and the connection stays open in this process,
+    so a one-statement read costs two round trips (statement, ROLLBACK).
+    """
     with _borrowed(url) as conn:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        pg = PgConnection(conn, READ_BEGIN)
         try:
-            yield PgConnection(conn)
+            yield pg
         finally:
-            conn.rollback()
+            pg.end(commit=False)
 
 
 @contextmanager
 def write(url: str) -> Iterator[PgConnection]:
     """A write transaction that queues behind every other writer (the store's write lock)."""
     with _borrowed(url) as conn:
-        take_write_lock(conn.execute)
+        pg = PgConnection(conn, "BEGIN")
+        take_write_lock(pg.execute)
         try:
-            yield PgConnection(conn)
+            yield pg
         except BaseException:
-            conn.rollback()
+            pg.end(commit=False)
             raise
-        conn.commit()
+        pg.end(commit=True)
 
 
 def take_write_lock(execute: Callable[[str], Any]) -> None:
