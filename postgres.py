@@ -339,3 +339,90 @@ def vacuum(url: str, tables: Sequence[str]) -> None:
     with connect(url) as conn:
         conn.autocommit = True
         conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
+
+
+# --- scratch copies (`peek eval`): a schema per copy on the store's own server ----------------
+
+def schema_url(url: str, schema: str) -> str:
+    """The URL whose connections work in `schema` (their search_path names only it)."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+        raise ValueError(f"not a plain schema name: {schema!r}")
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+def create_schema(url: str, schema: str) -> str:
+    """A new, empty schema on the store's server; the URL that works in it."""
+    from psycopg import sql
+
+    target = schema_url(url, schema)
+    with connect(url) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    return target
+
+
+def drop_schema(url: str, schema: str) -> None:
+    """Drop a scratch schema and everything in it (nothing when it is gone already)."""
+    from psycopg import sql
+
+    with connect(url) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def clone_schema(url: str, schema: str) -> str:
+    """A copy of the store `url` works in, made on the server in a new schema, from one
+    snapshot: every table with its rows, indexes, defaults, id sequences and foreign keys.
+    Returns the URL that works in the copy."""
+    from psycopg import sql
+
+    with connect(url) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        source = str(_one(conn, "SELECT current_schema()"))
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
+            (source,))]
+        keys = conn.execute(_FOREIGN_KEYS, (source,)).fetchall()
+        serials = conn.execute(_SERIALS, (source,)).fetchall()
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        for table in tables:
+            src, dst = sql.Identifier(source, table), sql.Identifier(schema, table)
+            conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(dst, src))
+            conn.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(dst, src))
+        for table, column, sequence in serials:
+            _clone_sequence(conn, source, schema, table, column, sequence)
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+        for table, name, definition in keys:  # unqualified: they now name the copy's tables
+            conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} " + definition.replace(
+                "{", "{{").replace("}", "}}")).format(sql.Identifier(table), sql.Identifier(name)))
+    target = schema_url(url, schema)
+    vacuum(target, tables)
+    return target
+
+
+_FOREIGN_KEYS = ("SELECT t.relname, c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+                 "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON "
+                 "n.oid = c.connamespace WHERE c.contype = 'f' AND n.nspname = %s")
+#: id columns whose default draws from a sequence (SERIAL), with that sequence's name
+_SERIALS = ("SELECT c.table_name, c.column_name, s.relname FROM information_schema.columns c "
+            "JOIN pg_class s ON s.relkind = 'S' AND s.relnamespace = %s::regnamespace AND "
+            "c.column_default = 'nextval(''' || s.relname || '''::regclass)' "
+            "WHERE c.table_schema = current_schema()")
+
+
+def _clone_sequence(conn: psycopg.Connection[Any], source: str, schema: str, table: str,
+                    column: str, sequence: str) -> None:
+    """Give the copy's id column its own sequence, standing where the source's stands."""
+    from psycopg import sql
+
+    seq = sql.Identifier(schema, sequence)
+    conn.execute(sql.SQL("CREATE SEQUENCE {} OWNED BY {}").format(
+        seq, sql.Identifier(schema, table, column)))
+    conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT nextval({})").format(
+        sql.Identifier(schema, table), sql.Identifier(column), sql.Literal(f"{schema}.{sequence}")))
+    conn.execute(sql.SQL("SELECT setval({}, last_value, is_called) FROM {}").format(
+        sql.Literal(f"{schema}.{sequence}"), sql.Identifier(source, sequence)))
+
+
+def _one(conn: psycopg.Connection[Any], query: str) -> Any:
+    row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+    return None if row is None else row[0]

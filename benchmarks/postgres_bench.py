@@ -10,7 +10,7 @@ Usage (URL: an empty PostgreSQL database, e.g. postgresql+psycopg://peek@/bench?
       ops/s, client errors, recorded sessions missing from the map history, map within budget
   python benchmarks/postgres_bench.py crash CORPUS --url URL [--runs 20]
       kill -9 an indexer and a recorder mid-write; then the next command, locks, integrity
-  python benchmarks/postgres_bench.py latency CORPUS --url URL [--calls 200]
+  python benchmarks/postgres_bench.py latency CORPUS --url URL [--calls 200] [--home DIR]
       warm search p50 (target <= 30 ms) and peek_map p50 (target <= 10 ms) on PostgreSQL
 Timings on a shared machine are upper bounds.
 """
@@ -383,7 +383,7 @@ def latency(args: argparse.Namespace) -> None:
                "matrix determinant", "solve linear system", "series expansion limit",
                "printing latex", "symbol assumptions positive", "polynomial factor"]
     rows = []
-    home = Path(tempfile.mkdtemp(prefix="peek-latency-"))
+    home = args.home or Path(tempfile.mkdtemp(prefix="peek-latency-"))
     for backend, url in (("sqlite", None), ("postgresql", args.url)):
         peek = _peek(args.corpus, home, url)
         if not peek.indexed:
@@ -414,6 +414,7 @@ def main() -> None:
         p.add_argument("--runs", type=int, default=20)
         p.add_argument("--calls", type=int, default=200)
         p.add_argument("--rows", type=int, default=10**6)
+        p.add_argument("--home", type=Path, help="reuse this home (and the URL's store) warm")
     args = parser.parse_args()
     {"same": same, "learned": learned, "load": load, "crash": crash,
      "latency": latency}[args.command](args)
