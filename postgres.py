@@ -347,8 +347,13 @@ def schema_url(url: str, schema: str) -> str:
     """The URL whose connections work in `schema` (their search_path names only it)."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
         raise ValueError(f"not a plain schema name: {schema!r}")
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}"
+    from urllib.parse import parse_qsl, quote, urlencode
+
+    base, _, query = url.partition("?")
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    # the server applies -c settings in order: this search_path wins over one the URL had
+    params["options"] = f"{params.get('options', '')} -csearch_path={schema}".strip()
+    return f"{base}?{urlencode(params, quote_via=quote)}"
 
 
 def create_schema(url: str, schema: str) -> str:
