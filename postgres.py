@@ -29,6 +29,7 @@ from peek.errors import StoreError
 
 if TYPE_CHECKING:
     import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
 
 #: the first key of every advisory lock peek takes (the second names the lock)
 LOCK_SPACE = 0x7065656B  # "peek"
@@ -339,6 +340,37 @@ def vacuum(url: str, tables: Sequence[str]) -> None:
     with connect(url) as conn:
         conn.autocommit = True
         conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
+
+
+# --- LangGraph checkpoints (`peek ask --resume`) in the store's own database ------------------
+
+#: URLs whose checkpoint tables this process has made or checked already
+_CHECKPOINTS_READY: set[str] = set()
+
+
+@contextmanager
+def checkpointer(url: str) -> Iterator[PostgresSaver]:
+    """LangGraph's PostgreSQL checkpointer (langgraph-checkpoint-postgres) on the store's
+    database, so a session stopped on one machine resumes on another. Its tables are made on
+    first use, under a lock so that concurrent first asks make them once."""
+    try:
+        from langgraph.checkpoint.postgres import PostgresSaver
+    except ImportError as exc:
+        raise StoreError("checkpoints on PostgreSQL need langgraph-checkpoint-postgres",
+                         _INSTALL_HINT) from exc
+    from psycopg.rows import dict_row
+
+    conn = connect(url)
+    conn.autocommit = True  # the saver's own transactions, as its documentation asks
+    conn.row_factory = dict_row  # type: ignore[assignment]
+    conn.prepare_threshold = 0
+    with conn:
+        saver = PostgresSaver(conn)  # type: ignore[arg-type]
+        if url not in _CHECKPOINTS_READY:
+            with session_lock(url, "checkpoints"):
+                saver.setup()
+            _CHECKPOINTS_READY.add(url)
+        yield saver
 
 
 # --- scratch copies (`peek eval`): a schema per copy on the store's own server ----------------

@@ -307,3 +307,44 @@ def test_scratch_schemas_are_dropped_when_the_evaluation_fails(
     assert _scratch_schemas(pg_url) == []
     assert source.map().entries  # the source's map is untouched
     source.close()
+
+
+def _checkpoint_rows(pg_url: str, session: str) -> int:
+    import psycopg
+
+    from peek.postgres import libpq_url
+
+    with psycopg.connect(libpq_url(pg_url)) as conn:
+        row = conn.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id = %s", (session,))
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+
+def test_a_stopped_session_resumes_on_another_machine_from_checkpoints_on_the_server(
+        make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path,
+        pg_url: str) -> None:
+    from peek.agent.loop import run_agent
+    from peek.agent.models import Reply, ToolCall, Usage
+    from peek.agent.scripted import ScriptedModel
+    from peek.agent.session import Budgets
+
+    corpus = make_corpus(SAMPLE)
+    here = Peek(corpus, tmp_path / "here", database_url=pg_url)
+    here.index()
+    model = ScriptedModel([
+        Reply("", (ToolCall("c1", "read_file", {"path": "src/http/adapters.py", "start": 1,
+                                                "end": 3}),), Usage(10, 5)),
+        Reply("Session.send hands requests to HTTPAdapter.send (src/http/session.py:15-16).",
+              (), Usage(10, 5))])
+    first = run_agent(here, "Who sends requests?", model, Budgets(max_steps=1))
+    assert first.stopped_by == "max_steps" and _checkpoint_rows(pg_url, first.session) > 0
+    there = Peek(corpus, tmp_path / "there", database_url=pg_url)  # another home, same store
+    done = run_agent(there, "", model, Budgets(max_steps=5), session=first.session, resume=True)
+    assert done.stopped_by is None and done.steps == 2
+    assert [c.path for c in done.citations] == ["src/http/session.py"]
+    assert _checkpoint_rows(pg_url, first.session) == 0  # answered: nothing left to resume
+    assert not list(tmp_path.rglob("checkpoints.db"))  # nothing of it in a home
+    back = run_peek("migrate-store", "--to", f"sqlite:///{tmp_path / 'back.db'}", "--db",
+                    pg_url, "--home", str(tmp_path / "here"))
+    assert back.returncode == 0, back.stderr  # the checkpoint tables do not stop a move
+    here.close()
+    there.close()
