@@ -43,10 +43,30 @@ def _stemmer() -> Any:
 
 @lru_cache(maxsize=200_000)
 def stem(token: str) -> str:
-    """One lower-cased token as FTS5's porter tokenizer leaves it (short/long ones unstemmed)."""
-    if not 3 <= len(token) <= 64 or not token.isascii() or not token.isalpha():
+    """One lower-cased token as FTS5's porter tokenizer leaves it: stemmed when it is 3 to 64
+    bytes long, identifiers with `_` and digits too (`test_filters` -> `test_filt`, as FTS5
+    makes it); tokens outside ASCII stay as they are (FTS5 folds their diacritics first)."""
+    if not 3 <= len(token) <= 64 or not token.isascii():
         return token
     return str(_stemmer().stemWord(token))
+
+
+def fts5_stems(words: Iterable[str]) -> dict[str, str]:
+    """The stem SQLite's FTS5 (`porter unicode61 tokenchars '_'`) gives each word that it keeps
+    as one token: what `stem` must match, for the tests and benchmarks that check it."""
+    import sqlite3
+    from contextlib import closing
+
+    ordered = sorted(set(words))
+    with closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute("CREATE VIRTUAL TABLE v USING fts5(x, tokenize = \"porter unicode61 "
+                     "tokenchars '_'\")")
+        conn.executemany("INSERT INTO v (rowid, x) VALUES (?, ?)", enumerate(ordered, 1))
+        conn.execute("CREATE VIRTUAL TABLE terms USING fts5vocab(v, 'instance')")
+        found: dict[int, list[str]] = {}
+        for term, doc in conn.execute("SELECT term, doc FROM terms"):
+            found.setdefault(doc, []).append(term)
+    return {ordered[doc - 1]: got[0] for doc, got in found.items() if len(got) == 1}
 
 
 def tokens(text: str, stemmed: bool = True) -> list[str]:
