@@ -43,12 +43,30 @@ def _stemmer() -> Any:
 
 @lru_cache(maxsize=200_000)
 def stem(token: str) -> str:
-    """One lower-cased token as FTS5's porter tokenizer leaves it: stemmed when it is 3 to 64
-    bytes long, identifiers with `_` and digits too (`test_filters` -> `test_filt`, as FTS5
-    makes it); tokens outside ASCII stay as they are (FTS5 folds their diacritics first)."""
+    """One lower-cased token as FTS5's `porter unicode61` tokenizer leaves it: diacritics of
+    Latin letters removed (`héllo` -> `hello`), then Porter-stemmed when it is 3 to 64 bytes of
+    ASCII, identifiers with `_` and digits too (`test_filters` -> `test_filt`, as FTS5 makes it)."""
+    token = fold_diacritics(token)
     if not 3 <= len(token) <= 64 or not token.isascii():
         return token
     return str(_stemmer().stemWord(token))
+
+
+def fold_diacritics(token: str) -> str:
+    """Latin letters without their diacritics, as unicode61's remove_diacritics does (other
+    scripts keep theirs)."""
+    if token.isascii():
+        return token
+    import unicodedata
+
+    kept, latin = [], False
+    for char in unicodedata.normalize("NFD", token):
+        if not unicodedata.combining(char):
+            latin = unicodedata.name(char, "").startswith("LATIN")
+        elif latin:
+            continue
+        kept.append(char)
+    return unicodedata.normalize("NFC", "".join(kept))
 
 
 def fts5_stems(words: Iterable[str]) -> dict[str, str]:

@@ -93,8 +93,8 @@ def test_an_unreachable_server_is_one_line_with_the_password_hidden(tmp_path: Pa
 
 def test_the_postgres_stemmer_agrees_with_fts5_porter_on_a_real_corpus() -> None:
     """Every word of peek's own sources and docs: pg_lexical's stem is FTS5's, except Porter's
-    C-code departures FTS5 follows (-logi -> -log, -bli -> -ble), three-letter words, and
-    words outside ASCII (FTS5 folds their diacritics; pg_lexical keeps them)."""
+    C-code departures FTS5 follows (-logi -> -log, -bli -> -ble), three-letter words, and a
+    few words outside ASCII (letters with two diacritics, `ß`, `μ`)."""
     from peek.retrieval.pg_lexical import fts5_stems, stem, tokens
 
     root = Path(__file__).resolve().parents[1]

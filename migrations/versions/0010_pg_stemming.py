@@ -1,7 +1,9 @@
 """PostgreSQL only: rebuild the Porter-stemmed full-text indexes (code, past requests, file
-profiles) from the stored rows, since peek's stemmer there now stems identifiers with `_` and
-digits as SQLite's FTS5 porter tokenizer does (`test_filters` -> `test_filt`). On sympy that
-cut the words whose stem class differs from SQLite's from 1363 to 41. SQLite: nothing to do.
+profiles) from the stored rows, since peek's stemmer there now does what SQLite's FTS5
+`porter unicode61` tokenizer does in two more cases: identifiers with `_` and digits are
+stemmed (`test_filters` -> `test_filt`), and Latin letters lose their diacritics first
+(`héllo` -> `hello`). Over sympy's words, those whose stem class differs from SQLite's went
+from 1363 to 26 (`benchmarks/postgres_bench.py stemmers`). SQLite: nothing to do.
 """
 
 from __future__ import annotations
