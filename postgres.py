@@ -335,6 +335,15 @@ def server_facts(url: str) -> dict[str, Any]:
             "advisory_locks_held": int(held[0]) if held else 0}
 
 
+def vacuum_schema(url: str) -> None:
+    """VACUUM (ANALYZE) every table of the store's schema (after a migration rewrote some)."""
+    with connect(url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
+    if tables:
+        vacuum(url, tables)
+
+
 def vacuum(url: str, tables: Sequence[str]) -> None:
     """VACUUM (ANALYZE) tables after a bulk write, outside any transaction (as it must run)."""
     with connect(url) as conn:
