@@ -121,6 +121,9 @@ CORE = {"errors", "config", "bounds", "db", "postgres", "schema", "migrations", 
         "safefs", "blobs", "text", "tokens", "llmjson", "packages"}
 MAY_IMPORT = {
     **{name: CORE for name in CORE},
+    # a data migration that re-tokenizes derived full-text indexes (0010, PostgreSQL only)
+    # rebuilds them with the code that builds them, the one `migrate-store` uses
+    "migrations": CORE | {"storecopy"},
     "retrieval": CORE,
     "sandbox": CORE | {"retrieval"},
     "contextmap": CORE | {"retrieval"},
