@@ -108,27 +108,18 @@ def rebuild_indexes(conn: Connection) -> None:
         _rebuild_memory(conn, corpus_id)
 
 
-#: the Porter-stemmed indexes (code, past requests, file profiles); memory's are unstemmed
-_STEMMED = re.compile(r"^(chunks_fts|outcomes_fts|outcome_files_fts)_\d+$")
+def restem_postgres(conn: Connection) -> None:
+    """Rebuild every PostgreSQL full-text table (each has an `fts_stats` row) from the stored
+    rows, after the text analysis changed how peek stems its lexemes (migration 0013)."""
+    from peek.db import driver
+    from peek.retrieval import pg_lexical
 
-
-def rebuild_stemmed(conn: Connection) -> list[str]:
-    """PostgreSQL: drop the Porter-stemmed indexes and rebuild them from the stored rows with
-    the stemmer as it is now (migration 0010); returns the indexes dropped."""
-    from sqlalchemy import text
-
-    names = [r[0] for r in conn.execute(text(
-        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))]
-    dropped = sorted(n for n in names if _STEMMED.match(n))
-    for name in dropped:
-        conn.execute(text(f"DROP TABLE IF EXISTS {name}, {name}_terms"))
-        conn.execute(text("DELETE FROM fts_stats WHERE name = :n"), {"n": name})
-    had_code = {int(n.rsplit("_", 1)[1]) for n in dropped if n.startswith("chunks_fts_")}
-    for (corpus_id,) in conn.execute(text("SELECT id FROM corpora ORDER BY id")).fetchall():
-        if corpus_id in had_code:
-            _rebuild_code(conn, corpus_id)
-        _rebuild_outcomes(conn, corpus_id)
-    return dropped
+    raw = driver(conn)
+    if not pg_lexical.exists(raw, "fts_stats"):
+        return
+    for (name,) in raw.execute("SELECT name FROM fts_stats ORDER BY name").fetchall():
+        pg_lexical.drop_table(raw, name)
+    rebuild_indexes(conn)
 
 
 def _rebuild_code(conn: Connection, corpus_id: int) -> None:

@@ -418,9 +418,10 @@ def _classes(words: set[str], stem_of: Callable[[str], str]) -> dict[str, frozen
 
 
 def stemmers(args: argparse.Namespace) -> None:
-    """pg_lexical's stem against SQLite FTS5's porter over every word of each corpus's text
-    files: words stemmed differently, and words whose stem class differs."""
-    from peek.retrieval.pg_lexical import fts5_stems, stem, tokens
+    """pg_lexical's terms (diacritics folded, Porter-stemmed) against SQLite FTS5's porter over
+    every word of each corpus's text files: words stemmed differently, and words whose stem
+    class differs."""
+    from peek.retrieval.pg_lexical import fts5_stems, term, tokens
 
     names = args.only.split(",") if args.only else sorted(
         p.name for p in args.corpora.iterdir() if p.is_dir() and p.name != "sdists")
@@ -433,10 +434,10 @@ def stemmers(args: argparse.Namespace) -> None:
                 words.update(tokens(path.read_text(encoding="utf-8", errors="ignore"), False))
         fts5 = fts5_stems(words)
         kept = set(fts5)
-        differ = sorted(w for w in kept if fts5[w] != stem(w))
-        ours, theirs = _classes(kept, stem), _classes(kept, fts5.__getitem__)
+        differ = sorted(w for w in kept if fts5[w] != term(w))
+        ours, theirs = _classes(kept, term), _classes(kept, fts5.__getitem__)
         split = sum(ours[w] != theirs[w] for w in kept)
-        shown = ", ".join(f"{w}: {fts5[w]} / {stem(w)}" for w in differ[:6])
+        shown = ", ".join(f"{w}: {fts5[w]} / {term(w)}" for w in differ[:6])
         print(f"| {name} | {len(kept)} | {len(differ)} | {split} | {shown} |")
 
 

@@ -68,6 +68,17 @@ def create(conn: sqlite3.Connection, corpus_id: int) -> None:
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vr USING fts5vocab({t}, row)")
 
 
+def drop(conn: sqlite3.Connection, corpus_id: int) -> None:
+    """Drop a corpus's memory indexes, so the next use rebuilds them from the stored rows."""
+    t, n = turns_table(corpus_id), nodes_table(corpus_id)
+    if is_postgres(conn):
+        for table in (t, n):
+            pg_lexical.drop_table(conn, table)
+        return
+    for table in (f"{t}_vi", f"{t}_vr", t, n):
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def ensure_indexed(conn: sqlite3.Connection, corpus_id: int) -> None:
     """Create and fill the indexes of a corpus whose memory predates them (idempotent)."""
     if exists(conn, corpus_id):

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
+from peek.text import stem
+
 K1 = 1.2
 B = 0.75
 MAX_POSITION = 16383  # PostgreSQL's largest tsvector position
@@ -34,22 +36,11 @@ _WORD = re.compile(r"[^\W]+")
 FIELDS = (("path", "B"), ("symbol", "A"), ("body", "D"))
 
 
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import snowballstemmer
-
-    return snowballstemmer.stemmer("porter")
-
-
 @lru_cache(maxsize=200_000)
-def stem(token: str) -> str:
-    """One lower-cased token as FTS5's `porter unicode61` tokenizer leaves it: diacritics of
-    Latin letters removed (`héllo` -> `hello`), then Porter-stemmed when it is 3 to 64 bytes of
-    ASCII, identifiers with `_` and digits too (`test_filters` -> `test_filt`, as FTS5 makes it)."""
-    token = fold_diacritics(token)
-    if not 3 <= len(token) <= 64 or not token.isascii():
-        return token
-    return str(_stemmer().stemWord(token))
+def term(token: str) -> str:
+    """A lower-cased token as FTS5's `porter unicode61` tokenizer indexes it: Latin letters
+    without their diacritics (`héllo` -> `hello`), then Porter's stem (`text.stem`)."""
+    return stem(fold_diacritics(token))
 
 
 def fold_diacritics(token: str) -> str:
@@ -82,15 +73,15 @@ def fts5_stems(words: Iterable[str]) -> dict[str, str]:
         conn.executemany("INSERT INTO v (rowid, x) VALUES (?, ?)", enumerate(ordered, 1))
         conn.execute("CREATE VIRTUAL TABLE terms USING fts5vocab(v, 'instance')")
         found: dict[int, list[str]] = {}
-        for term, doc in conn.execute("SELECT term, doc FROM terms"):
-            found.setdefault(doc, []).append(term)
+        for lexeme, doc in conn.execute("SELECT term, doc FROM terms"):
+            found.setdefault(doc, []).append(lexeme)
     return {ordered[doc - 1]: got[0] for doc, got in found.items() if len(got) == 1}
 
 
 def tokens(text: str, stemmed: bool = True) -> list[str]:
     """The tokens of a field, in order (Porter-stemmed, as the code index's; memory's are not)."""
     words = _WORD.findall(text.lower())
-    return [stem(t) for t in words] if stemmed else words
+    return [term(t) for t in words] if stemmed else words
 
 
 Analysed = tuple[dict[str, list[tuple[int, str]]], int]
@@ -177,6 +168,14 @@ def tables(name: str) -> list[str]:
     return [name, f"{name}_terms"]
 
 
+def drop_table(conn: Any, name: str) -> None:
+    """Drop an index table, its postings and its stats row (to rebuild it from stored rows)."""
+    for table in reversed(tables(name)):
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+    if exists(conn, "fts_stats"):
+        conn.execute("DELETE FROM fts_stats WHERE name = ?", (name,))
+
+
 def exists(conn: Any, name: str) -> bool:
     """Whether a table exists in the current schema."""
     row = conn.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()
@@ -250,7 +249,7 @@ def idf(total: int, hits: int) -> float:
 
 def lexemes_of(terms: Iterable[str], stemmed: bool = True) -> list[str]:
     """Query terms as the index stores them (one per term: a repeated one counts again)."""
-    return [stem(t) if stemmed else t for term in terms for t in _WORD.findall(term.lower())]
+    return [term(t) if stemmed else t for text in terms for t in _WORD.findall(text.lower())]
 
 
 def match(conn: Any, name: str, terms: Sequence[str], limit: int,

@@ -121,8 +121,8 @@ CORE = {"errors", "config", "bounds", "db", "postgres", "schema", "migrations", 
         "safefs", "blobs", "text", "tokens", "llmjson", "packages"}
 MAY_IMPORT = {
     **{name: CORE for name in CORE},
-    # a data migration that re-tokenizes derived full-text indexes (0010, PostgreSQL only)
-    # rebuilds them with the code that builds them, the one `migrate-store` uses
+    # a data migration rebuilds derived tables with the code that builds them (0013: PostgreSQL
+    # full-text tables re-stemmed through storecopy.restem_postgres)
     "migrations": CORE | {"storecopy"},
     "retrieval": CORE,
     "sandbox": CORE | {"retrieval"},

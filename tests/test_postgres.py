@@ -350,29 +350,29 @@ def test_a_stopped_session_resumes_on_another_machine_from_checkpoints_on_the_se
     there.close()
 
 
-def test_migration_0010_restems_identifiers_as_fts5_does(
-        make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path,
-        pg_url: str) -> None:
-    import psycopg
+def test_upgrading_to_porter_terms_rebuilds_the_full_text_tables(
+        make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path, pg_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration 0013 on PostgreSQL: lexemes from before (here: spoiled) are rebuilt from the
+    stored rows, and search ranks as on SQLite again."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
 
-    from peek.postgres import libpq_url
-
-    files: dict[str, str | bytes] = {
-        **SAMPLE, "src/filters.py": "def test_filters():\n    return run_filter(test_filter)\n"}
-    corpus = make_corpus(files)
-    peek = Peek(corpus, tmp_path / "home", database_url=pg_url)
-    peek.index()
-    table = f"chunks_fts_{peek.corpus_id}_terms"
-    before = {q: _hits(peek, q) for q in [*QUESTIONS, "test_filters"]}
-    peek.close()
-    with psycopg.connect(libpq_url(pg_url)) as conn:  # as a store indexed before 0010 was
-        conn.execute(f"UPDATE {table} SET lexeme = 'test_filters' WHERE lexeme = 'test_filt'")
-        conn.execute("UPDATE alembic_version SET version_num = '0008'")
-    again = Peek(corpus, tmp_path / "home", database_url=pg_url)
-    with again.db.query() as conn:
-        found = {r[0] for r in conn.execute(f"SELECT lexeme FROM {table} WHERE lexeme LIKE "
-                                            "'test_filt%'")}
-        revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-    assert found == {"test_filt"} and revision == HEAD_REVISION
-    assert {q: _hits(again, q) for q in before} == before
+    lite, pg = _pair(make_corpus, tmp_path, pg_url, monkeypatch)
+    table = f"chunks_fts_{pg.corpus_id}"
+    pg.close()
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parents[1] /
+                                               "migrations"))
+    db = open_database(pg_url)
+    with db.write() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008")
+        conn.execute(text(f"UPDATE {table}_terms SET lexeme = 'spoiled'"))
+    db.close()
+    again = Peek(lite.root, tmp_path / "pg")  # opening migrates to head
+    for query in QUESTIONS:
+        assert _hits(again, query) == _hits(lite, query), query
     again.close()
+    lite.close()
