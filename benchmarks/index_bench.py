@@ -7,8 +7,8 @@ Peak memory is the largest resident set of any one process of the cold index (th
 process or one of its parse workers), read with getrusage(RUSAGE_CHILDREN) by a small wrapper
 process that runs only that index; the peak of the main peek process alone is printed too,
 read from /proc/self/status (VmHWM) by peek's `PEEK_REPORT_RSS` hook. On Linux the wrapper is a
-child subreaper, so the parse workers (children of multiprocessing's forkserver, which the peek
-process never waits for) are reaped by it too: its RUSAGE_CHILDREN then covers the whole tree,
+child subreaper, so parse workers that are children of multiprocessing's forkserver (which the
+peek process never waits for) are reaped by it too: its RUSAGE_CHILDREN then covers the whole tree,
 and the table also gives the cold index's CPU seconds (user + system, every process), which a
 busy machine inflates far less than wall time.
 """
