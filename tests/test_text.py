@@ -1,44 +1,15 @@
-"""One stemmer: peek's `stem` (memory, PostgreSQL) and SQLite's FTS5 porter tokenizer (the
-chunk index) give the same term for the words of a real corpus, here peek's own source."""
+"""One stemmer: `peek.text.stem` is Porter's with FTS5's length rule, for memory and PostgreSQL
+(its agreement with SQLite's FTS5 on a real vocabulary: tests/test_backends.py)."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
-from peek.text import WORD, stem
-
-ROOT = Path(__file__).resolve().parents[1]
+from peek.retrieval.pg_lexical import fts5_stems
+from peek.text import stem
 
 
-def corpus_words() -> list[str]:
-    """The distinct lower-cased words of every Python and Markdown file in the repository."""
-    words: set[str] = set()
-    for path in ROOT.rglob("*"):
-        if path.suffix in (".py", ".md") and ".venv" not in path.parts:
-            words.update(w.lower() for w in WORD.findall(path.read_text(errors="replace")))
-    return sorted(words)
-
-
-def fts5_porter(words: list[str]) -> dict[str, str]:
-    """What FTS5's `porter unicode61 tokenchars '_'` tokenizer makes of each word alone."""
-    conn = sqlite3.connect(":memory:")
-    conn.execute("CREATE VIRTUAL TABLE t USING fts5(body, "
-                 "tokenize = \"porter unicode61 tokenchars '_'\")")
-    conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, instance)")
-    conn.executemany("INSERT INTO t(rowid, body) VALUES (?, ?)", enumerate(words, 1))
-    return {words[doc - 1]: term for term, doc in conn.execute("SELECT term, doc FROM v")}
-
-
-def test_stem_agrees_with_sqlite_porter_on_a_real_vocabulary() -> None:
-    """Snowball's Porter and SQLite's differ on a few words (7,624 words here: `ies` → i / ie,
-    `reversibly` → reversibli / revers); identifiers with `_` and digits stem alike."""
-    words = corpus_words()
-    assert len(words) > 5000
-    sqlite_terms = fts5_porter(words)
-    differ = {w: (stem(w), sqlite_terms[w]) for w in words if stem(w) != sqlite_terms[w]}
-    assert len(differ) <= len(words) // 1000, list(differ.items())[:20]
-    assert stem("_add_entity") == sqlite_terms["_add_entity"] == "_add_ent"
+def test_identifiers_with_underscores_and_digits_stem_as_fts5_does() -> None:
+    words = ["_add_entity", "test_filters", "x86s", "resolve_redirects"]
+    assert [stem(w) for w in words] == [fts5_stems(words)[w] for w in words]
 
 
 def test_short_and_long_words_stay_whole() -> None:
