@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -98,6 +99,7 @@ class Peek:
         """Index the corpus incrementally: only added or changed files are read again."""
         from peek.retrieval.indexer import index_corpus
 
+        started = time.perf_counter()
         built: list[FileGraph] = []
         early = self._early_parse()
         db = self._open_store(early)
@@ -123,6 +125,7 @@ class Peek:
                               graph=built[-1] if built else None)
         if (stats.added or stats.changed or stats.removed) and self._has_memory():
             self.memory_invalidate()  # memory citing code that changed is marked stale now
+        stats.seconds = time.perf_counter() - started  # the whole run: dense and seeding too
         return stats
 
     def _early_parse(self) -> EarlyParse | None:
