@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from peek.db import is_postgres
+from peek.packed import unpack_json
 from peek.retrieval import pg_lexical
 from peek.text import terms
 
@@ -80,8 +81,8 @@ def ensure_indexed(conn: sqlite3.Connection, corpus_id: int) -> None:
     rows = conn.execute("SELECT id, data FROM memory_nodes WHERE corpus_id = ? "
                         "AND kind = 'verb'", (corpus_id,)).fetchall()
     refs = node_refs(conn, corpus_id, [r[0] for r in rows])
-    index_verbs(conn, corpus_id, [(ref, json.loads(r[1])) for ref, r in zip(refs, rows,
-                                                                            strict=True)])
+    index_verbs(conn, corpus_id, [(ref, unpack_json(r[1])) for ref, r in zip(refs, rows,
+                                                                              strict=True)])
 
 
 def node_refs(conn: sqlite3.Connection, corpus_id: int, ids: list[str]) -> list[int | str]:

@@ -1,0 +1,112 @@
+"""Packed storage (issue 9, store growth): session trajectories and results, and memory nodes,
+as packed JSON (`peek.packed`); memory nodes keep in columns what SQL read from their JSON (an
+entity's kind, whether the node cites code); window vectors deflated.
+
+Existing rows are converted here, in pages, on SQLite and PostgreSQL alike; downgrade converts
+them back to the JSON text and raw vectors of revision 0008.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+from peek.packed import pack_text, unpack_text
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+PAGE = 1000
+# table -> (primary key columns, JSON columns that become packed BLOBs and whether each is required)
+_PACKED = {
+    "agent_sessions": (("id",), (("trajectory", False), ("result", True))),
+    "memory_nodes": (("corpus_id", "id"), (("data", False),)),
+}
+
+
+def upgrade() -> None:
+    """Add packed columns, fill them from the JSON ones, then let them take the old names."""
+    for table, (keys, columns) in _PACKED.items():
+        with op.batch_alter_table(table) as batch:
+            for column, _ in columns:
+                batch.add_column(sa.Column(f"{column}_packed", sa.LargeBinary))
+            if table == "memory_nodes":
+                batch.add_column(sa.Column("cites", sa.Boolean, nullable=False,
+                                           server_default=sa.false()))
+                batch.add_column(sa.Column("entity_kind", sa.String(16)))
+        for column, _ in columns:
+            _convert(table, keys, column, {f"{column}_packed":
+                                           lambda v: None if v is None else pack_text(v)})
+        if table == "memory_nodes":
+            _convert(table, keys, "data", {"cites": lambda v: _cites(json.loads(v)),
+                                           "entity_kind": _entity_kind})
+        _swap(table, columns, sa.Text, sa.LargeBinary)
+    _convert("memory_windows", ("corpus_id", "idx"), "vector",
+             {"vector": lambda v: None if v is None else zlib.compress(bytes(v), 6)})
+
+
+def downgrade() -> None:
+    """Back to JSON text columns and raw window vectors."""
+    _convert("memory_windows", ("corpus_id", "idx"), "vector",
+             {"vector": lambda v: None if v is None else zlib.decompress(bytes(v))})
+    for table, (keys, columns) in _PACKED.items():
+        with op.batch_alter_table(table) as batch:
+            for column, _ in columns:
+                batch.add_column(sa.Column(f"{column}_packed", sa.Text))
+            if table == "memory_nodes":
+                batch.drop_column("cites")
+                batch.drop_column("entity_kind")
+        for column, _ in columns:
+            _convert(table, keys, column, {f"{column}_packed":
+                                           lambda v: None if v is None else unpack_text(v)})
+        _swap(table, columns, sa.LargeBinary, sa.Text)
+
+
+def _cites(node: dict[str, Any]) -> bool:
+    """Whether a node's JSON names a file's blob (its roles' or, for a verb, its own)."""
+    roles = node.get("roles") or []
+    return bool(node.get("blobs")) or any(r.get("blobs") for r in roles if isinstance(r, dict))
+
+
+def _entity_kind(data: str) -> str | None:
+    """An entity's kind as its JSON says (none: 'thing'); None for other nodes (only an
+    entity's JSON has a `name`: verbs have a `phrase`, places and times a `current_name`)."""
+    node = json.loads(data)
+    return str(node.get("kind", "thing")) if "name" in node else None
+
+
+def _swap(table: str, columns: tuple[tuple[str, bool], ...], old: Any, new: Any) -> None:
+    """Drop the old columns and give the converted ones their names."""
+    with op.batch_alter_table(table) as batch:
+        for column, _ in columns:
+            batch.drop_column(column)
+    with op.batch_alter_table(table) as batch:
+        for column, nullable in columns:
+            batch.alter_column(f"{column}_packed", new_column_name=column, existing_type=new,
+                               nullable=nullable)
+
+
+def _convert(table: str, keys: tuple[str, ...], source: str,
+             targets: dict[str, Callable[[Any], Any]]) -> None:
+    """Set each target column from `source` for every row, a page of primary keys at a time."""
+    conn = op.get_bind()
+    order = ", ".join(keys)
+    match = " AND ".join(f"{k} = :k{i}" for i, k in enumerate(keys))
+    sets = ", ".join(f"{t} = :t_{t}" for t in targets)
+    update = sa.text(f"UPDATE {table} SET {sets} WHERE {match}")
+    offset = 0
+    while True:
+        rows = conn.execute(sa.text(f"SELECT {order}, {source} FROM {table} ORDER BY {order} "
+                                    f"LIMIT {PAGE} OFFSET {offset}")).fetchall()
+        if not rows:
+            return
+        conn.execute(update, [{**{f"t_{t}": f(r[-1]) for t, f in targets.items()},
+                               **{f"k{i}": r[i] for i in range(len(keys))}} for r in rows])
+        offset += len(rows)
