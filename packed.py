@@ -32,7 +32,7 @@ _DICTIONARY_1 = (
     ' "tokens":{"input":0,"output":0},"cost_usd":null,"model":"offline","session":"'
     ' "map_version": "stopped_by":null "steps": "question":" .py"'
     ' "seq": "source":"session: "blobs":{"'
-)
+).encode("utf-8")
 
 
 def pack_json(value: Any) -> bytes:
@@ -42,7 +42,7 @@ def pack_json(value: Any) -> bytes:
 
 def pack_text(text: str) -> bytes:
     """JSON text (or any text) as a packed record."""
-    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=_DICTIONARY_1.encode("utf-8"))
+    packer = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zdict=_DICTIONARY_1)
     return bytes([_FORMAT_1]) + packer.compress(text.encode("utf-8")) + packer.flush()
 
 
@@ -53,7 +53,7 @@ def unpack_text(record: bytes | memoryview) -> str:
         raise StoreError(f"a stored record has an unknown format ({data[:1].hex() or 'empty'})",
                          "the store was written by a newer peek; upgrade peek")
     try:
-        unpacker = zlib.decompressobj(-15, zdict=_DICTIONARY_1.encode("utf-8"))
+        unpacker = zlib.decompressobj(-15, zdict=_DICTIONARY_1)
         raw = unpacker.decompress(data[1:]) + unpacker.flush()
     except zlib.error as exc:
         raise StoreError(f"a stored record is damaged: {exc}", "restore the store from a backup"
