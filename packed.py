@@ -17,22 +17,22 @@ from peek.errors import StoreError
 
 _FORMAT_1 = 1
 _DICTIONARY_1 = (
-    '"stale":true "folded": "current_name":"" "name_history":{"" "entity_ids":["e0" "kind":"time"'
-    ' "kind":"file" "kind":"symbol" "kind":"config" "kind":"agent" "name":"agent"'
-    ' "role":"assistant" "role":"cited symbol" "role":"config key" "role":"edited file"'
-    ' "role":"read file, search hit, cited file" "states":["lines  "succeeded"'
-    ' {"id":"v0q0","text":"Who read it?","answers":["e0"] "What was read?"'
-    ' "Who searched?" "What was searched for?" "What was found?" "Who edited it?"'
-    ' "What was edited?" "Who answered?" "What was asked?" "What was answered?"'
-    ' "What does the answer cite?" {"text":"When?","answers":["t0"] "phrase":"read"'
-    ' "phrase":"searched" "phrase":"edited" "phrase":"answered" "answers":["TEXT:'
-    ' {"tool":"search","args":{"query":" {"tool":"read","args":{"path":" "start":'
-    ' "end": "paths":[" "ok":true,"output":" "thought":"" "outcome":{"edited_files":[],'
-    '"success":null} "answer":" "citations":[{"path":" "start_line": "end_line":'
-    ' "tokens":{"input":0,"output":0},"cost_usd":null,"model":"offline","session":"'
-    ' "map_version": "stopped_by":null "steps": "question":" .py"'
-    ' "seq": "source":"session: "blobs":{"'
-).encode("utf-8")
+    b'"stale":true "folded": "current_name":"" "name_history":{"" "entity_ids":["e0" "kind":"time"'
+    b' "kind":"file" "kind":"symbol" "kind":"config" "kind":"agent" "name":"agent"'
+    b' "role":"assistant" "role":"cited symbol" "role":"config key" "role":"edited file"'
+    b' "role":"read file, search hit, cited file" "states":["lines  "succeeded"'
+    b' {"id":"v0q0","text":"Who read it?","answers":["e0"] "What was read?"'
+    b' "Who searched?" "What was searched for?" "What was found?" "Who edited it?"'
+    b' "What was edited?" "Who answered?" "What was asked?" "What was answered?"'
+    b' "What does the answer cite?" {"text":"When?","answers":["t0"] "phrase":"read"'
+    b' "phrase":"searched" "phrase":"edited" "phrase":"answered" "answers":["TEXT:'
+    b' {"tool":"search","args":{"query":" {"tool":"read","args":{"path":" "start":'
+    b' "end": "paths":[" "ok":true,"output":" "thought":"" "outcome":{"edited_files":[],'
+    b'"success":null} "answer":" "citations":[{"path":" "start_line": "end_line":'
+    b' "tokens":{"input":0,"output":0},"cost_usd":null,"model":"offline","session":"'
+    b' "map_version": "stopped_by":null "steps": "question":" .py"'
+    b' "seq": "source":"session: "blobs":{"'
+)
 
 
 def pack_json(value: Any) -> bytes:

@@ -173,6 +173,8 @@ class Peek:
 
         if not question.strip() and not resume:
             raise QueryError("the question is empty", "ask something about the corpus")
+        from peek.agent.workspace import Workspace
+
         budgets = check_budgets(budgets or Budgets())
         if resume and model is None:
             raise QueryError("--resume needs a model (the offline answer has no steps to resume)",
@@ -182,12 +184,12 @@ class Peek:
         if model is None:
             from peek.agent.offline import run_offline
 
-            result = run_offline(self, question, budgets, session, learn=learn)
+            result = run_offline(Workspace.of(self), question, budgets, session, learn=learn)
         else:
             from peek.agent.loop import run_agent
 
-            result = run_agent(self, question, model, budgets, session=session, resume=resume,
-                               learn=learn, on_event=on_event)
+            result = run_agent(Workspace.of(self), question, model, budgets, session=session,
+                               resume=resume, learn=learn, on_event=on_event)
         if learn and model is not None:  # an offline answer enters memory with its outcome
             self._remember_session(result.trajectory, result.session)
         return result
@@ -252,10 +254,12 @@ class Peek:
         """Teach the map and memory from what a session led to; once per session (see
         `peek.agent.feedback` for the signal each path gives)."""
         from peek.agent.feedback import record_session
+        from peek.agent.workspace import Workspace
 
         budget = check_map_budget(budget)
-        return record_session(self, trajectory, session=session, edited=edited, success=success,
-                              budget=budget, model=model, evolve_steps=evolve_steps)
+        return record_session(Workspace.of(self), trajectory, session=session, edited=edited,
+                              success=success, budget=budget, model=model,
+                              evolve_steps=evolve_steps)
 
     # --- the context map -------------------------------------------------------------------
 

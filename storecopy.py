@@ -104,6 +104,20 @@ def rebuild_indexes(conn: Connection) -> None:
         _rebuild_memory(conn, corpus_id)
 
 
+def restem_postgres(conn: Connection) -> None:
+    """Rebuild every PostgreSQL full-text table (each has an `fts_stats` row) from the stored
+    rows, after the text analysis changed how peek stems its lexemes (migration 0013)."""
+    from peek.db import driver
+    from peek.retrieval import pg_lexical
+
+    raw = driver(conn)
+    if not pg_lexical.exists(raw, "fts_stats"):
+        return
+    for (name,) in raw.execute("SELECT name FROM fts_stats ORDER BY name").fetchall():
+        pg_lexical.drop_table(raw, name)
+    rebuild_indexes(conn)
+
+
 def _rebuild_code(conn: Connection, corpus_id: int) -> None:
     from peek.db import driver
     from peek.retrieval.indexer import symbol_field

@@ -2,13 +2,16 @@
 
 Search (chunk FTS5 and its queries), memory, the Distiller and the offline policy all read text
 through these functions, so a term means the same thing at index time, at query time and in
-every ranking: code-aware tokens (whole identifiers plus their snake/camel parts), one light
-stemmer, and stopwords that never drop an identifier: a word written as code (`get()`,
+every ranking: code-aware tokens (whole identifiers plus their snake/camel parts), one stemmer
+(Porter's), and stopwords that never drop an identifier: a word written as code (`get()`,
 `` `get` ``, `obj.get`, `get_user`, `getUser`) is always kept, and a query made only of
 stopwords keeps its words (`peek search repo "get"` finds `def get`).
 
-Stemming: the chunk index stems inside SQLite (FTS5's porter tokenizer); memory stems its terms
-here (`stem`) before they reach its own FTS5 tables, which do not stem again.
+Stemming is Porter's algorithm everywhere: the chunk index on SQLite runs it inside FTS5 (its
+`porter` tokenizer, C), and everything else calls `stem` here (snowballstemmer's Porter, with
+FTS5's rule that words under 3 or over 64 bytes stay whole):
+memory's terms before its own FTS5 tables (which do not stem again) and every PostgreSQL index.
+`tests/test_text.py` checks that the two agree on a real corpus's vocabulary.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import Any
 
+#: Which analysis made a stored term: memory records it and re-derives its terms when it changes
+#: (1: a light suffix stripper; 2: Porter's stemmer, as SQLite's FTS5 and PostgreSQL use).
+ANALYSIS = 2
 MAX_QUERY_TERMS = 48
 WORD = re.compile(r"[A-Za-z0-9_]+")
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -106,13 +113,20 @@ def query_terms(query: str, limit: int = MAX_QUERY_TERMS) -> list[str]:
     return list(terms or plain)[:limit]
 
 
+@lru_cache(maxsize=1 << 17)
 def stem(word: str) -> str:
-    """A light suffix stripper: 'painting', 'painted' and 'paints' share the term 'paint'."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            base = word[: -len(suffix)]
-            return base + "y" if suffix in ("ies", "ied") else base
-    return word
+    """A lower-cased word as SQLite's FTS5 porter tokenizer stems it (Porter's algorithm; words
+    under 3 or over 64 bytes stay whole), so memory, PostgreSQL and the chunk index agree."""
+    size = len(word) if word.isascii() else len(word.encode())
+    return str(_porter().stemWord(word)) if 3 <= size <= 64 else word
+
+
+@lru_cache(maxsize=1)
+def _porter() -> Any:
+    """snowballstemmer's pure-Python Porter stemmer, built once."""
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("porter")
 
 
 def terms(text: str) -> list[str]:

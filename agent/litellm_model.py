@@ -4,17 +4,40 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from peek.agent.models import Message, Reply, ToolCall, ToolChoice, ToolSpec, Usage
 from peek.errors import PeekError
 
+# litellm reads these from the environment when it would fetch something of its own (its cost
+# map at import; tokenizers, headers, notices later): it uses the bundled copies instead.
+OFFLINE_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_OFFLINE_MODE": "true"}
+_ENV_LOCK = threading.Lock()
+
+
+@contextmanager
+def litellm_offline() -> Iterator[None]:
+    """litellm offline (bundled data, no fetches but the configured endpoint) while peek uses
+    it; the process environment is as the user left it before and after."""
+    with _ENV_LOCK:
+        added = [k for k in OFFLINE_ENV if k not in os.environ]
+        os.environ.update({k: OFFLINE_ENV[k] for k in added})
+    try:
+        yield
+    finally:
+        with _ENV_LOCK:
+            for key in added:
+                os.environ.pop(key, None)
+
 
 def import_litellm() -> Any:
-    """litellm, configured for offline use: its bundled cost map (it finds its own tokenizers)."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    """litellm, imported offline (its bundled cost map; it finds its own tokenizers)."""
+    with litellm_offline():
+        import litellm
 
     litellm.suppress_debug_info = True
     return litellm
@@ -58,10 +81,11 @@ class LiteLLMModel:
     def _complete(self, **kwargs: Any) -> Any:
         litellm = import_litellm()
         try:
-            return litellm.completion(
-                model=self.name, api_base=self.api_base, api_key=self.api_key,
-                temperature=self.temperature, timeout=self.timeout, **kwargs,
-            )
+            with litellm_offline():
+                return litellm.completion(
+                    model=self.name, api_base=self.api_base, api_key=self.api_key,
+                    temperature=self.temperature, timeout=self.timeout, **kwargs,
+                )
         except Exception as exc:  # noqa: BLE001 - litellm raises many provider-specific types
             raise _explain(self, exc) from exc
 
@@ -71,7 +95,8 @@ class LiteLLMModel:
         tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
         try:
             litellm = import_litellm()
-            cost: float | None = float(litellm.completion_cost(completion_response=response))
+            with litellm_offline():
+                cost: float | None = float(litellm.completion_cost(completion_response=response))
         except Exception:  # noqa: BLE001 - unknown prices (local servers) are simply unknown
             cost = None
         return Usage(tokens_in, tokens_out, cost)

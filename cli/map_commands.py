@@ -17,8 +17,11 @@ import typer
 from peek.cli.common import CorpusArg, HomeOpt, JsonOpt, command_group, emit, opened
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from peek.contextmap.policy import MapView, UpdateResult
     from peek.contextmap.store import EntryChange, VersionRecord
+    from peek.service import Peek
 
 
 map_app = command_group(
@@ -120,6 +123,12 @@ def diff(path: CorpusArg, v1: Annotated[int, typer.Argument(help="The older vers
         print_diff(changes)
 
 
+def _change(path: Path, home: Path | None, act: Callable[[Peek], int]) -> tuple[str, int]:
+    """Apply one map change to an opened corpus: (the corpus root, the new map version)."""
+    with opened(path, home) as (peek, _cid):
+        return str(peek.root), act(peek)
+
+
 def _report(corpus: str, version: int, as_json: bool, message: str, **extra: Any) -> None:
     if as_json:
         emit({"corpus": corpus, "version": version, **extra})
@@ -132,9 +141,7 @@ def rollback(path: CorpusArg, version: Annotated[int, typer.Argument(
         help="The version to return to.")], as_json: JsonOpt = False,
         home: HomeOpt = None) -> None:
     """Make the entries what they were at a version; the rollback is itself a new version."""
-    with opened(path, home) as (peek, _cid):
-        new = peek.map_rollback(version)
-        corpus = str(peek.root)
+    corpus, new = _change(path, home, lambda peek: peek.map_rollback(version))
     _report(corpus, new, as_json, f"rolled back to v{version}", rolled_back_to=version)
 
 
@@ -153,9 +160,7 @@ def unpin(path: CorpusArg, entry_id: IdArg, as_json: JsonOpt = False,
 
 
 def _set_pin(path: Path, entry_id: str, pinned: bool, as_json: bool, home: Path | None) -> None:
-    with opened(path, home) as (peek, _cid):
-        version = peek.map_pin(entry_id, pinned)
-        corpus = str(peek.root)
+    corpus, version = _change(path, home, lambda peek: peek.map_pin(entry_id, pinned))
     word = "pinned" if pinned else "unpinned"
     _report(corpus, version, as_json, f"{word} {entry_id}", id=entry_id, pinned=pinned)
 
@@ -164,9 +169,7 @@ def _set_pin(path: Path, entry_id: str, pinned: bool, as_json: bool, home: Path 
 def forget(path: CorpusArg, entry_id: IdArg, as_json: JsonOpt = False,
            home: HomeOpt = None) -> None:
     """Remove an entry (history keeps it; `rollback` brings it back)."""
-    with opened(path, home) as (peek, _cid):
-        version = peek.map_forget(entry_id)
-        corpus = str(peek.root)
+    corpus, version = _change(path, home, lambda peek: peek.map_forget(entry_id))
     _report(corpus, version, as_json, f"forgot {entry_id}", id=entry_id)
 
 
@@ -175,18 +178,14 @@ def edit(path: CorpusArg, entry_id: IdArg,
          text: Annotated[str, typer.Argument(help="The entry's new text.")],
          as_json: JsonOpt = False, home: HomeOpt = None) -> None:
     """Rewrite an entry's text; its code anchors are re-stamped as current."""
-    with opened(path, home) as (peek, _cid):
-        version = peek.map_edit(entry_id, text)
-        corpus = str(peek.root)
+    corpus, version = _change(path, home, lambda peek: peek.map_edit(entry_id, text))
     _report(corpus, version, as_json, f"edited {entry_id}", id=entry_id)
 
 
 @map_app.command("reset")
 def reset(path: CorpusArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None:
     """Empty the map and restart its evolve steps (undo with `rollback`)."""
-    with opened(path, home) as (peek, _cid):
-        version = peek.map_reset()
-        corpus = str(peek.root)
+    corpus, version = _change(path, home, lambda peek: peek.map_reset())
     _report(corpus, version, as_json, f"reset; undo with: peek map rollback {path} {version - 1}")
 
 

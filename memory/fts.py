@@ -3,7 +3,8 @@
 The turn index holds one document per turn: the turn's terms twice plus its neighbours' in the
 same session (an answer is often in the reply to the turn that names the topic). Its rowid is
 the turn's row id. It is contentless on SQLite (the documents are not stored a second time:
-they are rebuilt from `memory_turns.terms`, which never change). A new turn changes one old
+they are rebuilt from `memory_turns.terms`, which change only when a new text analysis
+re-derives them, and that rebuilds the index, see `pipeline.reanalyze`). A new turn changes one old
 document, the previous turn of its session (which gains a next neighbour), so `remember`
 updates the index in place, deleting the old document by its tokens, recomputed exactly. The
 vocabulary tables (fts5vocab) give term frequencies per document and document frequencies,
@@ -72,6 +73,17 @@ def create(conn: sqlite3.Connection, corpus_id: int) -> None:
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vr USING fts5vocab({t}, row)")
 
 
+def drop(conn: sqlite3.Connection, corpus_id: int) -> None:
+    """Drop a corpus's memory indexes, so the next use rebuilds them from the stored rows."""
+    t, n = turns_table(corpus_id), nodes_table(corpus_id)
+    if is_postgres(conn):
+        for table in (t, n):
+            pg_lexical.drop_table(conn, table)
+        return
+    for table in (f"{t}_vi", f"{t}_vr", t, n):
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def ensure_indexed(conn: sqlite3.Connection, corpus_id: int) -> None:
     """Create and fill the indexes of a corpus whose memory predates them (idempotent)."""
     if exists(conn, corpus_id):
@@ -84,8 +96,13 @@ def ensure_indexed(conn: sqlite3.Connection, corpus_id: int) -> None:
     rows = conn.execute("SELECT id, data FROM memory_nodes WHERE corpus_id = ? "
                         "AND kind = 'verb'", (corpus_id,)).fetchall()
     refs = node_refs(conn, corpus_id, [r[0] for r in rows])
-    index_verbs(conn, corpus_id, [(ref, unpack_json(r[1])) for ref, r in zip(refs, rows,
+    index_verbs(conn, corpus_id, [(ref, _verb_data(r[1])) for ref, r in zip(refs, rows,
                                                                               strict=True)])
+
+
+def _verb_data(data: str | bytes) -> dict[str, object]:
+    """A stored verb's JSON: packed, or text while a migration before 0009 rebuilds indexes."""
+    return dict(json.loads(data) if isinstance(data, str) else unpack_json(data))
 
 
 def node_refs(conn: sqlite3.Connection, corpus_id: int, ids: list[str]) -> list[int | str]:

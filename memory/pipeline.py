@@ -26,6 +26,7 @@ from peek.memory import fts
 from peek.memory.embed import (
     Embedder,
     Fittable,
+    HashEmbedder,
     TermEmbedder,
     active_embedder_name,
     make_embedder,
@@ -48,12 +49,13 @@ from peek.memory.store import (
     pack,
     save_state,
     save_windows,
+    set_turn_terms,
     set_turn_vectors,
     turns_in_windows,
     window_size,
 )
 from peek.memory.tables import MemoryTurnRow
-from peek.text import terms
+from peek.text import ANALYSIS, terms
 
 if TYPE_CHECKING:
     import numpy as np
@@ -147,6 +149,9 @@ def _state_and_embedder(conn: Connection, corpus_id: int, embedder: Embedder | N
                         ) -> tuple[State, Embedder, bool]:
     """The state to update and the embedder to write with; a changed embedder re-embeds all."""
     state = load_state(conn, corpus_id)
+    if state is not None and state.analysis != ANALYSIS:
+        reanalyze(conn, corpus_id)
+        state = load_state(conn, corpus_id)
     wanted = embedder.name if embedder is not None else active_embedder_name()
     if state is None:
         chosen = embedder or make_embedder(wanted)
@@ -274,6 +279,29 @@ def _update_episodes(conn: Connection, state: State, windows: list[WindowRecord]
         return True
     ep.assign(conn, state, changed, windows)
     return False
+
+
+def reanalyze(conn: Connection, corpus_id: int) -> None:
+    """Re-derive what memory computes from words (turn terms, its full-text indexes, a fitted
+    term embedder, window vectors, episodes) after peek's text analysis changed; facts stay."""
+    state = load_state(conn, corpus_id)
+    if state is None:
+        return
+    state.analysis = ANALYSIS
+    turns = load_turns(conn, corpus_id)
+    set_turn_terms(conn, corpus_id, {t.row_id: " ".join(terms(text))
+                                     for t, text in zip(turns, _embed_texts(turns), strict=True)})
+    fts.drop(driver(conn), corpus_id)
+    fts.ensure_indexed(driver(conn), corpus_id)
+    if state.embedder_name != HashEmbedder.name:  # other embedders read text, not terms
+        save_state(conn, state)
+        return
+    embedder, _ = _maybe_refit(conn, state, state.embedder(), [], switched=True)
+    if EMBED_WEIGHT.get(embedder.name, 0.5) > 0:
+        _reembed_turns(conn, state, embedder)
+    windows = _update_windows(conn, state, embedder, [w.idx for w in load_windows(conn, corpus_id)])
+    _update_episodes(conn, state, windows, [], refitted=True)
+    save_state(conn, state)
 
 
 def _reconcile(conn: Connection, state: State, embedder: Embedder, chunks: list[Chunk],

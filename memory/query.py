@@ -21,7 +21,7 @@ from peek.memory.models import NONE_ANSWER, TEXT_PREFIX, Entity, VerbPhrase
 from peek.memory.search import MemoryIndex, Ranked, memory_index, rank_turns
 from peek.memory.store import TurnRecord, load_nodes
 from peek.memory.text import name_words, norm_name, proper_names
-from peek.text import terms
+from peek.text import ANALYSIS, terms
 from peek.tokens import count_tokens
 
 if TYPE_CHECKING:
@@ -91,11 +91,18 @@ def memory_search(db: Database, corpus_id: int, query: str, k: int = 10,
 
 
 def _ensure_indexed(db: Database, corpus_id: int) -> None:
-    """Build the full-text indexes of memory written before they existed (once per store)."""
+    """Build the full-text indexes of memory written before they existed, and re-derive terms
+    a different text analysis made (once per store)."""
     with db.query() as conn:
-        ready = fts.exists(conn, corpus_id) or conn.execute(
-            "SELECT 1 FROM memory_state WHERE corpus_id = ?", (corpus_id,)).fetchone() is None
-    if not ready:
+        row = conn.execute("SELECT analysis FROM memory_state WHERE corpus_id = ?",
+                           (corpus_id,)).fetchone()
+        indexed = row is None or fts.exists(conn, corpus_id)
+    if row is not None and row[0] != ANALYSIS:
+        from peek.memory.pipeline import reanalyze  # rare; the write path's imports
+
+        with db.write() as sa_conn:
+            reanalyze(sa_conn, corpus_id)
+    elif not indexed:
         with db.raw_write() as conn:
             fts.ensure_indexed(conn, corpus_id)
 

@@ -27,6 +27,7 @@ from peek.memory.tables import (
 )
 from peek.memory.text import norm_name
 from peek.packed import pack_text, unpack_text
+from peek.text import ANALYSIS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,6 +75,7 @@ class State:
     embedder_state: bytes | None
     clustered_windows: int
     next_node: int
+    analysis: int = ANALYSIS
     fresh: bool = False
 
     def embedder(self) -> Embedder:
@@ -85,7 +87,7 @@ def load_state(conn: Connection, corpus_id: int) -> State | None:
     """The corpus's memory state, or None before anything was remembered."""
     t = MemoryStateRow
     row = conn.execute(select(t.embedder, t.dim, t.version, t.fitted_n, t.embedder_state,
-                              t.clustered_windows, t.next_node)
+                              t.clustered_windows, t.next_node, t.analysis)
                        .where(t.corpus_id == corpus_id)).first()
     return None if row is None else State(corpus_id, *row)
 
@@ -101,7 +103,7 @@ def save_state(conn: Connection, state: State) -> None:
     values = {"embedder": state.embedder_name, "dim": state.dim, "version": state.version,
               "fitted_n": state.fitted_n, "embedder_state": state.embedder_state,
               "clustered_windows": state.clustered_windows, "next_node": state.next_node,
-              "updated_at": time.time()}
+              "analysis": state.analysis, "updated_at": time.time()}
     if state.fresh:
         conn.execute(insert(MemoryStateRow).values(corpus_id=state.corpus_id, **values))
         state.fresh = False
@@ -229,6 +231,12 @@ class WindowRecord:
     session: str | None
     vector: bytes | None
     episode: int | None
+
+
+def set_turn_terms(conn: Connection, corpus_id: int, turn_terms: dict[int, str]) -> None:
+    """Store re-analysed turn terms by row id (one prepared statement for all rows)."""
+    driver(conn).executemany("UPDATE memory_turns SET terms = ? WHERE id = ? AND corpus_id = ?",
+                             [(text, row_id, corpus_id) for row_id, text in turn_terms.items()])
 
 
 def load_windows(conn: Connection, corpus_id: int) -> list[WindowRecord]:

@@ -35,6 +35,8 @@ class MemoryStateRow(Base):
     clustered_windows: Mapped[int] = mapped_column(Integer)
     next_node: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[float] = mapped_column(Float)
+    #: peek.text.ANALYSIS of the stored terms; stale ones are re-derived (pipeline.reanalyze)
+    analysis: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
 class MemoryTurnRow(Base):

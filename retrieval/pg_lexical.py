@@ -21,8 +21,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 from typing import Any
+
+from peek.text import stem
 
 K1 = 1.2
 B = 0.75
@@ -32,21 +33,6 @@ MAX_LEXEME_BYTES_TOTAL = 600_000  # and tsvectors over 1 MB; later new words are
 _WORD = re.compile(r"[^\W]+")
 #: field -> tsvector weight letter, in the order FTS5 stores the columns
 FIELDS = (("path", "B"), ("symbol", "A"), ("body", "D"))
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import snowballstemmer
-
-    return snowballstemmer.stemmer("porter")
-
-
-@lru_cache(maxsize=200_000)
-def stem(token: str) -> str:
-    """One lower-cased token as FTS5's porter tokenizer leaves it (short/long ones unstemmed)."""
-    if not 3 <= len(token) <= 64 or not token.isascii() or not token.isalpha():
-        return token
-    return str(_stemmer().stemWord(token))
 
 
 def tokens(text: str, stemmed: bool = True) -> list[str]:
@@ -137,6 +123,14 @@ def tables(name: str) -> list[str]:
     """An index's tables: to VACUUM (ANALYZE) after a bulk write, since postings of one lexeme
     lie on many pages and only all-visible pages let a query read the covering index alone."""
     return [name, f"{name}_terms"]
+
+
+def drop_table(conn: Any, name: str) -> None:
+    """Drop an index table, its postings and its stats row (to rebuild it from stored rows)."""
+    for table in reversed(tables(name)):
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+    if exists(conn, "fts_stats"):
+        conn.execute("DELETE FROM fts_stats WHERE name = ?", (name,))
 
 
 def exists(conn: Any, name: str) -> bool:

@@ -20,6 +20,7 @@ from peek.agent.models import Message, Reply, ToolCall, Usage
 from peek.agent.scripted import ScriptedModel
 from peek.agent.session import Budgets, SessionStore
 from peek.agent.tools import AgentTools, cap_json
+from peek.agent.workspace import Workspace
 from peek.contextmap.policy import CachePolicy
 from peek.contextmap.trajectory import Citation
 from peek.errors import PeekError
@@ -27,6 +28,11 @@ from peek.sandbox import TOOL_SPECS
 from peek.service import Peek
 
 SESSION_PY = "src/http/session.py"
+
+
+def run(peek: Peek, question: str, model: Any, budgets: Budgets, **options: Any) -> Any:
+    """The loop on the corpus's workspace, as `Peek.ask` calls it."""
+    return run_agent(Workspace.of(peek), question, model, budgets, **options)
 ADAPTERS_PY = "src/http/adapters.py"
 LEARNED = "Redirect handling lives in Session.resolve_redirects in src/http/session.py"
 
@@ -79,7 +85,7 @@ def test_full_loop_reads_answers_verifies_learns_and_stores(peek: Peek) -> None:
                   "see also nowhere/fake.py:1-4."),
     ], json_replies=learned_json())
     events: list[dict[str, Any]] = []
-    result = run_agent(peek, "How are redirects followed?", model, Budgets(),
+    result = run(peek, "How are redirects followed?", model, Budgets(),
                        on_event=events.append)
     assert LEARNED not in CachePolicy(peek.db, peek.corpus_id).render()  # a hypothesis only
     teacher = ScriptedModel([], json_replies=learned_json())
@@ -112,7 +118,7 @@ def test_system_prompt_carries_the_map_and_the_tools(peek: Peek) -> None:
     rendered = CachePolicy(peek.db, peek.corpus_id, root=peek.root).render()
     assert rendered  # indexing seeds the map
     model = ScriptedModel([turn(text=f"It is HTTPAdapter ({ADAPTERS_PY}:1-3).")])
-    result = run_agent(peek, "Which class sends requests?", model, Budgets())
+    result = run(peek, "Which class sends requests?", model, Budgets())
     system, user = model.seen[0][:2]
     assert system.role == "system" and rendered in system.content
     assert "path:start-end" in system.content and user.content == "Which class sends requests?"
@@ -127,7 +133,7 @@ def test_tool_errors_come_back_as_results(peek: Peek) -> None:
              call(3, "search", query="  ")),
         turn(text="Nothing outside the corpus can be read."),
     ])
-    result = run_agent(peek, "What is in /etc/passwd?", model, Budgets())
+    result = run(peek, "What is in /etc/passwd?", model, Budgets())
     errors = [json.loads(m.content)["error"] for m in tool_messages(model.seen[1])]
     assert "outside the corpus root" in errors[0]
     assert "unknown tool 'rm_rf'" in errors[1] and "query" in errors[2]
@@ -138,7 +144,7 @@ def test_tool_errors_come_back_as_results(peek: Peek) -> None:
 def test_max_steps_stops_with_what_was_read(peek: Peek) -> None:
     model = ScriptedModel([turn(call(n, "read_file", path=ADAPTERS_PY, start=1, end=3))
                            for n in range(3)])
-    result = run_agent(peek, "Where are retries configured?", model, Budgets(max_steps=1))
+    result = run(peek, "Where are retries configured?", model, Budgets(max_steps=1))
     assert result.stopped_by == "max_steps" and result.steps == 1 and len(model.seen) == 1
     assert result.citations == [Citation(ADAPTERS_PY, 1, 3)]
     assert f"{ADAPTERS_PY}:1-3" in result.answer and "step budget" in result.answer
@@ -152,7 +158,7 @@ def test_max_tokens_keeps_the_last_words_as_partial_answer(peek: Peek) -> None:
         turn(call(1, "grep", pattern="getMaxRetries"), text=words, usage=Usage(400, 150)),
         turn(text="never reached"),
     ])
-    result = run_agent(peek, "How many retries?", model, Budgets(max_tokens=500))
+    result = run(peek, "How many retries?", model, Budgets(max_tokens=500))
     assert result.stopped_by == "max_tokens" and result.steps == 1
     assert (result.input_tokens, result.output_tokens) == (400, 150)
     assert result.answer == words and result.citations == [Citation(ADAPTERS_PY, 6, 7)]
@@ -162,7 +168,7 @@ def test_max_cost_counts_known_prices(peek: Peek) -> None:
     priced = Usage(10, 5, cost_usd=0.02)
     model = ScriptedModel([turn(call(1, "glob", pattern="**/*.py"), usage=priced),
                            turn(text="never reached")])
-    result = run_agent(peek, "Which Python files exist?", model, Budgets(max_cost=0.01))
+    result = run(peek, "Which Python files exist?", model, Budgets(max_cost=0.01))
     assert result.stopped_by == "max_cost" and result.cost_usd == pytest.approx(0.02)
     assert result.trajectory["steps"][0]["paths"] == [ADAPTERS_PY, SESSION_PY]
 
@@ -173,25 +179,25 @@ def test_resume_continues_a_stopped_session_to_an_answer(peek: Peek) -> None:
         turn(call(2, "read_file", path=SESSION_PY, start=15, end=16)),
         turn(text=f"Session.send delegates to HTTPAdapter.send ({SESSION_PY}:15-16)."),
     ])
-    first = run_agent(peek, "Who sends requests?", model, Budgets(max_steps=1))
+    first = run(peek, "Who sends requests?", model, Budgets(max_steps=1))
     assert first.stopped_by == "max_steps"
-    result = run_agent(peek, "", model, Budgets(max_steps=5), session=first.session, resume=True)
+    result = run(peek, "", model, Budgets(max_steps=5), session=first.session, resume=True)
     assert result.session == first.session and result.stopped_by is None and result.steps == 3
     assert result.citations == [Citation(SESSION_PY, 15, 16)]
     assert "class HTTPAdapter" in tool_messages(model.seen[1])[0].content  # history kept
     assert [s["args"]["path"] for s in result.trajectory["steps"]] == [ADAPTERS_PY, SESSION_PY]
     assert SessionStore(peek.db, peek.corpus_id).load(first.session).status == "done"
     with pytest.raises(PeekError, match="already has an answer"):
-        run_agent(peek, "", model, Budgets(), session=first.session, resume=True)
+        run(peek, "", model, Budgets(), session=first.session, resume=True)
 
 
 def test_a_failing_model_leaves_a_session_that_resumes_where_it_failed(peek: Peek) -> None:
     broken = ScriptedModel([turn(call(1, "read_file", path=ADAPTERS_PY, start=6, end=7))])
     with pytest.raises(PeekError, match="no replies left"):  # like a provider outage mid-session
-        run_agent(peek, "How many retries?", broken, Budgets(), session="outage1")
+        run(peek, "How many retries?", broken, Budgets(), session="outage1")
     assert SessionStore(peek.db, peek.corpus_id).load("outage1").status == "running"
     model = ScriptedModel([turn(text=f"Three: getMaxRetries returns 3 ({ADAPTERS_PY}:6-7).")])
-    result = run_agent(peek, "", model, Budgets(), session="outage1", resume=True)
+    result = run(peek, "", model, Budgets(), session="outage1", resume=True)
     assert result.answer.startswith("Three") and result.steps == 2
     assert "getMaxRetries" in tool_messages(model.seen[0])[0].content
     assert [s["tool"] for s in result.trajectory["steps"]] == ["read_file"]

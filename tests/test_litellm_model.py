@@ -50,3 +50,20 @@ def test_registry_routes_provider_strings() -> None:
     assert (model.name, model.api_base) == ("hosted_vllm/qwen", "http://127.0.0.1:8000/v1")
     with pytest.raises(PeekError, match="unknown model"):
         resolve_model("gpt4")
+
+
+def test_litellm_is_offline_without_changing_the_users_environment() -> None:
+    """A fresh process: litellm loads its bundled cost map, and the environment peek hands back
+    has none of the variables it set for litellm."""
+    import subprocess
+    import sys
+
+    code = ("import os; before = dict(os.environ)\n"
+            "from peek.agent.litellm_model import import_litellm\n"
+            "import_litellm()\n"
+            "from litellm.litellm_core_utils import get_model_cost_map as g\n"
+            "print(g._cost_map_source_info.source, dict(os.environ) == before)")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("LITELLM_")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120, check=True).stdout.split()
+    assert out == ["local", "True"]

@@ -148,3 +148,31 @@ def test_refits_extend_the_idf_table_to_what_a_full_fit_gives(memory: Any) -> No
     full = HashEmbedder()
     full.fit_terms([t.terms for t in turns])
     assert state == full.state()
+
+
+def test_terms_of_an_older_text_analysis_are_re_derived_on_first_use(memory: Any) -> None:
+    """A store whose terms came from another analysis (here: garbage under analysis 1) gets
+    its terms, indexes, fitted embedder and episodes re-derived, and searches as before."""
+    from peek.text import ANALYSIS
+
+    question = "What did Bob renew before the flight?"
+    first = memory_search(memory.db, memory.corpus_id, question, k=5).to_dict()
+    with memory.db.query() as conn:
+        fitted = conn.execute("SELECT embedder_state FROM memory_state WHERE corpus_id = ?",
+                              (memory.corpus_id,)).fetchone()[0]
+    with memory.db.raw_write() as conn:
+        conn.execute("UPDATE memory_turns SET terms = 'zzz' WHERE corpus_id = ?",
+                     (memory.corpus_id,))
+        conn.execute("UPDATE memory_state SET analysis = 1, embedder_state = NULL "
+                     "WHERE corpus_id = ?", (memory.corpus_id,))
+        fts.drop(conn, memory.corpus_id)
+        fts.ensure_indexed(conn, memory.corpus_id)  # an index of the old terms
+    again = memory_search(memory.db, memory.corpus_id, question, k=5).to_dict()
+    assert again == first and first["results"]
+    with memory.db.query() as conn:
+        analysis, state = conn.execute("SELECT analysis, embedder_state FROM memory_state "
+                                       "WHERE corpus_id = ?", (memory.corpus_id,)).fetchone()
+        stored = conn.execute("SELECT speaker, text, terms FROM memory_turns WHERE "
+                              "corpus_id = ?", (memory.corpus_id,)).fetchall()
+    assert analysis == ANALYSIS and state == fitted
+    assert all(t == " ".join(terms(f"{s}: {x}" if s else x)) for s, x, t in stored)

@@ -234,3 +234,31 @@ def test_parallel_index_runs_are_serialized(
         chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
     db.close()
     assert len(paths) == len(set(paths)) == len(SAMPLE) + 60 and fts == chunks
+
+
+def test_upgrading_to_porter_terms_rebuilds_the_full_text_tables(
+        make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path, pg_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration 0013 on PostgreSQL: lexemes from before (here: spoiled) are rebuilt from the
+    stored rows, and search ranks as on SQLite again."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    lite, pg = _pair(make_corpus, tmp_path, pg_url, monkeypatch)
+    table = f"chunks_fts_{pg.corpus_id}"
+    pg.close()
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parents[1] /
+                                               "migrations"))
+    db = open_database(pg_url)
+    with db.write() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008")
+        conn.execute(text(f"UPDATE {table}_terms SET lexeme = 'spoiled'"))
+    db.close()
+    again = Peek(lite.root, tmp_path / "pg")  # opening migrates to head
+    for query in QUESTIONS:
+        assert _hits(again, query) == _hits(lite, query), query
+    again.close()
+    lite.close()

@@ -21,7 +21,7 @@ from alembic import op
 from peek.packed import pack_text, unpack_text
 
 revision = "0009"
-down_revision = "0008"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
