@@ -60,6 +60,10 @@ def print_replay(report: dict[str, Any]) -> None:
         for corpus, row in [*data["corpora"].items(), ("all", data["all"])]:
             values = " | ".join(f"{row.get(k, ''):>9}" for k in keys)
             print(f"| {arm:<7} | {corpus:<20} | {values} |")
+    for arm, data in report["arms"].items():
+        tune = data["tune"]["all"]
+        print(f"tune split (rows 25-50% of each corpus) {arm}: " + ", ".join(
+            f"{k} {tune.get(k, '')}" for k in keys))
     if "gain_recall@5" in report:
         gains = ", ".join(f"{c} {g:+.3f}" for c, g in report["gain_recall@5"].items())
         print(f"learning gain, recall@5: {gains}")

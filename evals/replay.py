@@ -4,8 +4,10 @@ Each row is a real change: the request (a pull request's title) and the files it
 first. The `learned` arm asks each row, scores the answer, then records the edited files as the
 outcome, exactly as a host agent reports through `peek_record`; the `off` arm asks the same rows
 on its own fresh store with learning off. The first half of each corpus warms up; the later half
-is reported, per corpus and overall, with a learning curve of recall@5 per block of rows. Every
-store lives in a scratch folder: the user's store is never opened.
+is reported, per corpus and overall, with a learning curve of recall@5 per block of rows. The
+rows 25-50% of each corpus are reported apart as the tune split (`tune`): ranking changes are
+decided there, never on the later halves. Every store lives in a scratch folder: the user's
+store is never opened.
 """
 
 from __future__ import annotations
@@ -138,9 +140,11 @@ def _report(scored: dict[str, dict[str, list[Scored]]], by_corpus: dict[str, lis
                               "reported": "later half of each corpus", "arms": {}}
     for arm, per_corpus in scored.items():
         later = {c: rows[len(rows) // 2:] for c, rows in per_corpus.items()}
+        tune = {c: rows[len(rows) // 4:len(rows) // 2] for c, rows in per_corpus.items()}
         report["arms"][arm] = {
             "corpora": {c: summarize(rows) for c, rows in later.items()},
             "all": summarize([r for rows in later.values() for r in rows]),
+            "tune": _split(tune),
             "curve": {c: _curve(rows) for c, rows in per_corpus.items()},
         }
     if "learned" in scored and "off" in scored:
@@ -148,6 +152,14 @@ def _report(scored: dict[str, dict[str, list[Scored]]], by_corpus: dict[str, lis
     if timing["ask"]:
         report["learned_ms"] = {k: _p50_ms(v) for k, v in timing.items()}
     return report
+
+
+def _split(per_corpus: dict[str, list[Scored]]) -> dict[str, Any]:
+    """The tune split (rows 25-50% of each corpus, warmed on the rows before): where ranking
+    choices are made, so the reported later halves are measured once, untuned."""
+    out = {c: summarize(rows) for c, rows in per_corpus.items()}
+    out["all"] = summarize([r for rows in per_corpus.values() for r in rows])
+    return out
 
 
 def _curve(rows: list[Scored]) -> list[float]:

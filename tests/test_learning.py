@@ -250,10 +250,31 @@ def test_replay_learns_and_never_opens_the_users_store(click: Path, tmp_path: Pa
     assert learned["all"]["recall@1"] == 1.0 and off["all"]["recall@1"] < 1.0
     assert report["gain_recall@5"]["all"] >= 0.0
     assert learned["curve"][click.name] and report["learned_ms"]["record"] > 0
+    assert learned["tune"]["all"]["n"] == learned["tune"][click.name]["n"] == 2
     assert counts(Peek(click)) == before
     text_out = run_peek("eval", "--replay", str(history), "--corpus", str(click.parent),
                         "--arms", "off")
     assert text_out.returncode == 0 and "| off" in text_out.stdout
+    assert "tune split (rows 25-50% of each corpus) off" in text_out.stdout
+
+
+def test_replay_reports_the_tune_split_apart_from_the_later_halves() -> None:
+    from peek.evals.evaluate import Scored
+    from peek.evals.replay import ReplayRow, _report
+
+    def row(n: int, hit: bool) -> Scored:
+        return Scored(f"r{n}", ["a.py"], ("a.py" if hit else "b.py",), 0, 0.0, 0,
+                      recall={1: float(hit), 5: float(hit), 10: float(hit)}, rr=float(hit))
+
+    hits = {"p": [False, False, True, True, False, False, False, False],
+            "q": [False, True, False, False]}
+    scored = {"off": {c: [row(i, h) for i, h in enumerate(v)] for c, v in hits.items()}}
+    rows = {c: [ReplayRow(f"r{i}", c, "q", ("a.py",)) for i in range(len(v))]
+            for c, v in hits.items()}
+    arm = _report(scored, rows, {"ask": [], "record": []})["arms"]["off"]
+    assert arm["tune"]["p"] == {**arm["tune"]["p"], "n": 2, "recall@5": 1.0}
+    assert arm["tune"]["q"]["n"] == 1 and arm["tune"]["q"]["recall@5"] == 1.0
+    assert arm["tune"]["all"]["n"] == 3 and arm["all"]["recall@5"] == 0.0
 
 
 def test_replay_rejects_bad_rows_and_unknown_arms(tmp_path: Path) -> None:
