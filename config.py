@@ -76,10 +76,13 @@ class Settings:
         return self.database_url or self.db_path
 
     @classmethod
-    def load(cls, home: str | os.PathLike[str] | None = None) -> Settings:
-        """Settings for an explicit home, else PEEK_HOME, else the platform default."""
+    def load(cls, home: str | os.PathLike[str] | None = None,
+             url: str | None = None) -> Settings:
+        """Settings for an explicit home, else PEEK_HOME, else the platform default; the store
+        is `url` when given, else PEEK_DATABASE_URL's, else the home's file."""
         root = _home_path(home, "--home") if home is not None else default_home()
-        return cls(home=root, max_file_bytes=max_file_bytes(), database_url=database_url())
+        return cls(home=root, max_file_bytes=max_file_bytes(),
+                   database_url=url or database_url())
 
 
 def _home_path(value: str | os.PathLike[str], name: str) -> Path:

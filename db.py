@@ -339,6 +339,7 @@ def _migrate(db: Database) -> None:
         with postgres.session_lock(db.url, "migrate"):
             if postgres.inspect(db.url) != HEAD_REVISION:
                 _upgrade(db)
+                postgres.vacuum_schema(db.url)  # rebuilt indexes: statistics, index-only scans
         return
     with _file_lock(db.path.with_suffix(".lock")):
         if _inspect(db.path) != HEAD_REVISION:

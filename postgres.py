@@ -29,6 +29,7 @@ from peek.errors import StoreError
 
 if TYPE_CHECKING:
     import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
 
 #: the first key of every advisory lock peek takes (the second names the lock)
 LOCK_SPACE = 0x7065656B  # "peek"
@@ -149,24 +150,49 @@ def lock_key(name: str) -> int:
 
 
 class PgConnection:
-    """A psycopg connection behind sqlite3's calling conventions (see the module docstring)."""
+    """A psycopg connection behind sqlite3's calling conventions (see the module docstring).
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    With `begin`, the transaction starts with the first statement: both go to the server in one
+    pipeline, so a transaction costs no round trip of its own.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], begin: str | None = None) -> None:
         self.raw = conn
+        self._begin = begin
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
         """Run one statement; the cursor iterates and fetches like sqlite3's."""
         query, lists = translate(sql)
-        return self.raw.execute(query, adapt_params(lists, params) or None)  # type: ignore
+        args = adapt_params(lists, params) or None
+        if self._begin is None:
+            return self.raw.execute(query, args)  # type: ignore[arg-type]
+        begin, self._begin = self._begin, None
+        with self.raw.pipeline():
+            self.raw.execute(begin.encode())
+            cur = self.raw.execute(query, args)  # type: ignore[arg-type]
+        return cur
 
     def executemany(self, sql: str, rows: Sequence[Any] | Iterator[Any]) -> Any:
         """Run one statement for each parameter row (psycopg pipelines them)."""
         rows = list(rows)
+        self.begin()
         cur = self.raw.cursor()
         if rows:
             query, lists = translate(sql)
             cur.executemany(query, [adapt_params(lists, r) for r in rows])  # type: ignore
         return cur
+
+    def begin(self) -> None:
+        """Open the pending transaction now (before a statement that cannot carry it)."""
+        if self._begin is not None:
+            begin, self._begin = self._begin, None
+            self.raw.execute(begin.encode())
+
+    def end(self, commit: bool) -> None:
+        """Commit or roll back the transaction, if one was opened."""
+        self._begin = None
+        if self.in_transaction and not self.raw.closed:
+            self.raw.execute(b"COMMIT" if commit else b"ROLLBACK")
 
     @property
     def in_transaction(self) -> bool:
@@ -208,6 +234,7 @@ def _borrowed(url: str) -> Iterator[psycopg.Connection[Any]]:
         conn = idle.pop() if idle else None
     if conn is None or conn.closed:
         conn = connect(url)
+        conn.autocommit = True  # read() and write() send BEGIN themselves, with a statement
     try:
         yield conn
     except BaseException:
@@ -232,28 +259,37 @@ def close_idle(url: str) -> None:
         conn.close()
 
 
+#: a read: one snapshot, as SQLite's deferred transactions see one
+READ_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+
 @contextmanager
 def read(url: str) -> Iterator[PgConnection]:
-    """A REPEATABLE READ snapshot, rolled back at the end."""
+    """A REPEATABLE READ snapshot, rolled back at the end.
+
+    The BEGIN travels with the first statement and the connection stays open in this process,
+    so a one-statement read costs two round trips (statement, ROLLBACK).
+    """
     with _borrowed(url) as conn:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        pg = PgConnection(conn, READ_BEGIN)
         try:
-            yield PgConnection(conn)
+            yield pg
         finally:
-            conn.rollback()
+            pg.end(commit=False)
 
 
 @contextmanager
 def write(url: str) -> Iterator[PgConnection]:
     """A write transaction that queues behind every other writer (the store's write lock)."""
     with _borrowed(url) as conn:
-        take_write_lock(conn.execute)
+        pg = PgConnection(conn, "BEGIN")
+        take_write_lock(pg.execute)
         try:
-            yield PgConnection(conn)
+            yield pg
         except BaseException:
-            conn.rollback()
+            pg.end(commit=False)
             raise
-        conn.commit()
+        pg.end(commit=True)
 
 
 def take_write_lock(execute: Callable[[str], Any]) -> None:
@@ -299,8 +335,140 @@ def server_facts(url: str) -> dict[str, Any]:
             "advisory_locks_held": int(held[0]) if held else 0}
 
 
+def vacuum_schema(url: str) -> None:
+    """VACUUM (ANALYZE) every table of the store's schema (after a migration rewrote some)."""
+    with connect(url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
+    if tables:
+        vacuum(url, tables)
+
+
 def vacuum(url: str, tables: Sequence[str]) -> None:
     """VACUUM (ANALYZE) tables after a bulk write, outside any transaction (as it must run)."""
     with connect(url) as conn:
         conn.autocommit = True
         conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
+
+
+# --- LangGraph checkpoints (`peek ask --resume`) in the store's own database ------------------
+
+#: URLs whose checkpoint tables this process has made or checked already
+_CHECKPOINTS_READY: set[str] = set()
+
+
+@contextmanager
+def checkpointer(url: str) -> Iterator[PostgresSaver]:
+    """LangGraph's PostgreSQL checkpointer (langgraph-checkpoint-postgres) on the store's
+    database, so a session stopped on one machine resumes on another. Its tables are made on
+    first use, under a lock so that concurrent first asks make them once."""
+    try:
+        from langgraph.checkpoint.postgres import PostgresSaver
+    except ImportError as exc:
+        raise StoreError("checkpoints on PostgreSQL need langgraph-checkpoint-postgres",
+                         _INSTALL_HINT) from exc
+    from psycopg.rows import dict_row
+
+    conn = connect(url)
+    conn.autocommit = True  # the saver's own transactions, as its documentation asks
+    conn.row_factory = dict_row  # type: ignore[assignment]
+    conn.prepare_threshold = 0
+    with conn:
+        saver = PostgresSaver(conn)  # type: ignore[arg-type]
+        if url not in _CHECKPOINTS_READY:
+            with session_lock(url, "checkpoints"):
+                saver.setup()
+            _CHECKPOINTS_READY.add(url)
+        yield saver
+
+
+# --- scratch copies (`peek eval`): a schema per copy on the store's own server ----------------
+
+def schema_url(url: str, schema: str) -> str:
+    """The URL whose connections work in `schema` (their search_path names only it)."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+        raise ValueError(f"not a plain schema name: {schema!r}")
+    from urllib.parse import parse_qsl, quote, urlencode
+
+    base, _, query = url.partition("?")
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    # the server applies -c settings in order: this search_path wins over one the URL had
+    params["options"] = f"{params.get('options', '')} -csearch_path={schema}".strip()
+    return f"{base}?{urlencode(params, quote_via=quote)}"
+
+
+def create_schema(url: str, schema: str) -> str:
+    """A new, empty schema on the store's server; the URL that works in it."""
+    from psycopg import sql
+
+    target = schema_url(url, schema)
+    with connect(url) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    return target
+
+
+def drop_schema(url: str, schema: str) -> None:
+    """Drop a scratch schema and everything in it (nothing when it is gone already)."""
+    from psycopg import sql
+
+    with connect(url) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def clone_schema(url: str, schema: str) -> str:
+    """A copy of the store `url` works in, made on the server in a new schema, from one
+    snapshot: every table with its rows, indexes, defaults, id sequences and foreign keys.
+    Returns the URL that works in the copy."""
+    from psycopg import sql
+
+    with connect(url) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        source = str(_one(conn, "SELECT current_schema()"))
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
+            (source,))]
+        keys = conn.execute(_FOREIGN_KEYS, (source,)).fetchall()
+        serials = conn.execute(_SERIALS, (source,)).fetchall()
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        for table in tables:
+            src, dst = sql.Identifier(source, table), sql.Identifier(schema, table)
+            conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(dst, src))
+            conn.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(dst, src))
+        for table, column, sequence in serials:
+            _clone_sequence(conn, source, schema, table, column, sequence)
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+        for table, name, definition in keys:  # unqualified: they now name the copy's tables
+            conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} " + definition.replace(
+                "{", "{{").replace("}", "}}")).format(sql.Identifier(table), sql.Identifier(name)))
+    target = schema_url(url, schema)
+    vacuum(target, tables)
+    return target
+
+
+_FOREIGN_KEYS = ("SELECT t.relname, c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+                 "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON "
+                 "n.oid = c.connamespace WHERE c.contype = 'f' AND n.nspname = %s")
+#: id columns whose default draws from a sequence (SERIAL), with that sequence's name
+_SERIALS = ("SELECT c.table_name, c.column_name, s.relname FROM information_schema.columns c "
+            "JOIN pg_class s ON s.relkind = 'S' AND s.relnamespace = %s::regnamespace AND "
+            "c.column_default = 'nextval(''' || s.relname || '''::regclass)' "
+            "WHERE c.table_schema = current_schema()")
+
+
+def _clone_sequence(conn: psycopg.Connection[Any], source: str, schema: str, table: str,
+                    column: str, sequence: str) -> None:
+    """Give the copy's id column its own sequence, standing where the source's stands."""
+    from psycopg import sql
+
+    seq = sql.Identifier(schema, sequence)
+    conn.execute(sql.SQL("CREATE SEQUENCE {} OWNED BY {}").format(
+        seq, sql.Identifier(schema, table, column)))
+    conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT nextval({})").format(
+        sql.Identifier(schema, table), sql.Identifier(column), sql.Literal(f"{schema}.{sequence}")))
+    conn.execute(sql.SQL("SELECT setval({}, last_value, is_called) FROM {}").format(
+        sql.Literal(f"{schema}.{sequence}"), sql.Identifier(source, sequence)))
+
+
+def _one(conn: psycopg.Connection[Any], query: str) -> Any:
+    row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+    return None if row is None else row[0]

@@ -54,10 +54,11 @@ class Peek:
     """A corpus and the peek home that stores what peek knows about it."""
 
     def __init__(
-        self, path: str | os.PathLike[str], home: str | os.PathLike[str] | None = None
+        self, path: str | os.PathLike[str], home: str | os.PathLike[str] | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.root = resolve_root(path)
-        self.settings = Settings.load(home)
+        self.settings = Settings.load(home, database_url)
         self._graph: tuple[float | None, FileGraph] | None = None
         self.dense_stats: DenseStats | None = None  # what the last index did for dense retrieval
         self._corpus_id: int | None = None

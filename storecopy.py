@@ -3,7 +3,8 @@
 Every row of every table the migrations made is copied, ids included, into an empty store at
 the same schema revision; the full-text indexes are not copied (their formats differ by
 backend) but rebuilt in the target from the copied rows, with the same tokens, so search and
-memory answer as before. PostgreSQL's id sequences are moved past the copied ids.
+memory answer as before. PostgreSQL's id sequences are moved past the copied ids. Sessions
+still in flight (LangGraph's checkpoints for `peek ask --resume`) are not moved.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ BATCH = 2000
 #: full-text tables (and SQLite's FTS5 shadow and vocabulary tables): rebuilt, never copied
 _FTS = re.compile(r"^(chunks_fts|memory_fts|memory_nodes_fts|outcomes_fts|outcome_files_fts)_|"
                   r"^fts_stats$")
+#: LangGraph's checkpoint tables (PostgreSQL stores only): sessions in flight, not moved, as
+#: SQLite's checkpoint file is not
+_CHECKPOINTS = re.compile(r"^checkpoint(s|_blobs|_writes|_migrations)$")
 
 
 def copy_store(source: Database, target: Database,
@@ -31,7 +35,7 @@ def copy_store(source: Database, target: Database,
     from sqlalchemy import MetaData, inspect
 
     names = [t for t in inspect(source.engine).get_table_names()
-             if t != "alembic_version" and not _FTS.match(t)]
+             if t != "alembic_version" and not _FTS.match(t) and not _CHECKPOINTS.match(t)]
     meta = MetaData()
     meta.reflect(target.engine, only=names)
     counts: dict[str, int] = {}

@@ -30,7 +30,6 @@ from peek.tokens import count_tokens
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
     from langgraph.checkpoint.base import BaseCheckpointSaver
-    from langgraph.checkpoint.sqlite import SqliteSaver
     from langgraph.graph.state import CompiledStateGraph
 
     from peek.agent.workspace import Workspace
@@ -138,12 +137,20 @@ def _stored(store: SessionStore, session: str) -> bool:
 
 
 @contextmanager
-def _checkpoints(peek: Workspace) -> Iterator[SqliteSaver]:
-    """The checkpoint database; langgraph runs nodes in threads, hence check_same_thread."""
+def _checkpoints(peek: Workspace) -> Iterator[BaseCheckpointSaver[Any]]:
+    """Where `--resume` finds a stopped session: the store's own database on PostgreSQL (any
+    machine of the team can resume it), else a SQLite file in the home."""
+    if peek.db.backend == "postgresql":
+        from peek.postgres import checkpointer
+
+        with checkpointer(peek.db.url) as saver:
+            yield saver
+        return
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     path = peek.settings.home / CHECKPOINTS_DB
     path.parent.mkdir(parents=True, exist_ok=True)
+    # langgraph runs nodes in threads, hence check_same_thread
     with closing(sqlite3.connect(str(path), check_same_thread=False, timeout=30)) as conn:
         yield SqliteSaver(conn)
 

@@ -10,8 +10,10 @@ Usage (URL: an empty PostgreSQL database, e.g. postgresql+psycopg://peek@/bench?
       ops/s, client errors, recorded sessions missing from the map history, map within budget
   python benchmarks/postgres_bench.py crash CORPUS --url URL [--runs 20]
       kill -9 an indexer and a recorder mid-write; then the next command, locks, integrity
-  python benchmarks/postgres_bench.py latency CORPUS --url URL [--calls 200]
+  python benchmarks/postgres_bench.py latency CORPUS --url URL [--calls 200] [--home DIR]
       warm search p50 (target <= 30 ms) and peek_map p50 (target <= 10 ms) on PostgreSQL
+  python benchmarks/postgres_bench.py stemmers CORPORA_DIR [--only flask-3.1.3,...]
+      pg_lexical's Porter stemmer against SQLite FTS5's on every word of each corpus
 Timings on a shared machine are upper bounds.
 """
 
@@ -383,7 +385,7 @@ def latency(args: argparse.Namespace) -> None:
                "matrix determinant", "solve linear system", "series expansion limit",
                "printing latex", "symbol assumptions positive", "polynomial factor"]
     rows = []
-    home = Path(tempfile.mkdtemp(prefix="peek-latency-"))
+    home = args.home or Path(tempfile.mkdtemp(prefix="peek-latency-"))
     for backend, url in (("sqlite", None), ("postgresql", args.url)):
         peek = _peek(args.corpus, home, url)
         if not peek.indexed:
@@ -401,22 +403,62 @@ def latency(args: argparse.Namespace) -> None:
         print(f"| {r[0]} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.1f} | {r[4]:.1f} |")
 
 
+# --- stemmers ------------------------------------------------------------------------------
+
+TEXT_SUFFIXES = {".py", ".pyi", ".md", ".rst", ".txt", ".toml", ".cfg", ".ini", ".html", ".js",
+                 ".css", ".json", ".yml", ".yaml", ".c", ".h"}
+
+
+def _classes(words: set[str], stem_of: Callable[[str], str]) -> dict[str, frozenset[str]]:
+    """Each word's class: the words the same stem joins it with (what decides BM25's counts)."""
+    by_stem: dict[str, set[str]] = {}
+    for w in words:
+        by_stem.setdefault(stem_of(w), set()).add(w)
+    return {w: frozenset(by_stem[stem_of(w)]) for w in words}
+
+
+def stemmers(args: argparse.Namespace) -> None:
+    """pg_lexical's terms (diacritics folded, Porter-stemmed) against SQLite FTS5's porter over
+    every word of each corpus's text files: words stemmed differently, and words whose stem
+    class differs."""
+    from peek.retrieval.pg_lexical import fts5_stems, term, tokens
+
+    names = args.only.split(",") if args.only else sorted(
+        p.name for p in args.corpora.iterdir() if p.is_dir() and p.name != "sdists")
+    print("| corpus | distinct words | stem differs | class differs | examples (word: fts5 / pg) |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        words: set[str] = set()
+        for path in (args.corpora / name).rglob("*"):
+            if path.suffix in TEXT_SUFFIXES and path.is_file():
+                words.update(tokens(path.read_text(encoding="utf-8", errors="ignore"), False))
+        fts5 = fts5_stems(words)
+        kept = set(fts5)
+        differ = sorted(w for w in kept if fts5[w] != term(w))
+        ours, theirs = _classes(kept, term), _classes(kept, fts5.__getitem__)
+        split = sum(ours[w] != theirs[w] for w in kept)
+        shown = ", ".join(f"{w}: {fts5[w]} / {term(w)}" for w in differ[:6])
+        print(f"| {name} | {len(kept)} | {len(differ)} | {split} | {shown} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("same", "learned", "load", "crash", "latency"):
+    for name in ("same", "learned", "load", "crash", "latency", "stemmers"):
         p = sub.add_parser(name)
-        p.add_argument("corpora" if name in ("same", "learned") else "corpus", type=Path)
-        p.add_argument("--url", required=True)
+        p.add_argument("corpora" if name in ("same", "learned", "stemmers") else "corpus",
+                       type=Path)
+        p.add_argument("--url", required=name != "stemmers")
         p.add_argument("--only")
         p.add_argument("--seconds", type=float, default=120)
         p.add_argument("--procs", type=int, default=8)
         p.add_argument("--runs", type=int, default=20)
         p.add_argument("--calls", type=int, default=200)
         p.add_argument("--rows", type=int, default=10**6)
+        p.add_argument("--home", type=Path, help="reuse this home (and the URL's store) warm")
     args = parser.parse_args()
-    {"same": same, "learned": learned, "load": load, "crash": crash,
-     "latency": latency}[args.command](args)
+    {"same": same, "learned": learned, "load": load, "crash": crash, "latency": latency,
+     "stemmers": stemmers}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,14 @@ from peek.contextmap.evictor import Evictor
 from peek.contextmap.freshness import CorpusView, apply_outdated, outdated_changes
 from peek.contextmap.model import ContextMap, Entry, MapState, Tag
 from peek.contextmap.render import render_entries
-from peek.contextmap.store import ChangeSet, EditRecord, MapStore, load_map, load_state
+from peek.contextmap.store import (
+    ChangeSet,
+    EditRecord,
+    MapStore,
+    load_map,
+    load_state,
+    load_view,
+)
 from peek.contextmap.tables import MapSessionRow
 from peek.contextmap.tokens import exact_tokens
 from peek.contextmap.trajectory import Trajectory, parse_trajectory
@@ -182,10 +189,10 @@ class CachePolicy:
     def view(self) -> MapView:
         """The map now, computed on read and never written: anchors checked against the working
         tree, this policy's budget applied. Writers (`update`, `configure`) persist marks."""
-        with self.db.read() as conn:
-            snap = load_map(conn, self.corpus_id)
-            marks = outdated_changes(snap.entries.values(), CorpusView(conn, self.corpus_id,
-                                                                       self.root))
+        with self.db.query() as conn:  # a plain driver read: one statement unless anchored
+            self._corpus, snap = load_view(conn, self.corpus_id)
+            root = self.root or (Path(self._corpus) if self._corpus else None)
+            marks = outdated_changes(snap.entries.values(), CorpusView(conn, self.corpus_id, root))
         entries = {k: replace(e, outdated=marks.get(k, e.outdated))
                    for k, e in snap.entries.items()}
         state = snap.state

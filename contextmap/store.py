@@ -43,6 +43,14 @@ _EDIT_COLUMNS = ("version", "op", "entry_id", "before", "after", "session", "rea
 _SELECT_STATE = ("SELECT version, budget_tokens, evolve_steps, updates, frozen, seeded, next_ids "
                  "FROM map_state WHERE corpus_id = :cid")
 _SELECT_ENTRIES = f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM map_entries WHERE corpus_id = :cid"
+_STATE_COLUMNS = ("version", "budget_tokens", "evolve_steps", "updates", "frozen", "seeded",
+                  "next_ids")
+#: the corpus root, its map state and entries in one statement (one round trip on a server)
+_SELECT_VIEW = (
+    f"SELECT c.root, {', '.join('s.' + c for c in _STATE_COLUMNS)}, "
+    f"{', '.join('e.' + c for c in _ENTRY_COLUMNS)} FROM corpora c "
+    "LEFT JOIN map_state s ON s.corpus_id = c.id LEFT JOIN map_entries e ON e.corpus_id = c.id "
+    "WHERE c.id = :cid")
 _SELECT_EDITS = (f"SELECT {', '.join(_EDIT_COLUMNS)} FROM map_edits WHERE corpus_id = :cid "
                  "AND version > :low AND version <= :high ORDER BY id")
 
@@ -93,14 +101,18 @@ def _row_entry(row: Any) -> Entry:
 def load_state(conn: AnyConnection, corpus_id: int) -> tuple[MapState, bool]:
     """The corpus's map state and whether it is stored yet (a new map has defaults)."""
     row = driver(conn).execute(_SELECT_STATE, {"cid": corpus_id}).fetchone()
-    if row is None:
-        return MapState(), False
+    return _row_state(row), row is not None
+
+
+def _row_state(row: Any) -> MapState:
+    if row is None or row[0] is None:
+        return MapState()
     version, budget, steps, updates, frozen, seeded, next_ids = row
     return MapState(
         version=version, budget_tokens=budget, evolve_steps=steps, updates=updates,
         frozen=bool(frozen), seeded=bool(seeded),
         next_ids={str(k): int(v) for k, v in json.loads(next_ids).items()},
-    ), True
+    )
 
 
 def load_entries(conn: AnyConnection, corpus_id: int) -> dict[str, Entry]:
@@ -114,6 +126,16 @@ def load_map(conn: AnyConnection, corpus_id: int) -> ContextMap:
     """State and entries in one consistent read."""
     state, _ = load_state(conn, corpus_id)
     return ContextMap(state, load_entries(conn, corpus_id))
+
+
+def load_view(conn: AnyConnection, corpus_id: int) -> tuple[str, ContextMap]:
+    """The corpus root and its map (state and entries) in one statement, for the map's reads."""
+    rows = driver(conn).execute(_SELECT_VIEW, {"cid": corpus_id}).fetchall()
+    if not rows:
+        raise MapError(f"no corpus with id {corpus_id}", "index the corpus first")
+    cut = 1 + len(_STATE_COLUMNS)
+    entries = (_row_entry(r[cut:]) for r in rows if r[cut] is not None)
+    return str(rows[0][0]), ContextMap(_row_state(rows[0][1:cut]), {e.id: e for e in entries})
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import closing
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,9 +139,9 @@ def evaluate(corpus: Path, items: list[GoldQuestion], *, home: Path | None, mode
                          f"use a number below {len(items)}")
     source = Peek(corpus, home)
     source.corpus_id  # noqa: B018 - fails clearly when the corpus is not indexed
-    with tempfile.TemporaryDirectory(prefix="peek-eval-") as tmp:
-        learned = copy_store(source, Path(tmp) / "learned")
-        empty = copy_store(source, Path(tmp) / "empty", reset_map=True) if learn_n else None
+    with scratch_stores(source.settings.database_url) as scratch:
+        learned = scratch.copy(source, "learned")
+        empty = scratch.copy(source, "empty", reset_map=True) if learn_n else None
         if learn_n:
             if evolve_steps is not None:  # PEEK's m: the map freezes after m updates
                 learned.map_configure(evolve_steps=evolve_steps)
@@ -154,16 +155,76 @@ def evaluate(corpus: Path, items: list[GoldQuestion], *, home: Path | None, mode
     return out
 
 
-def copy_store(source: Peek, home: Path, reset_map: bool = False) -> Peek:
-    """A copy of the store in a scratch home (SQLite's online backup), optionally map-less."""
-    home.mkdir(parents=True)
-    with closing(sqlite3.connect(source.settings.db_path)) as src, closing(
-        sqlite3.connect(home / source.settings.db_path.name)
-    ) as dst:
-        src.backup(dst)
-    copy = Peek(source.root, home)
-    if reset_map:
-        from peek.contextmap.curation import reset
+class ScratchStores:
+    """Stores that live for one evaluation and are never the user's: SQLite files in a temporary
+    folder, or, when the store is on PostgreSQL, schemas on that server (dropped at the end)."""
 
-        reset(copy.db, copy.corpus_id)
-    return copy
+    def __init__(self, folder: Path, url: str | None) -> None:
+        self.folder = folder
+        self.url = url
+        self.schemas: list[tuple[str, str]] = []  # (server URL, schema), to drop at the end
+        self.opened: list[Peek] = []
+        self._tag = uuid.uuid4().hex[:8]
+
+    def fresh(self, root: Path, name: str) -> Peek:
+        """An empty store for `root` (index it to fill it)."""
+        url = None
+        if self.url is not None:
+            from peek import postgres
+
+            url = postgres.create_schema(self.url, self._schema(self.url))
+        return self._open(root, name, url)
+
+    def copy(self, source: Peek, name: str, reset_map: bool = False) -> Peek:
+        """A copy of `source`'s store, taken from one snapshot, optionally map-less."""
+        home = self.folder / name
+        home.mkdir(parents=True)
+        url = None
+        if source.db.backend == "postgresql":
+            from peek import postgres
+
+            url = postgres.clone_schema(source.db.url, self._schema(source.db.url))
+        else:
+            with closing(sqlite3.connect(source.settings.db_path)) as src, closing(
+                sqlite3.connect(home / source.settings.db_path.name)
+            ) as dst:
+                src.backup(dst)  # SQLite's online backup: a consistent copy of a live store
+        copy = self._open(source.root, name, url)
+        if reset_map:
+            from peek.contextmap.curation import reset
+
+            reset(copy.db, copy.corpus_id)
+        return copy
+
+    def _schema(self, server: str) -> str:
+        """A new scratch schema's name, remembered before it exists so a failure drops it."""
+        schema = f"peek_scratch_{self._tag}_{len(self.schemas)}"
+        self.schemas.append((server, schema))
+        return schema
+
+    def _open(self, root: Path, name: str, url: str | None) -> Peek:
+        peek = Peek(root, self.folder / name, database_url=url)
+        self.opened.append(peek)
+        return peek
+
+    def close(self) -> None:
+        """Close every scratch store and drop its schema."""
+        for peek in self.opened:
+            peek.close()
+        if self.schemas:
+            from peek import postgres
+
+            for server, schema in self.schemas:
+                postgres.drop_schema(server, schema)
+
+
+@contextmanager
+def scratch_stores(url: str | None) -> Iterator[ScratchStores]:
+    """Scratch stores beside the store `url` names (None: SQLite), removed afterwards, also
+    when the evaluation fails."""
+    with tempfile.TemporaryDirectory(prefix="peek-eval-") as tmp:
+        scratch = ScratchStores(Path(tmp), url)
+        try:
+            yield scratch
+        finally:
+            scratch.close()

@@ -6,15 +6,15 @@ outcome, exactly as a host agent reports through `peek_record`; the `off` arm as
 on its own fresh store with learning off. The first half of each corpus warms up; the later half
 is reported, per corpus and overall, with a learning curve of recall@5 per block of rows. The
 rows 25-50% of each corpus are reported apart as the tune split (`tune`): ranking changes are
-decided there, never on the later halves. Every store lives in a scratch folder: the user's
-store is never opened.
+decided there, never on the later halves. Every store is a scratch one (a temporary folder, or
+scratch schemas on the PostgreSQL server that PEEK_DATABASE_URL names): the user's store is
+never opened.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from peek.agent.session import Budgets
+from peek.config import database_url
 from peek.errors import QueryError
-from peek.evals.evaluate import KS, GoldQuestion, Scored, copy_store, score, summarize
+from peek.evals.evaluate import KS, GoldQuestion, Scored, score, scratch_stores, summarize
 from peek.service import Peek
 
 ARMS = ("learned", "off")
@@ -103,17 +104,15 @@ def replay(rows: Sequence[ReplayRow], corpora: dict[str, Path], *,
         by_corpus.setdefault(r.corpus, []).append(r)
     scored: dict[str, dict[str, list[Scored]]] = {a: {} for a in arms}
     timing: dict[str, list[float]] = {"ask": [], "record": []}
-    with tempfile.TemporaryDirectory(prefix="peek-replay-") as tmp:
+    with scratch_stores(database_url()) as scratch:
         for name, items in by_corpus.items():
-            base = Peek(corpora[name], Path(tmp) / name / "base")
+            base = scratch.fresh(corpora[name], f"{name}/base")
             base.index()
             for arm in arms:
-                peek = copy_store(base, Path(tmp) / name / arm)
+                peek = scratch.copy(base, f"{name}/{arm}")
                 if arm == "learned" and evolve_steps is not None:
                     peek.map_configure(evolve_steps=evolve_steps)
                 scored[arm][name] = _run_arm(peek, arm, items, budgets, timing, on_row)
-                peek.close()
-            base.close()
     return _report(scored, by_corpus, timing)
 
 

@@ -224,10 +224,15 @@ def _parsed_batches(jobs: list[Job]) -> Iterator[list[tuple[FileEntry, Outcome]]
 
 
 def _pool_context() -> BaseContext | None:
-    """forkserver (workers fork from a clean server that preloaded the parsers), else spawn."""
+    """fork while this process has one thread (safe then, and it never re-runs the caller's
+    script: an SDK script without an `if __name__ == "__main__":` guard indexes fine), else
+    forkserver (workers fork from a clean server that preloaded the parsers), else spawn."""
     import multiprocessing as mp
+    import threading
 
     methods = mp.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return mp.get_context("fork")
     if "forkserver" in methods:
         context = mp.get_context("forkserver")
         context.set_forkserver_preload(["peek.retrieval.indexer", "peek.retrieval.chunking"])

@@ -203,7 +203,7 @@ def term_idf(conn: AnyConnection, corpus_id: int, terms: list[str]) -> dict[str,
 def _pg_idf(conn: AnyConnection, corpus_id: int, terms: list[str]) -> dict[str, float]:
     from peek.retrieval import pg_lexical
 
-    lexemes = {t: pg_lexical.stem(t) for t in terms}
+    lexemes = {t: pg_lexical.term(t) for t in terms}
     total, _, df = pg_lexical.document_frequencies(driver(conn), pg_lexical.table(corpus_id),
                                                    list(lexemes.values()))
     return {t: math.log((total + 1) / (df[lx] + 1)) / math.log(total + 2)

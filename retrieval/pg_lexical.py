@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from peek.text import stem
@@ -35,10 +36,52 @@ _WORD = re.compile(r"[^\W]+")
 FIELDS = (("path", "B"), ("symbol", "A"), ("body", "D"))
 
 
+@lru_cache(maxsize=200_000)
+def term(token: str) -> str:
+    """A lower-cased token as FTS5's `porter unicode61` tokenizer indexes it: Latin letters
+    without their diacritics (`héllo` -> `hello`), then Porter's stem (`text.stem`)."""
+    return stem(fold_diacritics(token))
+
+
+def fold_diacritics(token: str) -> str:
+    """Latin letters without their diacritics, as unicode61's remove_diacritics does (other
+    scripts keep theirs)."""
+    if token.isascii():
+        return token
+    import unicodedata
+
+    kept, latin = [], False
+    for char in unicodedata.normalize("NFD", token):
+        if not unicodedata.combining(char):
+            latin = unicodedata.name(char, "").startswith("LATIN")
+        elif latin:
+            continue
+        kept.append(char)
+    return unicodedata.normalize("NFC", "".join(kept))
+
+
+def fts5_stems(words: Iterable[str]) -> dict[str, str]:
+    """The stem SQLite's FTS5 (`porter unicode61 tokenchars '_'`) gives each word that it keeps
+    as one token: what `stem` must match, for the tests and benchmarks that check it."""
+    import sqlite3
+    from contextlib import closing
+
+    ordered = sorted(set(words))
+    with closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute("CREATE VIRTUAL TABLE v USING fts5(x, tokenize = \"porter unicode61 "
+                     "tokenchars '_'\")")
+        conn.executemany("INSERT INTO v (rowid, x) VALUES (?, ?)", enumerate(ordered, 1))
+        conn.execute("CREATE VIRTUAL TABLE terms USING fts5vocab(v, 'instance')")
+        found: dict[int, list[str]] = {}
+        for lexeme, doc in conn.execute("SELECT term, doc FROM terms"):
+            found.setdefault(doc, []).append(lexeme)
+    return {ordered[doc - 1]: got[0] for doc, got in found.items() if len(got) == 1}
+
+
 def tokens(text: str, stemmed: bool = True) -> list[str]:
     """The tokens of a field, in order (Porter-stemmed, as the code index's; memory's are not)."""
     words = _WORD.findall(text.lower())
-    return [stem(t) for t in words] if stemmed else words
+    return [term(t) for t in words] if stemmed else words
 
 
 Analysed = tuple[dict[str, list[tuple[int, str]]], int]
@@ -206,7 +249,7 @@ def idf(total: int, hits: int) -> float:
 
 def lexemes_of(terms: Iterable[str], stemmed: bool = True) -> list[str]:
     """Query terms as the index stores them (one per term: a repeated one counts again)."""
-    return [stem(t) if stemmed else t for term in terms for t in _WORD.findall(term.lower())]
+    return [term(t) if stemmed else t for text in terms for t in _WORD.findall(text.lower())]
 
 
 def match(conn: Any, name: str, terms: Sequence[str], limit: int,

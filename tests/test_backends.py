@@ -89,3 +89,24 @@ def test_an_unreachable_server_is_one_line_with_the_password_hidden(tmp_path: Pa
     assert done.returncode == 2
     assert done.stderr.startswith("peek: error: cannot connect to postgresql+psycopg://peek:***@")
     assert "hunter2" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_postgres_terms_agree_with_fts5_on_a_real_corpus_unicode_included() -> None:
+    """Every token of peek's own sources and docs as the PostgreSQL index makes it (Unicode
+    words, diacritics folded, then `text.stem`) is FTS5's `porter unicode61` term, except
+    Porter's C-code departures FTS5 follows (-logi -> -log, -bli -> -ble), three-letter words
+    and a few non-ASCII ones (two diacritics on a letter, `ß`, `μ`)."""
+    from peek.retrieval.pg_lexical import fts5_stems, term, tokens
+
+    root = Path(__file__).resolve().parents[1]
+    words: set[str] = set()
+    for path in [*root.glob("*.md"), *root.rglob("*.py")]:
+        if not {".venv", "__pycache__", "build"} & set(path.relative_to(root).parts):
+            words.update(tokens(path.read_text(encoding="utf-8", errors="ignore"), False))
+    fts5 = fts5_stems(words)
+    differ = sorted((w, fts5[w], term(w)) for w in fts5 if fts5[w] != term(w))
+    unexplained = [d for d in differ if d[0].isascii() and len(d[0]) > 3
+                   and not d[2].endswith(("logi", "bli"))]
+    assert len(fts5) > 5000 and len(differ) < len(fts5) / 500
+    assert not unexplained, unexplained
+    assert term("héllo") == fts5_stems(["héllo"])["héllo"] == "hello"

@@ -148,3 +148,24 @@ def test_a_big_run_parses_in_batches_with_the_process_pool(make_corpus, home: Pa
     assert fts_count(peek) == chunk_count(peek) == stats.chunks
     hits = peek.search("func_321", 1)
     assert hits and hits[0].path == "pkg/m321.py"
+
+
+def test_a_script_without_a_main_guard_indexes_in_parallel(make_corpus, tmp_path: Path) -> None:
+    """The SDK from a plain script: the parse pool (PARALLEL_MIN files or more) must not re-run
+    the caller's script in its workers, which would crash or hang the index."""
+    import subprocess
+    import sys
+
+    from peek.retrieval.indexer import PARALLEL_MIN
+
+    corpus = make_corpus({f"pkg/m{i}.py": f"def f{i}(x):\n    return x + {i}\n"
+                          for i in range(PARALLEL_MIN + 10)})
+    script = tmp_path / "script.py"
+    script.write_text("from pathlib import Path\nfrom peek.service import Peek\n"
+                      f"peek = Peek(Path({str(corpus)!r}), Path({str(tmp_path / 'h')!r}))\n"
+                      "stats = peek.index()\n"
+                      "print(stats.files)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=180, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == [str(PARALLEL_MIN + 10)]

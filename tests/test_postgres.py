@@ -236,6 +236,120 @@ def test_parallel_index_runs_are_serialized(
     assert len(paths) == len(set(paths)) == len(SAMPLE) + 60 and fts == chunks
 
 
+def _scratch_schemas(pg_url: str) -> list[str]:
+    import psycopg
+
+    from peek.postgres import libpq_url
+
+    with psycopg.connect(libpq_url(pg_url)) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'peek_scratch_%'")]
+
+
+def _store_counts(peek: Peek) -> tuple[int, int, int]:
+    with peek.db.query() as conn:
+        found = conn.execute("SELECT (SELECT COUNT(*) FROM agent_sessions), "
+                             "(SELECT COUNT(*) FROM map_edits), "
+                             "(SELECT COUNT(*) FROM session_outcomes)").fetchone()
+    return int(found[0]), int(found[1]), int(found[2])
+
+
+def test_eval_learn_and_replay_answer_as_on_sqlite_and_leave_no_scratch_schema(
+        make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path,
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = make_corpus(SAMPLE)
+    items = [{"id": f"q{n}", "question": q, "gold_files": ["src/http/session.py"]}
+             for n, q in enumerate(QUESTIONS)]
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text("".join(json.dumps(i) + "\n" for i in items))
+    history = tmp_path / "history.jsonl"
+    history.write_text("".join(json.dumps({**i, "corpus": corpus.name}) + "\n" for i in items))
+    reports = {}
+    for backend, db in (("sqlite", []), ("postgresql", ["--db", pg_url])):
+        home = ["--home", str(tmp_path / backend), *db]
+        assert run_peek("index", str(corpus), *home).returncode == 0
+        if db:
+            monkeypatch.setenv("PEEK_DATABASE_URL", pg_url)
+        user = Peek(corpus, tmp_path / backend)
+        before = _store_counts(user)
+        learn = run_peek("eval", str(qfile), "--corpus", str(corpus), "--learn", "2", "--json",
+                         *home)
+        replay = run_peek("eval", "--replay", str(history), "--corpus", str(corpus.parent),
+                          "--json", *home)
+        assert learn.returncode == 0 and replay.returncode == 0, learn.stderr + replay.stderr
+        assert _store_counts(user) == before  # the user's store was never changed
+        user.close()
+        monkeypatch.delenv("PEEK_DATABASE_URL", raising=False)
+        reports[backend] = (json.loads(learn.stdout), json.loads(replay.stdout)["arms"])
+    lite, pg = reports["sqlite"], reports["postgresql"]
+    assert {k: v for k, v in pg[0].items() if "seconds" not in k and k != "no_map"} == \
+        {k: v for k, v in lite[0].items() if "seconds" not in k and k != "no_map"}
+    assert pg[0]["no_map"]["recall@5"] == lite[0]["no_map"]["recall@5"]
+    for arm in ("learned", "off"):
+        assert pg[1][arm]["all"]["recall@5"] == lite[1][arm]["all"]["recall@5"]
+        assert pg[1][arm]["all"]["mrr"] == lite[1][arm]["all"]["mrr"]
+    assert _scratch_schemas(pg_url) == []
+
+
+def test_scratch_schemas_are_dropped_when_the_evaluation_fails(
+        make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path,
+        pg_url: str) -> None:
+    from peek.evals.evaluate import scratch_stores
+
+    source = Peek(make_corpus(SAMPLE), tmp_path / "home", database_url=pg_url)
+    source.index()
+    with pytest.raises(RuntimeError, match="boom"), scratch_stores(pg_url) as scratch:
+        copy = scratch.copy(source, "learned", reset_map=True)
+        assert copy.db.url != source.db.url and copy.search("redirects", 3)
+        assert copy.map().entries == ()
+        assert len(_scratch_schemas(pg_url)) == 1
+        raise RuntimeError("boom")
+    assert _scratch_schemas(pg_url) == []
+    assert source.map().entries  # the source's map is untouched
+    source.close()
+
+
+def _checkpoint_rows(pg_url: str, session: str) -> int:
+    import psycopg
+
+    from peek.postgres import libpq_url
+
+    with psycopg.connect(libpq_url(pg_url)) as conn:
+        row = conn.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id = %s", (session,))
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+
+def test_a_stopped_session_resumes_on_another_machine_from_checkpoints_on_the_server(
+        make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path,
+        pg_url: str) -> None:
+    from peek.agent.loop import run_agent
+    from peek.agent.models import Reply, ToolCall, Usage
+    from peek.agent.scripted import ScriptedModel
+    from peek.agent.session import Budgets
+
+    corpus = make_corpus(SAMPLE)
+    here = Peek(corpus, tmp_path / "here", database_url=pg_url)
+    here.index()
+    model = ScriptedModel([
+        Reply("", (ToolCall("c1", "read_file", {"path": "src/http/adapters.py", "start": 1,
+                                                "end": 3}),), Usage(10, 5)),
+        Reply("Session.send hands requests to HTTPAdapter.send (src/http/session.py:15-16).",
+              (), Usage(10, 5))])
+    first = run_agent(here, "Who sends requests?", model, Budgets(max_steps=1))
+    assert first.stopped_by == "max_steps" and _checkpoint_rows(pg_url, first.session) > 0
+    there = Peek(corpus, tmp_path / "there", database_url=pg_url)  # another home, same store
+    done = run_agent(there, "", model, Budgets(max_steps=5), session=first.session, resume=True)
+    assert done.stopped_by is None and done.steps == 2
+    assert [c.path for c in done.citations] == ["src/http/session.py"]
+    assert _checkpoint_rows(pg_url, first.session) == 0  # answered: nothing left to resume
+    assert not list(tmp_path.rglob("checkpoints.db"))  # nothing of it in a home
+    back = run_peek("migrate-store", "--to", f"sqlite:///{tmp_path / 'back.db'}", "--db",
+                    pg_url, "--home", str(tmp_path / "here"))
+    assert back.returncode == 0, back.stderr  # the checkpoint tables do not stop a move
+    here.close()
+    there.close()
+
+
 def test_upgrading_to_porter_terms_rebuilds_the_full_text_tables(
         make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path, pg_url: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
