@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     AnyConnection = Connection | sqlite3.Connection | postgres.PgConnection
 
 # Every revision this peek knows, oldest first; tests check it against migrations/versions.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0012", "0008", "0013")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0012", "0008", "0013",
+             "0009")
 HEAD_REVISION = REVISIONS[-1]
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000

@@ -11,6 +11,7 @@ from typing import Any
 from peek.contextmap.citation import Citation
 from peek.db import Database
 from peek.errors import PeekError
+from peek.packed import pack_text, unpack_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +64,8 @@ class StoredSession:
     model: str
     status: str  # running | done | stopped | failed
     stopped_by: str | None
-    trajectory: str  # JSON, the contextmap Trajectory shape
-    result: str | None  # JSON, AskResult.to_dict()
+    trajectory: str  # JSON, the contextmap Trajectory shape (stored packed, see `peek.packed`)
+    result: str | None  # JSON, AskResult.to_dict() (stored packed)
     created_at: float
     updated_at: float
     steps: int
@@ -74,6 +75,12 @@ class StoredSession:
 _COLUMNS = tuple(f.name for f in fields(StoredSession))
 _INSERT = (f"INSERT INTO agent_sessions ({', '.join(_COLUMNS)}) "
            f"VALUES ({', '.join(':' + c for c in _COLUMNS)})")
+
+
+def _packed(value: dict[str, Any]) -> bytes:
+    """A trajectory or result as stored: packed JSON, a quarter of its text (read outputs and
+    answers repeat the corpus's words)."""
+    return pack_text(json.dumps(value))
 
 
 def new_session_id() -> str:
@@ -92,7 +99,7 @@ class SessionStore:
         """Record a session as running, so a crash still leaves a trace."""
         now = time.time()
         row = {"id": session, "corpus_id": self.corpus_id, "question": question, "model": model,
-               "status": "running", "stopped_by": None, "trajectory": json.dumps(
+               "status": "running", "stopped_by": None, "trajectory": _packed(
                    {"question": question, "steps": [], "answer": ""}),
                "result": None, "created_at": now, "updated_at": now, "steps": 0, "ranking": None}
         with self.db.raw_write() as conn:
@@ -102,8 +109,8 @@ class SessionStore:
         """Store the final (or partial) result and its trajectory."""
         status = "stopped" if result.stopped_by else "done"
         values = {"status": status, "stopped_by": result.stopped_by,
-                  "trajectory": json.dumps(result.trajectory),
-                  "result": json.dumps(result.to_dict()), "updated_at": time.time(),
+                  "trajectory": _packed(result.trajectory),
+                  "result": _packed(result.to_dict()), "updated_at": time.time(),
                   "steps": result.steps}
         with self.db.raw_write() as conn:
             conn.execute(
@@ -118,8 +125,8 @@ class SessionStore:
         status = "stopped" if result.stopped_by else "done"
         row = {"id": result.session, "corpus_id": self.corpus_id, "question": question,
                "model": model, "status": status, "stopped_by": result.stopped_by,
-               "trajectory": json.dumps(result.trajectory),
-               "result": json.dumps(result.to_dict()), "created_at": now, "updated_at": now,
+               "trajectory": _packed(result.trajectory),
+               "result": _packed(result.to_dict()), "created_at": now, "updated_at": now,
                "steps": result.steps, "ranking": ranking}
         with self.db.raw_write() as conn:
             conn.execute(_INSERT, row)
@@ -134,7 +141,12 @@ class SessionStore:
         if row is None:
             raise PeekError(f"no session {session!r} for this corpus",
                             "see the `session` field of `peek ask --json`")
-        return StoredSession(*row)
+        values = list(row)
+        at = _COLUMNS.index("trajectory")
+        values[at] = unpack_text(values[at])
+        if values[at + 1] is not None:
+            values[at + 1] = unpack_text(values[at + 1])
+        return StoredSession(*values)
 
     def trajectory(self, session: str) -> dict[str, Any]:
         """The stored trajectory of a session, as the context-map contract's dict."""

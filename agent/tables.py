@@ -18,8 +18,9 @@ class AgentSessionRow(Base):
     model: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))  # running | done | stopped | failed
     stopped_by: Mapped[str | None] = mapped_column(String(32))
-    trajectory: Mapped[str] = mapped_column(Text)  # JSON, the contextmap Trajectory shape
-    result: Mapped[str | None] = mapped_column(Text)  # JSON, AskResult.to_dict()
+    trajectory: Mapped[bytes] = mapped_column(LargeBinary)  # packed JSON (peek.packed): the
+    # contextmap Trajectory shape
+    result: Mapped[bytes | None] = mapped_column(LargeBinary)  # packed JSON, AskResult.to_dict()
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     steps: Mapped[int] = mapped_column(Integer, default=0)

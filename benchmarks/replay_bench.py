@@ -7,7 +7,8 @@ edited files; the off arm asks on a fresh store with learning off) and prints re
 MRR on the later half of each corpus, the gain, and recall@5 per block of 50 rows.
 Part 2 (cost) learns sympy's rows on a scratch store, oldest first, and reports the p50 of a
 warm `ask` and `record` once 300 sessions are learned, and the store's growth per session
-(after a WAL checkpoint, so the file holds everything).
+(after a WAL checkpoint, so the file holds everything), in total and per table or index
+(SQLite's dbstat).
 """
 
 from __future__ import annotations
@@ -56,6 +57,26 @@ def store_bytes(peek: Peek) -> int:
     return peek.settings.db_path.stat().st_size
 
 
+def table_bytes(peek: Peek) -> dict[str, int]:
+    """Bytes per table or index (SQLite's dbstat), to say where the growth goes."""
+    with closing(sqlite3.connect(peek.settings.db_path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        rows = conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
+    return {name: int(size) for name, size in rows}
+
+
+def growth_table(before: dict[str, int], after: dict[str, int], sessions: int) -> None:
+    """Print the per-table growth per recorded session, largest first."""
+    names = after.keys() | before.keys()
+    grown = {name: after.get(name, 0) - before.get(name, 0) for name in names}
+    print(f"\n### Store growth per recorded session by table ({sessions} sessions, dbstat)\n")
+    print("| table or index | KB per session |\n| --- | --- |")
+    for name, size in sorted(grown.items(), key=lambda item: -item[1]):
+        if abs(size) / sessions >= 0.05 * 1024:
+            print(f"| {name} | {size / sessions / 1024:.2f} |")
+    print(f"| all (pages in use) | {sum(grown.values()) / sessions / 1024:.2f} |")
+
+
 def cost(rows_file: Path, corpora: Path) -> None:
     """Warm ask/record p50 with LEARNED sessions learned, and bytes per recorded session."""
     rows = [r for r in load_replay(rows_file) if r.corpus == COST_CORPUS]
@@ -64,10 +85,12 @@ def cost(rows_file: Path, corpora: Path) -> None:
         peek = Peek(root, home)
         peek.index()
         before = store_bytes(peek)
+        tables_before = table_bytes(peek)
         for row in rows[:LEARNED]:
             session = peek.ask(row.question).session
             peek.record(session=session, edited=list(row.gold_files), success=True)
         grown = (store_bytes(peek) - before) / LEARNED
+        tables_after = table_bytes(peek)
         asks, records = [], []
         for row in rows[:MEASURED]:
             start = time.perf_counter()
@@ -81,6 +104,7 @@ def cost(rows_file: Path, corpora: Path) -> None:
     print(f"| warm ask p50 | {statistics.median(asks) * 1000:.0f} ms | <= 150 ms |")
     print(f"| record p50 | {statistics.median(records) * 1000:.0f} ms | <= 50 ms |")
     print(f"| store growth per recorded session | {grown / 1024:.1f} KB | <= 20 KB |")
+    growth_table(tables_before, tables_after, LEARNED)
 
 
 def main() -> None:

@@ -2,10 +2,13 @@
 
 The turn index holds one document per turn: the turn's terms twice plus its neighbours' in the
 same session (an answer is often in the reply to the turn that names the topic). Its rowid is
-the turn's row id. A new turn changes one old document, the previous turn of its session (which
-gains a next neighbour), so `remember` updates the index in place. The vocabulary tables
-(fts5vocab) give term frequencies per document and document frequencies, from which
-`search.py` computes the same BM25 as before, now without reading every turn in each process.
+the turn's row id. It is contentless on SQLite (the documents are not stored a second time:
+they are rebuilt from `memory_turns.terms`, which change only when a new text analysis
+re-derives them, and that rebuilds the index, see `pipeline.reanalyze`). A new turn changes one old
+document, the previous turn of its session (which gains a next neighbour), so `remember`
+updates the index in place, deleting the old document by its tokens, recomputed exactly. The
+vocabulary tables (fts5vocab) give term frequencies per document and document frequencies,
+from which `search.py` computes the same BM25 as before, without reading every turn.
 
 The node index holds one document per verb phrase (its phrase, questions, TEXT answers and the
 names of the nodes it answers with), so an entity summary reads the verbs that can matter for a
@@ -28,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from peek.db import is_postgres
+from peek.packed import unpack_json
 from peek.retrieval import pg_lexical
 from peek.text import terms
 
@@ -61,9 +65,10 @@ def create(conn: sqlite3.Connection, corpus_id: int) -> None:
         pg_lexical.ensure_table(conn, t)
         pg_lexical.ensure_table(conn, n)
         return
-    for table in (t, n):
-        conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5(body, "
-                     f'tokenize = "{TOKENIZE}")')
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t} USING fts5(body, content = '', "
+                 f'tokenize = "{TOKENIZE}")')
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {n} USING fts5(body, "
+                 f'tokenize = "{TOKENIZE}")')
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vi USING fts5vocab({t}, instance)")
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vr USING fts5vocab({t}, row)")
 
@@ -91,8 +96,13 @@ def ensure_indexed(conn: sqlite3.Connection, corpus_id: int) -> None:
     rows = conn.execute("SELECT id, data FROM memory_nodes WHERE corpus_id = ? "
                         "AND kind = 'verb'", (corpus_id,)).fetchall()
     refs = node_refs(conn, corpus_id, [r[0] for r in rows])
-    index_verbs(conn, corpus_id, [(ref, json.loads(r[1])) for ref, r in zip(refs, rows,
-                                                                            strict=True)])
+    index_verbs(conn, corpus_id, [(ref, _verb_data(r[1])) for ref, r in zip(refs, rows,
+                                                                              strict=True)])
+
+
+def _verb_data(data: str | bytes) -> dict[str, object]:
+    """A stored verb's JSON: packed, or text while a migration before 0009 rebuilds indexes."""
+    return dict(json.loads(data) if isinstance(data, str) else unpack_json(data))
 
 
 def node_refs(conn: sqlite3.Connection, corpus_id: int, ids: list[str]) -> list[int | str]:
@@ -134,8 +144,9 @@ def _adjacent(a: _Turn, b: _Turn) -> bool:
 
 
 def write_turn_docs(conn: sqlite3.Connection, corpus_id: int, turns: Sequence[_Turn],
-                    positions: Iterable[int]) -> None:
-    """(Re)write the documents of turns[i] for i in positions (neighbours come from `turns`)."""
+                    positions: Iterable[int], replaced: Sequence[tuple[int, str]] = ()) -> None:
+    """(Re)write the documents of turns[i] for i in positions (neighbours come from `turns`);
+    `replaced` are the (rowid, document) pairs they replace, as they were indexed."""
     table = turns_table(corpus_id)
     wanted = list(positions)
     if is_postgres(conn):
@@ -143,8 +154,8 @@ def write_turn_docs(conn: sqlite3.Connection, corpus_id: int, turns: Sequence[_T
         pg_lexical.add_docs(conn, table, [(turns[i].row_id, None, [(context_doc(turns, i), "D")])
                                           for i in wanted], stemmed=False)
         return
-    conn.executemany(f"DELETE FROM {table} WHERE rowid = ?",
-                     [(turns[i].row_id,) for i in wanted])
+    conn.executemany(f"INSERT INTO {table}({table}, rowid, body) VALUES ('delete', ?, ?)",
+                     list(replaced))
     conn.executemany(f"INSERT INTO {table}(rowid, body) VALUES (?, ?)",
                      [(turns[i].row_id, context_doc(turns, i)) for i in wanted])
 
@@ -159,7 +170,9 @@ def index_new_turns(conn: sqlite3.Connection, corpus_id: int, first_seq: int) ->
         "ORDER BY seq", (corpus_id, first_seq - 2))]
     fresh = [i for i, t in enumerate(turns) if t.seq >= first_seq]
     before = [i for i, t in enumerate(turns) if t.seq == first_seq - 1]
-    write_turn_docs(conn, corpus_id, turns, before + fresh)
+    earlier = [t for t in turns if t.seq < first_seq]  # the previous turn was the last one
+    replaced = [(earlier[i].row_id, context_doc(earlier, i)) for i in before]
+    write_turn_docs(conn, corpus_id, turns, before + fresh, replaced)
 
 
 def index_verbs(conn: sqlite3.Connection, corpus_id: int,

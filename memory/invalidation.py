@@ -126,7 +126,7 @@ def _nodes(conn: Connection, corpus_id: int, now: CurrentBlobs) -> tuple[int, bo
 def _cited_nodes(conn: Connection, corpus_id: int) -> list[Node]:
     ids = list(conn.scalars(select(MemoryNodeRow.id).where(
         MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind.in_(("entity", "verb")),
-        MemoryNodeRow.data.contains('"blobs":{"'))))
+        MemoryNodeRow.cites)))
     return nodes_by_id(conn, corpus_id, ids)
 
 

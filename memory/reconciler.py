@@ -15,7 +15,6 @@ as the agent does not fuse every 'read' of every file into one verb.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +47,7 @@ from peek.memory.store import (
 )
 from peek.memory.tables import MemoryNodeRow
 from peek.memory.text import norm_name
+from peek.packed import unpack_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -459,5 +459,5 @@ def _sources(conn: Connection, state: State, ids: list[str]) -> list[str]:
         return []
     rows = conn.execute(select(MemoryNodeRow.id, MemoryNodeRow.data).where(
         MemoryNodeRow.corpus_id == state.corpus_id, MemoryNodeRow.kind == "entity"))
-    by_id = {r[0]: json.loads(r[1]).get("source", "") for r in rows}
+    by_id = {r[0]: unpack_json(r[1]).get("source", "") for r in rows}
     return [by_id.get(i, "") for i in ids]

@@ -167,7 +167,7 @@ class MemoryIndex:
     def entity_names(self) -> list[tuple[str, str, str]]:
         """(id, name, kind) of every entity, for matching the names a question mentions."""
         rows = self.conn.execute(
-            "SELECT id, name, COALESCE(json_extract(data, '$.kind'), 'thing') FROM memory_nodes "
+            "SELECT id, name, COALESCE(entity_kind, 'thing') FROM memory_nodes "
             "WHERE corpus_id = ? AND kind = 'entity' ORDER BY id", (self.corpus_id,))
         return [(r[0], r[1], r[2]) for r in rows]
 

@@ -26,6 +26,7 @@ from peek.memory.tables import (
     MemoryTurnRow,
 )
 from peek.memory.text import norm_name
+from peek.packed import pack_text, unpack_text
 from peek.text import ANALYSIS
 
 if TYPE_CHECKING:
@@ -243,7 +244,22 @@ def load_windows(conn: Connection, corpus_id: int) -> list[WindowRecord]:
     rows = driver(conn).execute(
         "SELECT idx, first_seq, last_seq, session, vector, episode FROM memory_windows "
         "WHERE corpus_id = ? ORDER BY idx", (corpus_id,))
-    return [WindowRecord(*r) for r in rows]
+    return [WindowRecord(r[0], r[1], r[2], r[3], window_vector(r[4]), r[5]) for r in rows]
+
+
+def window_blob(vector: bytes | None) -> bytes | None:
+    """A window vector as stored: deflated float32 bytes, lossless; a window of a few turns
+    embedded by the hash embedder is mostly zeros (4 KB raw, ~0.7 KB stored)."""
+    import zlib
+
+    return None if vector is None else zlib.compress(vector, 6)
+
+
+def window_vector(blob: bytes | None) -> bytes | None:
+    """The float32 bytes of a stored window vector."""
+    import zlib
+
+    return None if blob is None else zlib.decompress(blob)
 
 
 def save_windows(conn: Connection, corpus_id: int, windows: list[WindowRecord]) -> None:
@@ -254,8 +270,8 @@ def save_windows(conn: Connection, corpus_id: int, windows: list[WindowRecord]) 
             "episode) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (corpus_id, idx) DO UPDATE SET "
             "first_seq = excluded.first_seq, last_seq = excluded.last_seq, "
             "session = excluded.session, vector = excluded.vector, episode = excluded.episode",
-            [(corpus_id, w.idx, w.first_seq, w.last_seq, w.session, w.vector, w.episode)
-             for w in windows])
+            [(corpus_id, w.idx, w.first_seq, w.last_seq, w.session, window_blob(w.vector),
+              w.episode) for w in windows])
 
 
 @dataclass
@@ -344,9 +360,17 @@ def verb_key(verb: VerbPhrase) -> str:
     return norm_name(verb.phrase) + ":" + digest
 
 
-def node_from_json(kind: str, data: str) -> Node:
-    """A stored node from its kind and JSON."""
-    return _NODE_TYPES[kind].model_validate_json(data)
+def node_from_json(kind: str, data: bytes) -> Node:
+    """A stored node from its kind and packed JSON."""
+    return _NODE_TYPES[kind].model_validate_json(unpack_text(data))
+
+
+def _entity(data: bytes) -> Entity:
+    return Entity.model_validate_json(unpack_text(data))
+
+
+def _verb(data: bytes) -> VerbPhrase:
+    return VerbPhrase.model_validate_json(unpack_text(data))
 
 
 def load_nodes(conn: Connection, corpus_id: int, kind: str | None = None) -> list[Node]:
@@ -356,7 +380,7 @@ def load_nodes(conn: Connection, corpus_id: int, kind: str | None = None) -> lis
         where.append(MemoryNodeRow.kind == kind)
     rows = conn.execute(select(MemoryNodeRow.kind, MemoryNodeRow.data).where(*where)
                         .order_by(MemoryNodeRow.seq, MemoryNodeRow.id))
-    return [_NODE_TYPES[k].model_validate_json(data) for k, data in rows]
+    return [node_from_json(k, data) for k, data in rows]
 
 
 def entity_vectors(conn: Connection, corpus_id: int, dim: int) -> tuple[list[str], np.ndarray]:
@@ -374,7 +398,7 @@ def entities_by_key(conn: Connection, corpus_id: int, keys: list[str]) -> list[E
         rows = conn.scalars(select(MemoryNodeRow.data).where(
             MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "entity",
             MemoryNodeRow.norm.in_(keys[start:start + 500])))
-        found.extend(Entity.model_validate_json(d) for d in rows)
+        found.extend(_entity(d) for d in rows)
     return found
 
 
@@ -384,7 +408,7 @@ def nodes_by_id(conn: Connection, corpus_id: int, ids: list[str]) -> list[Node]:
     for start in range(0, len(ids), 500):
         rows = conn.execute(select(MemoryNodeRow.kind, MemoryNodeRow.data).where(
             MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.id.in_(ids[start:start + 500])))
-        found.extend(_NODE_TYPES[k].model_validate_json(d) for k, d in rows)
+        found.extend(node_from_json(k, d) for k, d in rows)
     return found
 
 
@@ -446,8 +470,16 @@ def _node_row(corpus_id: int, node: Node, vector: bytes | None) -> dict[str, Any
         isinstance(node, Entity) and bool(node.roles) and all(r.stale for r in node.roles))
     return {"corpus_id": corpus_id, "id": node.id, "kind": node_kind(node),
             "name": node_name(node), "norm": _node_key(node),
-            "data": node.model_dump_json(exclude_defaults=True),
-            "vector": vector, "seq": node.seq, "stale": stale}
+            "data": pack_text(node.model_dump_json(exclude_defaults=True)),
+            "vector": vector, "seq": node.seq, "stale": stale, "cites": cites_code(node),
+            "entity_kind": node.kind if isinstance(node, Entity) else None}
+
+
+def cites_code(node: Node) -> bool:
+    """Whether any evidence of the node names a file's blob (what invalidation re-checks)."""
+    if isinstance(node, Entity):
+        return any(r.blobs for r in node.roles)
+    return isinstance(node, VerbPhrase) and bool(node.blobs)
 
 
 def entity_key(entity: Entity) -> str:
@@ -470,7 +502,7 @@ def verbs_by_key(conn: Connection, corpus_id: int, key: str, entity_ids: list[st
         f"AND n.norm = ? AND (SELECT COUNT(*) FROM memory_edges e WHERE e.corpus_id = n.corpus_id "
         f"AND e.verb_id = n.id AND e.node_id IN ({marks})) = ? ORDER BY n.seq",
         (corpus_id, rarest, key, *entity_ids, len(set(entity_ids))))
-    return [VerbPhrase.model_validate_json(r[0]) for r in rows]
+    return [_verb(r[0]) for r in rows]
 
 
 def _edge_count(raw: Any, corpus_id: int, node_id: str) -> int:
@@ -489,7 +521,7 @@ def open_verbs_about(conn: Connection, corpus_id: int, entity_ids: list[str]) ->
         "SELECT data FROM memory_nodes WHERE corpus_id = ? AND id IN (SELECT verb_id FROM "
         f"memory_edges WHERE corpus_id = ? AND open AND node_id IN ({marks})) ORDER BY seq, id",
         (corpus_id, corpus_id, *entity_ids))
-    return [VerbPhrase.model_validate_json(r[0]) for r in rows]
+    return [_verb(r[0]) for r in rows]
 
 
 def spacetime_by_key(conn: Connection, corpus_id: int, kind: str, key: str,
@@ -498,4 +530,4 @@ def spacetime_by_key(conn: Connection, corpus_id: int, kind: str, key: str,
     data = conn.scalar(select(MemoryNodeRow.data).where(
         MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == kind,
         MemoryNodeRow.norm == key).order_by(MemoryNodeRow.seq).limit(1))
-    return SpaceTimeNode.model_validate_json(data) if data else None
+    return SpaceTimeNode.model_validate_json(unpack_text(data)) if data else None

@@ -74,7 +74,7 @@ class MemoryWindowRow(Base):
     first_seq: Mapped[int] = mapped_column(Integer)
     last_seq: Mapped[int] = mapped_column(Integer)
     session: Mapped[str | None] = mapped_column(Text)
-    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32, deflated
     episode: Mapped[int | None] = mapped_column(Integer)
 
 
@@ -93,7 +93,8 @@ class MemoryEpisodeRow(Base):
 
 
 class MemoryNodeRow(Base):
-    """A GSW node (entity, verb phrase, space or time) as JSON, with its name key and vector."""
+    """A GSW node (entity, verb phrase, space or time) as packed JSON (`peek.packed`), with its
+    name key and vector; `cites` says whether its evidence names a file's blob."""
 
     __tablename__ = "memory_nodes"
     __table_args__ = (Index("ix_memory_nodes_corpus_norm", "corpus_id", "norm"),)
@@ -102,10 +103,12 @@ class MemoryNodeRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(Text)
     norm: Mapped[str] = mapped_column(Text)
-    data: Mapped[str] = mapped_column(Text)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)
     seq: Mapped[int] = mapped_column(Integer)
     stale: Mapped[bool] = mapped_column(Boolean)
+    cites: Mapped[bool] = mapped_column(Boolean, default=False)
+    entity_kind: Mapped[str | None] = mapped_column(String(16))  # an entity's kind (file, ...)
 
 
 class MemoryEdgeRow(Base):

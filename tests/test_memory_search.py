@@ -105,16 +105,23 @@ def test_the_pruned_ranking_equals_a_full_pass(memory: Any, limit: int) -> None:
 def test_a_continued_session_rewrites_the_previous_turn_document(memory: Any) -> None:
     with memory.db.query() as conn:
         table = fts.turns_table(memory.corpus_id)
-        rows = {r[0]: r[1] for r in conn.execute(f"SELECT rowid, body FROM {table}")}
+        rows: dict[int, list[str]] = {}
+        for term, doc in conn.execute(f"SELECT term, doc FROM {table}_vi"):  # contentless:
+            rows.setdefault(doc, []).append(term)  # the documents are read back from the index
         index = memory_index(conn, None, memory.corpus_id)
         assert index is not None
         turns = index.turns
-    assert len(rows) == len(turns)
+        totals = fts.totals(conn, memory.corpus_id)
+    assert len(rows) == len(turns) and totals == (len(turns), sum(map(len, rows.values())))
     boundary = next(i for i, t in enumerate(turns) if t.turn_id == "L2:D1:1") - 1
     before, after = turns[boundary], turns[boundary + 1]
     assert before.turn_id == "L1:D2:8" and before.session == after.session
     expected = before.terms * 2 + turns[boundary - 1].terms + after.terms
-    assert sorted(rows[before.row_id].split()) == sorted(expected)
+    assert sorted(rows[before.row_id]) == sorted(expected)
+    # every document is exactly its context (the rewritten one lost nothing and kept no extra)
+    assert all(sorted(rows[t.row_id]) == sorted(fts.context_doc(
+        [fts._Turn(u.row_id, u.seq, u.session, " ".join(u.terms)) for u in turns], i).split())
+        for i, t in enumerate(turns))
 
 
 def test_memory_from_before_the_index_is_indexed_on_first_search(memory: Any) -> None:
