@@ -52,6 +52,7 @@ def test_registry_routes_provider_strings() -> None:
         resolve_model("gpt4")
 
 
+@pytest.mark.slow
 def test_litellm_is_offline_without_changing_the_users_environment() -> None:
     """A fresh process: litellm loads its bundled cost map, and the environment peek hands back
     has none of the variables it set for litellm."""

@@ -116,6 +116,7 @@ def test_a_wrong_url_is_one_line_without_the_password(tmp_path: Path, pg_url: st
     assert "hunter2" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_concurrent_recorders_lose_no_map_update(
         make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path,
         pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -254,6 +255,7 @@ def _store_counts(peek: Peek) -> tuple[int, int, int]:
     return int(found[0]), int(found[1]), int(found[2])
 
 
+@pytest.mark.slow
 def test_eval_learn_and_replay_answer_as_on_sqlite_and_leave_no_scratch_schema(
         make_corpus: Callable[[dict[str, str | bytes]], Path], tmp_path: Path,
         pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
