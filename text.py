@@ -11,7 +11,7 @@ Stemming is Porter's algorithm everywhere: the chunk index on SQLite runs it ins
 `porter` tokenizer, C), and everything else calls `stem` here (snowballstemmer's Porter, with
 FTS5's rule that words under 3 or over 64 bytes stay whole):
 memory's terms before its own FTS5 tables (which do not stem again) and every PostgreSQL index.
-`tests/test_text.py` checks that the two agree on a real corpus's vocabulary.
+`tests/test_backends.py` checks that the two agree on a real corpus's vocabulary.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ WORD = re.compile(r"[A-Za-z0-9_]+")
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")  # maybe dotted: a.b.c
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z0-9])|[A-Z]?[a-z0-9]+|[A-Z]+")
-_SUFFIXES = ("ingly", "edly", "ing", "ied", "ies", "ed", "es", "s", "ly")
 
 # Function words and question filler: they say nothing about where code lives.
 STOPWORDS = frozenset(

@@ -293,15 +293,19 @@ def reanalyze(conn: Connection, corpus_id: int) -> None:
                                      for t, text in zip(turns, _embed_texts(turns), strict=True)})
     fts.drop(driver(conn), corpus_id)
     fts.ensure_indexed(driver(conn), corpus_id)
-    if state.embedder_name != HashEmbedder.name:  # other embedders read text, not terms
-        save_state(conn, state)
-        return
+    if state.embedder_name == HashEmbedder.name:  # other embedders read text, not terms
+        _refit_from_terms(conn, state)
+    save_state(conn, state)
+
+
+def _refit_from_terms(conn: Connection, state: State) -> None:
+    """Refit the term embedder on every stored turn, then re-embed and re-cluster from it."""
     embedder, _ = _maybe_refit(conn, state, state.embedder(), [], switched=True)
     if EMBED_WEIGHT.get(embedder.name, 0.5) > 0:
         _reembed_turns(conn, state, embedder)
-    windows = _update_windows(conn, state, embedder, [w.idx for w in load_windows(conn, corpus_id)])
+    windows = _update_windows(conn, state, embedder,
+                              [w.idx for w in load_windows(conn, state.corpus_id)])
     _update_episodes(conn, state, windows, [], refitted=True)
-    save_state(conn, state)
 
 
 def _reconcile(conn: Connection, state: State, embedder: Embedder, chunks: list[Chunk],
