@@ -14,9 +14,11 @@ import importlib.util
 import json
 import math
 import os
+import threading
 import zlib
 from collections import Counter
 from collections.abc import Iterable
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -36,6 +38,7 @@ BIGRAM_WEIGHT = 0.5
 MINILM_DIM = 384
 MINILM_MAX_TOKENS = 256
 MINILM_BATCH = 32
+FEATURE_TABLE_CAP = 1 << 21
 
 
 class EmbedderError(PeekError):
@@ -100,6 +103,61 @@ def term_features(words: list[str]) -> Counter[str]:
     return feats
 
 
+class _FeatureTable:
+    """Feature string -> a small id, with each id's bucket and signed scale (the sign bit, and
+    BIGRAM_WEIGHT for bigrams). None of it depends on the fit, so one table per dimension serves
+    every fit in the process, and re-embedding memory after a refit hashes nothing again."""
+
+    def __init__(self, dim: int) -> None:
+        import numpy as np
+
+        self.dim = dim
+        self.ids: dict[str, int] = {}
+        self.names: list[str] = []
+        self.buckets = np.zeros(0, dtype=np.int64)
+        self.scales = np.zeros(0, dtype=np.float64)
+
+    def lookup(self, feats: list[str]) -> np.ndarray:
+        """The ids of these features, adding the ones not seen yet."""
+        import numpy as np
+
+        ids = list(map(self.ids.get, feats))
+        if None in ids:
+            with _TABLE_LOCK:
+                self._add([f for f, i in zip(feats, ids, strict=True) if i is None])
+            ids = [self.ids[f] for f in feats]
+        return np.fromiter(ids, dtype=np.int64, count=len(ids))
+
+    def _add(self, new: list[str]) -> None:
+        """Append features; the arrays grow before the ids appear (readers take no lock)."""
+        import numpy as np
+
+        fresh = list(dict.fromkeys(f for f in new if f not in self.ids))
+        hashes = [zlib.crc32(f.encode("utf-8")) for f in fresh]
+        self.buckets = np.concatenate([self.buckets, np.array(
+            [h % self.dim for h in hashes], dtype=np.int64)])
+        self.scales = np.concatenate([self.scales, np.array(
+            [(BIGRAM_WEIGHT if f.startswith("~") else 1.0) * (1.0 if (h >> 20) & 1 else -1.0)
+             for f, h in zip(fresh, hashes, strict=True)], dtype=np.float64)])
+        first = len(self.names)
+        self.names.extend(fresh)
+        self.ids.update((f, first + i) for i, f in enumerate(fresh))
+
+
+_TABLES: dict[int, _FeatureTable] = {}
+_TABLE_LOCK = threading.Lock()
+
+
+def _feature_table(dim: int) -> _FeatureTable:
+    """The process's feature table for a dimension (started over when it grows past the cap,
+    e.g. in a long-lived server that embeds every question)."""
+    table = _TABLES.get(dim)
+    if table is None or len(table.names) > FEATURE_TABLE_CAP:
+        with _TABLE_LOCK:
+            table = _TABLES[dim] = _FeatureTable(dim)
+    return table
+
+
 class HashEmbedder:
     """Feature-hashed TF-IDF: lexical similarity in a fixed number of dimensions, numpy only."""
 
@@ -109,6 +167,19 @@ class HashEmbedder:
         self.dim = dim
         self.df: dict[str, int] = {}
         self.n_docs = 0
+        self._forget_idf()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> HashEmbedder:
+        """A copy to refit: the counts copied (a flat dict), the IDF cache not."""
+        twin = HashEmbedder(self.dim)
+        twin.df, twin.n_docs = dict(self.df), self.n_docs
+        return twin
+
+    def _forget_idf(self) -> None:
+        import numpy as np
+
+        # IDF by feature id of one table, NaN until computed; dropped when the fit changes
+        self._idf: tuple[_FeatureTable | None, np.ndarray] = (None, np.zeros(0))
 
     def fit(self, texts: Iterable[str]) -> None:
         """Document frequencies of every feature over the corpus's memory items."""
@@ -122,13 +193,16 @@ class HashEmbedder:
     def extend_terms(self, docs: Iterable[list[str]]) -> None:
         """Add documents to the fit: the same table as fitting everything again, since
         document frequencies only add up."""
-        df: Counter[str] = Counter(self.df)
-        n = self.n_docs
+        added: Counter[str] = Counter()
+        n = 0
         for words in docs:
-            df.update(term_features(words).keys())
+            added.update(term_features(words).keys())
             n += 1
-        self.df, self.n_docs = dict(df), n
-        self._weights: dict[str, tuple[int, float, bool, bool]] = {}
+        df = self.df
+        for feat, count in added.items():
+            df[feat] = df.get(feat, 0) + count
+        self.n_docs += n
+        self._forget_idf()
 
     def idf(self, feature: str) -> float:
         """Smoothed IDF; a feature never seen counts as the rarest."""
@@ -139,30 +213,41 @@ class HashEmbedder:
         return self.embed_terms([terms(text) for text in texts])
 
     def embed_terms(self, docs: list[list[str]]) -> np.ndarray:
-        """`embed` of documents already split into terms."""
+        """`embed` of documents already split into terms: every feature of every document in
+        one numpy scatter-add, in each document's feature order (the same float32 sums as
+        adding them one by one)."""
         import numpy as np
 
         out = np.zeros((len(docs), self.dim), dtype=np.float32)
-        for row, words in enumerate(docs):
-            self._fill(out[row], term_features(words))
+        counted = [term_features(words) for words in docs]
+        feats = list(chain.from_iterable(counted))
+        if feats:
+            table = _feature_table(self.dim)
+            ids = table.lookup(feats)
+            counts = np.fromiter(chain.from_iterable(c.values() for c in counted),
+                                 dtype=np.int64, count=len(feats))
+            weights = _sublinear(counts) * (self._idf_of(table, ids) * table.scales[ids])
+            rows = np.repeat(np.arange(len(docs)), [len(c) for c in counted])
+            np.add.at(out, (rows, table.buckets[ids]), weights.astype(np.float32))
         return _normalize(out)
 
-    def _fill(self, row: np.ndarray, feats: Counter[str]) -> None:
-        for feat, count in feats.items():
-            bucket, idf, bigram, positive = self._feature(feat)
-            weight = (1.0 + math.log(count)) * idf
-            if bigram:
-                weight *= BIGRAM_WEIGHT
-            row[bucket] += weight if positive else -weight
+    def _idf_of(self, table: _FeatureTable, ids: np.ndarray) -> np.ndarray:
+        """IDF by feature id, each computed once per fit."""
+        import numpy as np
 
-    def _feature(self, feat: str) -> tuple[int, float, bool, bool]:
-        """Bucket, IDF, bigram flag and sign bit of a feature, cached until the next fit."""
-        cache = self.__dict__.setdefault("_weights", {})
-        found = cache.get(feat)
-        if found is None:
-            h = zlib.crc32(feat.encode("utf-8"))
-            found = (h % self.dim, self.idf(feat), feat.startswith("~"), bool((h >> 20) & 1))
-            cache[feat] = found
+        owner, known = self._idf
+        if owner is not table or len(known) < len(table.names):
+            grown = np.full(len(table.names), np.nan)
+            if owner is table:
+                grown[:len(known)] = known
+            known = grown
+            self._idf = (table, known)
+        found = known[ids]
+        missing = np.isnan(found)
+        if missing.any():
+            todo = np.unique(ids[missing])
+            known[todo] = [self.idf(table.names[i]) for i in todo.tolist()]
+            found = known[ids]
         return found
 
     def state(self) -> bytes:
@@ -174,7 +259,21 @@ class HashEmbedder:
         """Restore a stored IDF table."""
         payload = json.loads(zlib.decompress(data))
         self.n_docs, self.dim, self.df = int(payload["n"]), int(payload["dim"]), payload["df"]
-        self._weights = {}
+        self._forget_idf()
+
+
+_SUBLINEAR: list[float] = [0.0]
+
+
+def _sublinear(counts: np.ndarray) -> np.ndarray:
+    """1 + ln(count) per count, by Python's math.log (the values the scalar code used)."""
+    import numpy as np
+
+    top = int(counts.max())
+    if top >= len(_SUBLINEAR):
+        with _TABLE_LOCK:
+            _SUBLINEAR.extend(1.0 + math.log(c) for c in range(len(_SUBLINEAR), top + 1))
+    return np.asarray(_SUBLINEAR[:top + 1], dtype=np.float64)[counts]
 
 
 class MiniLMEmbedder:

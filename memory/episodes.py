@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
+from peek.db import driver
 from peek.memory.store import (
     EpisodeRecord,
     State,
@@ -27,7 +28,6 @@ from peek.memory.store import (
     load_windows,
     pack,
     replace_episodes,
-    save_windows,
     turns_in_windows,
     unpack,
     unpack_rows,
@@ -103,7 +103,7 @@ def rebuild(conn: Connection, state: State, windows: list[WindowRecord] | None =
     order = _stable_order(labels)
     for window, label in zip(windows, labels.tolist(), strict=True):
         window.episode = order[int(label)]
-    save_windows(conn, state.corpus_id, windows)
+    set_episodes(conn, state.corpus_id, windows)
     members = _members(windows)
     episodes = [_episode(conn, state, eid, np.asarray(centroids[label]), members[eid])
                 for label, eid in sorted(order.items(), key=lambda kv: kv[1])]
@@ -127,7 +127,7 @@ def assign(conn: Connection, state: State, changed: list[int],
         window = by_idx[idx]
         window.episode = ids[int(np.argmax(centroids @ unpack(window.vector, state.dim)))]
         touched.add(window.episode)
-    save_windows(conn, state.corpus_id, [by_idx[i] for i in changed if i in by_idx])
+    set_episodes(conn, state.corpus_id, [by_idx[i] for i in changed if i in by_idx])
     members = _members(windows)
     rebuilt = [_episode(conn, state, eid, _mean(members[eid], state.dim), members[eid])
                for eid in sorted(e for e in touched if e is not None) if members.get(eid)]
@@ -142,6 +142,24 @@ def refresh(conn: Connection, state: State, episode_ids: set[int]) -> None:
     rebuilt = [_episode(conn, state, eid, unpack(episodes[eid].centroid, state.dim), members[eid])
                for eid in sorted(episode_ids) if eid in episodes and members.get(eid)]
     replace_episodes(conn, state.corpus_id, rebuilt, everything=False)
+
+
+def set_episodes(conn: Connection, corpus_id: int, windows: list[WindowRecord]) -> None:
+    """Store the episode of stored windows: only the label changes, so their vectors are not
+    deflated and written again."""
+    if windows:
+        driver(conn).executemany(
+            "UPDATE memory_windows SET episode = ? WHERE corpus_id = ? AND idx = ?",
+            [(w.episode, corpus_id, w.idx) for w in windows])
+
+
+def window_turns(conn: Connection, corpus_id: int, windows: list[WindowRecord],
+                 ) -> list[TurnRecord]:
+    """The turns of some stored windows in seq order, each read by its seq range (an indexed
+    look-up, where asking by window number scans every turn of the corpus)."""
+    found = [t for w in sorted(windows, key=lambda w: w.first_seq)
+             for t in turns_in_windows(conn, corpus_id, [w.idx], w.first_seq, w.last_seq)]
+    return sorted(found, key=lambda t: t.seq)
 
 
 def _members(windows: list[WindowRecord]) -> dict[int, list[WindowRecord]]:
@@ -171,7 +189,8 @@ def medoids(windows: list[WindowRecord], centroid: np.ndarray, dim: int) -> list
 def _episode(conn: Connection, state: State, eid: int, centroid: np.ndarray,
              members: list[WindowRecord]) -> EpisodeRecord:
     chosen = medoids(members, centroid, state.dim)
-    turns = turns_in_windows(conn, state.corpus_id, chosen)
+    by_idx = {w.idx: w for w in members}
+    turns = window_turns(conn, state.corpus_id, [by_idx[i] for i in chosen])
     prefix = render_prefix(eid, members, turns, EPISODE_TOKENS)
     return EpisodeRecord(eid, pack(centroid), len(members), chosen, prefix,
                          hashlib.sha256(prefix.encode("utf-8")).hexdigest(), count_tokens(prefix))

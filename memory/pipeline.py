@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Connection, func, select
 
@@ -51,7 +51,6 @@ from peek.memory.store import (
     save_windows,
     set_turn_terms,
     set_turn_vectors,
-    turns_in_windows,
     window_size,
 )
 from peek.memory.tables import MemoryTurnRow
@@ -130,7 +129,7 @@ def remember(conn: Connection, corpus_id: int, turns: list[NewTurn], *,
         _reembed_turns(conn, state, embedder)  # only a ranking that reads turn vectors needs it
     if done.refitted:
         changed |= set(range(max(changed) + 1))
-    windows = _update_windows(conn, state, embedder, sorted(changed))
+    windows = _update_windows(conn, state, embedder, sorted(changed), every=done.refitted)
     done.reclustered = _update_episodes(conn, state, windows, sorted(changed), done.refitted)
     _reconcile(conn, state, embedder, chunks(records), model, done)
     save_state(conn, state)
@@ -234,11 +233,36 @@ def _terms_after(conn: Connection, corpus_id: int, skip: int) -> list[list[str]]
     return [r[0].split() for r in rows]
 
 
-def _embed_texts(turns: list[TurnRecord]) -> list[str]:
+class _Said(Protocol):
+    """What embedding reads of a turn."""
+
+    @property
+    def speaker(self) -> str: ...  # noqa: D102
+
+    @property
+    def text(self) -> str: ...  # noqa: D102
+
+    @property
+    def terms(self) -> list[str]: ...  # noqa: D102
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """A turn as a window's vector reads it (no blobs, no record: a refit reads every turn)."""
+
+    window: int
+    seq: int
+    session: str | None
+    speaker: str
+    text: str
+    terms: list[str]
+
+
+def _embed_texts(turns: Sequence[_Said]) -> list[str]:
     return [f"{t.speaker}: {t.text}" if t.speaker else t.text for t in turns]
 
 
-def _embed_turns(embedder: Embedder, groups: list[list[TurnRecord]]) -> np.ndarray:
+def _embed_turns(embedder: Embedder, groups: Sequence[Sequence[_Said]]) -> np.ndarray:
     """Embed groups of turns (one text per group, a turn per line), from stored terms if the
     embedder reads terms: the terms of lines joined are the lines' terms joined."""
     if isinstance(embedder, TermEmbedder):
@@ -254,12 +278,13 @@ def _reembed_turns(conn: Connection, state: State, embedder: Embedder) -> None:
 
 
 def _update_windows(conn: Connection, state: State, embedder: Embedder, changed: list[int],
-                    ) -> list[WindowRecord]:
-    """(Re)embed the windows that got turns (their turns' text, one per line); all windows."""
-    windows = {w.idx: w for w in load_windows(conn, state.corpus_id)}
-    grouped: dict[int, list[TurnRecord]] = {}
-    for turn in turns_in_windows(conn, state.corpus_id, changed):
-        grouped.setdefault(turn.window, []).append(turn)
+                    every: bool = False) -> list[WindowRecord]:
+    """(Re)embed the windows that got turns (their turns' text, one per line), or `every`
+    window (after a refit: their old vectors are not read); all windows."""
+    windows = {w.idx: w for w in (_window_spans(conn, state.corpus_id) if every
+                                  else load_windows(conn, state.corpus_id))}
+    grouped = _window_lines(conn, state.corpus_id, None if every else changed,
+                            _first_seq(windows, changed))
     order = sorted(grouped)
     vectors = _embed_turns(embedder, [grouped[i] for i in order])
     updated = [WindowRecord(i, grouped[i][0].seq, grouped[i][-1].seq, grouped[i][0].session,
@@ -268,6 +293,38 @@ def _update_windows(conn: Connection, state: State, embedder: Embedder, changed:
     save_windows(conn, state.corpus_id, updated)
     windows.update({w.idx: w for w in updated})
     return [windows[i] for i in sorted(windows)]
+
+
+def _window_spans(conn: Connection, corpus_id: int) -> list[WindowRecord]:
+    """Every stored window without its vector (to be replaced)."""
+    rows = driver(conn).execute("SELECT idx, first_seq, last_seq, session, episode FROM "
+                                "memory_windows WHERE corpus_id = ? ORDER BY idx", (corpus_id,))
+    return [WindowRecord(r[0], r[1], r[2], r[3], None, r[4]) for r in rows]
+
+
+def _window_lines(conn: Connection, corpus_id: int, windows: list[int] | None, first_seq: int,
+                  ) -> dict[int, list[_Line]]:
+    """The turns of some windows (None: every window) from `first_seq` on, grouped by window
+    in seq order."""
+    sql = ("SELECT window, seq, session, speaker, text, terms FROM memory_turns "
+           "WHERE corpus_id = ? AND seq >= ?")
+    params: tuple[object, ...] = (corpus_id, first_seq)
+    if windows is not None:
+        sql += " AND window IN (SELECT value FROM json_each(?))"
+        params += (json.dumps(sorted(set(windows))),)
+    grouped: dict[int, list[_Line]] = {}
+    for r in driver(conn).execute(sql + " ORDER BY seq", params):
+        grouped.setdefault(r[0], []).append(_Line(r[0], r[1], r[2], r[3], r[4], r[5].split()))
+    return grouped
+
+
+def _first_seq(windows: dict[int, WindowRecord], changed: list[int]) -> int:
+    """A seq at or before the first turn of the changed windows: a stored window's first seq,
+    else (only new windows) the seq after the last stored window's turns."""
+    stored = [windows[i].first_seq for i in changed if i in windows]
+    if stored:
+        return min(stored)
+    return windows[max(windows)].last_seq + 1 if windows else 0
 
 
 def _update_episodes(conn: Connection, state: State, windows: list[WindowRecord],
@@ -304,7 +361,7 @@ def _refit_from_terms(conn: Connection, state: State) -> None:
     if EMBED_WEIGHT.get(embedder.name, 0.5) > 0:
         _reembed_turns(conn, state, embedder)
     windows = _update_windows(conn, state, embedder,
-                              [w.idx for w in load_windows(conn, state.corpus_id)])
+                              [w.idx for w in _window_spans(conn, state.corpus_id)], every=True)
     _update_episodes(conn, state, windows, [], refitted=True)
 
 

@@ -60,6 +60,10 @@ def unpack_rows(blobs: list[bytes | None], dim: int) -> np.ndarray:
 
     if not blobs:
         return np.zeros((0, dim), dtype=np.float32)
+    size = dim * 4
+    whole = [b for b in blobs if b is not None and len(b) == size]
+    if len(whole) == len(blobs):  # one copy, not one per row
+        return np.frombuffer(b"".join(whole), dtype="<f4").reshape(len(blobs), dim).copy()
     return np.stack([unpack(b, dim) for b in blobs])
 
 
@@ -171,13 +175,17 @@ def load_turns(conn: Connection, corpus_id: int, with_vectors: bool = False) -> 
     return [_record(r, r[12] if with_vectors else None) for r in rows]
 
 
-def turns_in_windows(conn: Connection, corpus_id: int, windows: list[int]) -> list[TurnRecord]:
-    """The turns of some windows, in seq order."""
+def turns_in_windows(conn: Connection, corpus_id: int, windows: list[int], first_seq: int = 0,
+                     last_seq: int | None = None) -> list[TurnRecord]:
+    """The turns of some windows, in seq order; seq bounds known to hold them all make it an
+    indexed range read instead of a scan of every turn."""
     if not windows:
         return []
-    sql = _TURN_SQL.format("") + (" AND window IN (SELECT value FROM json_each(?)) "
-                                  "ORDER BY seq")
-    rows = driver(conn).execute(sql, (corpus_id, json.dumps(sorted(set(windows)))))
+    sql = _TURN_SQL.format("") + (" AND seq >= ? AND seq <= ? AND window IN "
+                                  "(SELECT value FROM json_each(?)) ORDER BY seq")
+    top = (1 << 62) if last_seq is None else last_seq
+    rows = driver(conn).execute(sql, (corpus_id, first_seq, top,
+                                      json.dumps(sorted(set(windows)))))
     return [_record(r) for r in rows]
 
 
@@ -199,11 +207,12 @@ def last_turn(conn: Connection, corpus_id: int) -> TurnRecord | None:
 
 
 def window_size(conn: Connection, corpus_id: int, window: int) -> int:
-    """How many turns a window holds."""
-    from sqlalchemy import func
-
-    return int(conn.scalar(select(func.count()).where(
-        MemoryTurnRow.corpus_id == corpus_id, MemoryTurnRow.window == window)) or 0)
+    """How many turns a window holds (counted from its stored first seq: an indexed range)."""
+    row = driver(conn).execute(
+        "SELECT COUNT(*) FROM memory_turns WHERE corpus_id = ? AND window = ? AND seq >= "
+        "COALESCE((SELECT first_seq FROM memory_windows WHERE corpus_id = ? AND idx = ?), 0)",
+        (corpus_id, window, corpus_id, window)).fetchone()
+    return int(row[0])
 
 
 def insert_turns(conn: Connection, corpus_id: int, rows: list[dict[str, Any]]) -> None:
@@ -493,8 +502,16 @@ def verbs_by_key(conn: Connection, corpus_id: int, key: str, entity_ids: list[st
     if not entity_ids:
         return []
     raw = driver(conn)
-    rarest = min(entity_ids, key=lambda i: _edge_count(raw, corpus_id, i))
     marks = ",".join("?" * len(entity_ids))
+    if _bounded_count(raw, "memory_nodes WHERE corpus_id = ? AND norm = ?",
+                      (corpus_id, key)) < KEY_SCAN_CAP:
+        rows = raw.execute(  # few verbs say this: start from the key (an index range)
+            "SELECT n.data FROM memory_nodes n WHERE n.corpus_id = ? AND n.norm = ? AND "
+            "n.kind = 'verb' AND (SELECT COUNT(*) FROM memory_edges e WHERE e.corpus_id = "
+            f"n.corpus_id AND e.verb_id = n.id AND e.node_id IN ({marks})) = ? ORDER BY n.seq",
+            (corpus_id, key, *entity_ids, len(set(entity_ids))))
+        return [_verb(r[0]) for r in rows]
+    rarest = min(entity_ids, key=lambda i: _edge_count(raw, corpus_id, i))
     rows = raw.execute(
         "SELECT n.data FROM memory_edges r CROSS JOIN memory_nodes n "  # SQLite: r drives
         "WHERE n.corpus_id = r.corpus_id AND n.id = r.verb_id "
@@ -503,6 +520,15 @@ def verbs_by_key(conn: Connection, corpus_id: int, key: str, entity_ids: list[st
         f"AND e.verb_id = n.id AND e.node_id IN ({marks})) = ? ORDER BY n.seq",
         (corpus_id, rarest, key, *entity_ids, len(set(entity_ids))))
     return [_verb(r[0]) for r in rows]
+
+
+KEY_SCAN_CAP = 64
+
+
+def _bounded_count(raw: Any, rows: str, params: tuple[Any, ...]) -> int:
+    """How many rows match, counting no further than KEY_SCAN_CAP (an index-only probe)."""
+    return int(raw.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {rows} LIMIT {KEY_SCAN_CAP})",
+                           params).fetchone()[0])
 
 
 def _edge_count(raw: Any, corpus_id: int, node_id: str) -> int:
@@ -519,7 +545,8 @@ def open_verbs_about(conn: Connection, corpus_id: int, entity_ids: list[str]) ->
     marks = ",".join("?" * len(entity_ids))
     rows = driver(conn).execute(
         "SELECT data FROM memory_nodes WHERE corpus_id = ? AND id IN (SELECT verb_id FROM "
-        f"memory_edges WHERE corpus_id = ? AND open AND node_id IN ({marks})) ORDER BY seq, id",
+        f"memory_edges WHERE corpus_id = ? AND open = TRUE AND node_id IN ({marks})) "
+        "ORDER BY seq, id",
         (corpus_id, corpus_id, *entity_ids))
     return [_verb(r[0]) for r in rows]
 
