@@ -13,8 +13,10 @@ full-text index of turns is extended in place (`fts.py`).
 from __future__ import annotations
 
 import copy
+import gc
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -110,6 +112,26 @@ def remember(conn: Connection, corpus_id: int, turns: list[NewTurn], *,
              embedder: Embedder | None = None, chunks: ChunkMaker = default_chunks,
              model: JSONModel | None = None) -> Remembered:
     """Store new turns (ids already stored are skipped) and update episodes and the workspace."""
+    with _no_cycle_collection():
+        return _remember(conn, corpus_id, turns, embedder, chunks, model)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic GC while remembering: a batch keeps thousands of records, nodes and
+    windows alive until it ends, and each full pass the GC makes over them meanwhile costs more
+    the more memory holds (reference counting frees them; they form no cycles)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _remember(conn: Connection, corpus_id: int, turns: list[NewTurn], embedder: Embedder | None,
+              chunks: ChunkMaker, model: JSONModel | None) -> Remembered:
     state, embedder, switched = _state_and_embedder(conn, corpus_id, embedder)
     done = Remembered()
     known = existing_turn_ids(conn, corpus_id, [t.turn_id for t in turns])
