@@ -129,8 +129,11 @@ def assign(conn: Connection, state: State, changed: list[int],
         touched.add(window.episode)
     set_episodes(conn, state.corpus_id, [by_idx[i] for i in changed if i in by_idx])
     members = _members(windows)
-    rebuilt = [_episode(conn, state, eid, _mean(members[eid], state.dim), members[eid])
-               for eid in sorted(e for e in touched if e is not None) if members.get(eid)]
+    rebuilt = []
+    for eid in sorted(e for e in touched if e is not None):
+        if members.get(eid):
+            matrix = unpack_rows([w.vector for w in members[eid]], state.dim)
+            rebuilt.append(_episode(conn, state, eid, matrix.mean(axis=0), members[eid], matrix))
     replace_episodes(conn, state.corpus_id, rebuilt, everything=False)
     return rebuilt
 
@@ -170,25 +173,36 @@ def _members(windows: list[WindowRecord]) -> dict[int, list[WindowRecord]]:
     return grouped
 
 
-def _mean(windows: list[WindowRecord], dim: int) -> np.ndarray:
-    return unpack_rows([w.vector for w in windows], dim).mean(axis=0)
-
-
-def medoids(windows: list[WindowRecord], centroid: np.ndarray, dim: int) -> list[int]:
-    """The N_MEDOIDS windows closest (cosine) to the centroid, in chronological order."""
+def medoids(windows: list[WindowRecord], centroid: np.ndarray, dim: int,
+            matrix: np.ndarray | None = None) -> list[int]:
+    """The N_MEDOIDS windows closest (cosine) to the centroid, in chronological order (ranked
+    by the score rounded to 6 places, then the window index; `matrix`: their vectors)."""
     import numpy as np
 
-    matrix = unpack_rows([w.vector for w in windows], dim)
+    if matrix is None:
+        matrix = unpack_rows([w.vector for w in windows], dim)
     norm = float(np.linalg.norm(centroid)) or 1.0
     scores = matrix @ (centroid / norm)
-    ranked = sorted(range(len(windows)), key=lambda i: (-round(float(scores[i]), 6),
+    ranked = sorted(_contenders(scores), key=lambda i: (-round(float(scores[i]), 6),
                                                         windows[i].idx))
     return sorted(windows[i].idx for i in ranked[:N_MEDOIDS])
 
 
+def _contenders(scores: np.ndarray) -> list[int]:
+    """The positions that can rank in the top N_MEDOIDS by rounded score: within 2e-6 of the
+    N-th best raw score (rounding to 6 places moves a score by at most 5e-7), so the exact
+    ranking sorts a few windows instead of every member."""
+    import numpy as np
+
+    if len(scores) <= N_MEDOIDS or not np.isfinite(scores).all():
+        return list(range(len(scores)))
+    nth = float(np.partition(scores, len(scores) - N_MEDOIDS)[len(scores) - N_MEDOIDS])
+    return np.flatnonzero(scores.astype(np.float64) >= nth - 2e-6).tolist()
+
+
 def _episode(conn: Connection, state: State, eid: int, centroid: np.ndarray,
-             members: list[WindowRecord]) -> EpisodeRecord:
-    chosen = medoids(members, centroid, state.dim)
+             members: list[WindowRecord], matrix: np.ndarray | None = None) -> EpisodeRecord:
+    chosen = medoids(members, centroid, state.dim, matrix)
     by_idx = {w.idx: w for w in members}
     turns = window_turns(conn, state.corpus_id, [by_idx[i] for i in chosen])
     prefix = render_prefix(eid, members, turns, EPISODE_TOKENS)
