@@ -12,6 +12,7 @@ the nearest episode; the whole set is re-clustered when it has grown by REGROW.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections import defaultdict
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ from peek.memory.store import (
     turns_in_windows,
     unpack,
     unpack_rows,
+    window_vector,
 )
 from peek.tokens import count_tokens
 
@@ -129,6 +131,8 @@ def assign(conn: Connection, state: State, changed: list[int],
         touched.add(window.episode)
     set_episodes(conn, state.corpus_id, [by_idx[i] for i in changed if i in by_idx])
     members = _members(windows)
+    _load_vectors(conn, state.corpus_id, [w for e in touched if e is not None
+                                          for w in members.get(e, []) if w.vector is None])
     rebuilt = []
     for eid in sorted(e for e in touched if e is not None):
         if members.get(eid):
@@ -154,6 +158,19 @@ def set_episodes(conn: Connection, corpus_id: int, windows: list[WindowRecord]) 
         driver(conn).executemany(
             "UPDATE memory_windows SET episode = ? WHERE corpus_id = ? AND idx = ?",
             [(w.episode, corpus_id, w.idx) for w in windows])
+
+
+def _load_vectors(conn: Connection, corpus_id: int, windows: list[WindowRecord]) -> None:
+    """Read the stored vectors of windows loaded without them (by key: only the episodes a
+    batch touches are inflated, not every window of memory)."""
+    if not windows:
+        return
+    by_idx = {w.idx: w for w in windows}
+    rows = driver(conn).execute(
+        "SELECT idx, vector FROM memory_windows WHERE corpus_id = ? AND idx IN "
+        "(SELECT value FROM json_each(?))", (corpus_id, json.dumps(sorted(by_idx))))
+    for idx, blob in rows:
+        by_idx[idx].vector = window_vector(blob)
 
 
 def window_turns(conn: Connection, corpus_id: int, windows: list[WindowRecord],

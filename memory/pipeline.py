@@ -46,7 +46,6 @@ from peek.memory.store import (
     last_turn,
     load_state,
     load_turns,
-    load_windows,
     new_state,
     pack,
     save_state,
@@ -138,7 +137,7 @@ def _remember(conn: Connection, corpus_id: int, turns: list[NewTurn], embedder: 
     fresh = _unique([t for t in turns if t.turn_id not in known])
     done.skipped = len(turns) - len(fresh)
     if not fresh:
-        _counts(conn, corpus_id, fresh, done, len(load_windows(conn, corpus_id)))
+        _counts(conn, corpus_id, fresh, done, len(_window_spans(conn, corpus_id)))
         return done
     fts.ensure_indexed(driver(conn), corpus_id)
     records, changed = _place(conn, corpus_id, fresh)
@@ -302,9 +301,8 @@ def _reembed_turns(conn: Connection, state: State, embedder: Embedder) -> None:
 def _update_windows(conn: Connection, state: State, embedder: Embedder, changed: list[int],
                     every: bool = False) -> list[WindowRecord]:
     """(Re)embed the windows that got turns (their turns' text, one per line), or `every`
-    window (after a refit: their old vectors are not read); all windows."""
-    windows = {w.idx: w for w in (_window_spans(conn, state.corpus_id) if every
-                                  else load_windows(conn, state.corpus_id))}
+    window (after a refit); all windows, the others without their vectors (read when needed)."""
+    windows = {w.idx: w for w in _window_spans(conn, state.corpus_id)}
     grouped = _window_lines(conn, state.corpus_id, None if every else changed,
                             _first_seq(windows, changed))
     order = sorted(grouped)
@@ -318,7 +316,8 @@ def _update_windows(conn: Connection, state: State, embedder: Embedder, changed:
 
 
 def _window_spans(conn: Connection, corpus_id: int) -> list[WindowRecord]:
-    """Every stored window without its vector (to be replaced)."""
+    """Every stored window without its vector (inflating thousands of vectors per batch to
+    read a few is what grew with memory)."""
     rows = driver(conn).execute("SELECT idx, first_seq, last_seq, session, episode FROM "
                                 "memory_windows WHERE corpus_id = ? ORDER BY idx", (corpus_id,))
     return [WindowRecord(r[0], r[1], r[2], r[3], None, r[4]) for r in rows]
@@ -354,7 +353,8 @@ def _update_episodes(conn: Connection, state: State, windows: list[WindowRecord]
     """Re-cluster when needed, else assign the changed windows; True when re-clustered."""
     n_episodes = episode_count(conn, state.corpus_id)
     if refitted or ep.needs_rebuild(len(windows), state, n_episodes):
-        ep.rebuild(conn, state, windows)
+        whole = all(w.vector is not None for w in windows)  # else read them all
+        ep.rebuild(conn, state, windows if whole else None)
         return True
     ep.assign(conn, state, changed, windows)
     return False

@@ -527,7 +527,7 @@ KEY_SCAN_CAP = 64
 
 def _bounded_count(raw: Any, rows: str, params: tuple[Any, ...]) -> int:
     """How many rows match, counting no further than KEY_SCAN_CAP (an index-only probe)."""
-    return int(raw.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {rows} LIMIT {KEY_SCAN_CAP})",
+    return int(raw.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {rows} LIMIT {KEY_SCAN_CAP}) AS n",
                            params).fetchone()[0])
 
 
