@@ -245,8 +245,9 @@ class HashEmbedder:
         found = known[ids]
         missing = np.isnan(found)
         if missing.any():
-            todo = np.unique(ids[missing])
-            known[todo] = [self.idf(table.names[i]) for i in todo.tolist()]
+            todo, names, get, docs = np.unique(ids[missing]), table.names, self.df.get, \
+                self.n_docs + 1  # `idf`, inlined: a refit computes it for every feature
+            known[todo] = [math.log(docs / (get(names[i], 0) + 1)) + 1.0 for i in todo.tolist()]
             found = known[ids]
         return found
 

@@ -103,9 +103,12 @@ def rebuild(conn: Connection, state: State, windows: list[WindowRecord] | None =
     matrix = unpack_rows([w.vector for w in windows], state.dim)
     centroids, labels = kmeans(matrix, min(target_episodes(len(windows)), len(windows)))
     order = _stable_order(labels)
+    moved = []
     for window, label in zip(windows, labels.tolist(), strict=True):
-        window.episode = order[int(label)]
-    set_episodes(conn, state.corpus_id, windows)
+        if window.episode != order[int(label)]:
+            window.episode = order[int(label)]
+            moved.append(window)
+    set_episodes(conn, state.corpus_id, moved)
     members = _members(windows)
     episodes = [_episode(conn, state, eid, np.asarray(centroids[label]), members[eid])
                 for label, eid in sorted(order.items(), key=lambda kv: kv[1])]
