@@ -63,3 +63,33 @@ def test_minilm_is_semantic_when_installed() -> None:
                               "stock markets fell sharply"])
     assert vectors.shape == (3, 384)
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2]) + 0.2
+
+
+def test_hash_vectors_are_the_one_by_one_float32_sums_and_survive_a_refit() -> None:
+    """The scatter-add over the cached feature table gives the bits that adding each feature's
+    weight in turn gives (so stores written before it keep their exact vectors), also after a
+    refit changed every IDF."""
+    import math
+    import zlib
+
+    from peek.memory.embed import BIGRAM_WEIGHT, _normalize, term_features
+    from peek.text import terms
+
+    def one_by_one(embedder: HashEmbedder, text: str) -> np.ndarray:
+        row = np.zeros(embedder.dim, dtype=np.float32)
+        for feat, count in term_features(terms(text)).items():
+            h = zlib.crc32(feat.encode("utf-8"))
+            weight = (1.0 + math.log(count)) * embedder.idf(feat)
+            weight *= BIGRAM_WEIGHT if feat.startswith("~") else 1.0
+            row[h % embedder.dim] += weight if (h >> 20) & 1 else -weight
+        return row
+
+    texts = TEXTS + ["garden garden garden tomatoes; the garden again", "Lisbon"]
+    embedder = HashEmbedder()
+    embedder.fit(TEXTS[:2])
+    before = embedder.embed(texts)
+    embedder.extend_terms(terms(t) for t in TEXTS[2:])
+    after = embedder.embed(texts)
+    assert not np.array_equal(before, after)
+    expected = _normalize(np.stack([one_by_one(embedder, t) for t in texts]))
+    assert np.array_equal(after, expected)

@@ -88,3 +88,23 @@ def test_kmeans_is_deterministic() -> None:
     c1, l1 = kmeans(data, 4)
     c2, l2 = kmeans(data, 4)
     assert np.array_equal(l1, l2) and np.array_equal(c1, c2)
+
+
+def test_medoids_rank_as_a_full_sort_of_rounded_scores() -> None:
+    """Only the windows that can reach the top are sorted; ties of the rounded score (here
+    many: scores quantized near a multiple of 1e-6) still fall to the lower window index."""
+    from peek.memory.episodes import N_MEDOIDS, medoids
+    from peek.memory.store import WindowRecord, pack
+
+    rng = np.random.default_rng(7)
+    dim = 16
+    centroid = np.zeros(dim, dtype=np.float32)
+    centroid[0] = 1.0
+    firsts = np.round(rng.uniform(0.2, 0.2 + 4e-6, 300), 7)  # crowded around the cut-off
+    vectors = rng.normal(size=(300, dim)).astype(np.float32)
+    vectors[:, 0] = firsts
+    windows = [WindowRecord(i, i, i, "s", pack(v), 0) for i, v in enumerate(vectors)]
+    scores = vectors @ centroid
+    full = sorted(range(300), key=lambda i: (-round(float(scores[i]), 6), windows[i].idx))
+    assert medoids(windows, centroid, dim) == sorted(full[:N_MEDOIDS])
+    assert medoids(windows[:5], centroid, dim) == list(range(5))

@@ -129,3 +129,25 @@ def test_open_questions_are_filled_from_new_time_evidence(store: Any) -> None:
     when = next(q for q in jumped.questions if q.head == "when?")
     times = {n.id: n.current_name for n in nodes if isinstance(n, SpaceTimeNode)}
     assert [times[a] for a in when.answers] == ["April 9, 2026"] and when.source == "c2"
+
+
+def test_verbs_are_found_by_key_whether_few_or_many_share_it(store: Any) -> None:
+    """A verb key said by few verbs is looked up from the key, one said by many (a phrase with
+    no text answers) from the rarest entity's edges: both find exactly the verbs that name
+    every given entity, oldest first."""
+    from peek.memory.store import KEY_SCAN_CAP, save_nodes, verb_key, verbs_by_key
+
+    def verb(vid: str, phrase: str, who: list[str], seq: int) -> VerbPhrase:
+        return VerbPhrase(id=vid, phrase=phrase, source=f"s{seq}", seq=seq, questions=[
+            Question(id=f"{vid}.q", head="who", text="Who?", answers=who, source=f"s{seq}")])
+
+    db, cid = store
+    many = [verb(f"v{i}", "read", ["e1", f"e{2 + i % 3}"], i) for i in range(KEY_SCAN_CAP + 6)]
+    few = [verb("w1", "wrote", ["e1", "e2"], 1), verb("w2", "wrote", ["e2"], 2),
+           verb("w3", "wrote", ["e2", "e1", "e9"], 3)]
+    with db.write() as conn:
+        save_nodes(conn, cid, many + few)
+        by_many = verbs_by_key(conn, cid, verb_key(many[0]), ["e1", "e2"])
+        by_few = verbs_by_key(conn, cid, verb_key(few[0]), ["e2", "e1"])
+    assert [v.id for v in by_many] == [v.id for v in many if "e2" in v.questions[0].answers]
+    assert [v.id for v in by_few] == ["w1", "w3"]
