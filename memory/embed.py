@@ -99,7 +99,7 @@ def features(text: str) -> Counter[str]:
 def term_features(words: list[str]) -> Counter[str]:
     """`features` of text already split into terms (memory stores each turn's terms)."""
     feats = Counter(words)
-    feats.update("~" + a + " " + b for a, b in zip(words, words[1:], strict=False))
+    feats.update([f"~{a} {b}" for a, b in zip(words, words[1:], strict=False)])
     return feats
 
 

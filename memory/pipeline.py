@@ -118,8 +118,9 @@ def remember(conn: Connection, corpus_id: int, turns: list[NewTurn], *,
 @contextmanager
 def _no_cycle_collection() -> Iterator[None]:
     """Pause the cyclic GC while remembering: a batch keeps thousands of records, nodes and
-    windows alive until it ends, and each full pass the GC makes over them meanwhile costs more
-    the more memory holds (reference counting frees them; they form no cycles)."""
+    windows alive until it ends, and the full passes the GC makes over them meanwhile cost
+    more the more memory holds (reference counting frees them; a rare cycle waits until the
+    batch is done)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -258,13 +259,13 @@ class _Said(Protocol):
     """What embedding reads of a turn."""
 
     @property
-    def speaker(self) -> str: ...  # noqa: D102
+    def speaker(self) -> str: ...
 
     @property
-    def text(self) -> str: ...  # noqa: D102
+    def text(self) -> str: ...
 
     @property
-    def terms(self) -> list[str]: ...  # noqa: D102
+    def terms(self) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
