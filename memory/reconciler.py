@@ -307,10 +307,8 @@ class Reconciler:
         shared = sorted({a for q in verb.questions for a in q.answers if a in matched})
         for old in self._verb_candidates(verb, shared):
             if _shares_answer(old, verb):
-                _merge_questions(old, verb)
-                old.blobs.update(verb.blobs)
-                old.stale = old.stale and not verb.blobs
-                self._touch(old)
+                if _merge_verb_into(old, verb):
+                    self._touch(old)  # a verb said again in the same words is not rewritten
                 return
         self._touch(verb)
 
@@ -420,6 +418,15 @@ def _answers_by_head(verb: VerbPhrase) -> dict[str, set[str]]:
 
 def _entity_answers(q: Question) -> set[str]:
     return {a for a in q.answers if a != NONE_ANSWER and not a.startswith(TEXT_PREFIX)}
+
+
+def _merge_verb_into(old: VerbPhrase, new: VerbPhrase) -> bool:
+    """Add the new verb's questions, blobs and freshness to the old one; whether it changed."""
+    count, blobs, stale = len(old.questions), dict(old.blobs), old.stale
+    _merge_questions(old, new)
+    old.blobs.update(new.blobs)
+    old.stale = old.stale and not new.blobs
+    return len(old.questions) != count or old.blobs != blobs or old.stale != stale
 
 
 def _merge_questions(old: VerbPhrase, new: VerbPhrase) -> None:
