@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -50,7 +51,26 @@ def resolve_root(path: str | os.PathLike[str]) -> Path:
         raise CorpusError(f"not a folder: {root}", "give the folder that holds the corpus")
     if not os.access(root, os.R_OK | os.X_OK):
         raise CorpusError(f"cannot read folder: {root}", "check its permissions")
-    return root.resolve()
+    real = root.resolve()
+    if not is_utf8(str(real)):
+        raise CorpusError(f"the folder's path is not UTF-8: {real}",
+                          "rename it; peek stores the corpus path as text")
+    return real
+
+
+def is_utf8(text: str) -> bool:
+    """False for a str holding lone surrogates: bytes that were not UTF-8 (argv, file names)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def utf8_text(text: str) -> str:
+    """Free text as peek stores it: bytes that were not UTF-8 become U+FFFD, as in indexed
+    files, so a question typed in another encoding is answered instead of failing the write."""
+    return text if is_utf8(text) else re.sub("[\ud800-\udfff]", "\ufffd", text)
 
 
 class Peek:
@@ -217,6 +237,7 @@ class Peek:
 
         if not question.strip() and not resume:
             raise QueryError("the question is empty", "ask something about the corpus")
+        question = utf8_text(question)
         from peek.agent.workspace import Workspace
 
         budgets = check_budgets(budgets or Budgets())
@@ -358,7 +379,7 @@ class Peek:
         """Rewrite an entry's text; its code anchors are re-stamped as current."""
         from peek.contextmap.curation import edit_entry
 
-        return edit_entry(self.db, self.corpus_id, entry_id, text, root=self.root)
+        return edit_entry(self.db, self.corpus_id, entry_id, utf8_text(text), root=self.root)
 
     def map_reset(self) -> int:
         """Empty the map and restart its evolve steps (undo with map_rollback)."""

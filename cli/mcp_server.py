@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import random
+import sqlite3
 import sys
 import threading
 import time
@@ -380,6 +381,7 @@ def error_message(exc: Exception) -> str:
     """The one line a host agent sees; unexpected errors are also logged with a traceback."""
     from sqlalchemy.exc import OperationalError
 
+    from peek.cli.errors import not_utf8, store_trouble
     from peek.errors import NotIndexedError, PeekError
     from peek.sandbox import SandboxError
 
@@ -387,8 +389,10 @@ def error_message(exc: Exception) -> str:
         return f"{exc.message} (call peek_index with this corpus first)"
     if isinstance(exc, PeekError | SandboxError):
         return str(exc)
-    if isinstance(exc, OperationalError):
-        return f"the store is busy or unavailable: {exc.orig}; try again"
+    if isinstance(exc, OperationalError | sqlite3.OperationalError):
+        return store_trouble(exc)
+    if isinstance(exc, UnicodeEncodeError):
+        return not_utf8(exc)
     log.exception("unexpected error in a peek tool")
     return " ".join(f"unexpected error ({type(exc).__name__}): {exc}".split())
 
@@ -400,7 +404,7 @@ def with_busy_retry(action: Callable[[], T]) -> T:
     for attempt in range(BUSY_RETRIES - 1):
         try:
             return action()
-        except OperationalError as exc:
+        except (OperationalError, sqlite3.OperationalError) as exc:
             if not is_busy(exc):
                 raise
             wait = min(BUSY_FIRST_WAIT_S * 2**attempt, BUSY_MAX_WAIT_S)
