@@ -1,0 +1,193 @@
+"""A new user's mistakes and hostile surroundings, over the real `peek` script and a real MCP
+client: text that is not UTF-8, a store whose disk fills up, an index stopped half-way,
+malformed MCP arguments. Each must end in one line naming the fix, and lose nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import PEEK_BIN, SAMPLE, run_peek, write_tree
+from mcp import ClientSession, StdioServerParameters, stdio_client
+
+from peek.service import Peek
+
+LATIN1 = os.fsdecode(b"caf\xe9")  # what argv holds when a terminal sends latin-1 bytes
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("adversarial")
+    root = write_tree(base / "corpus", SAMPLE).resolve()
+    home = base / "home"
+    with Peek(root, home) as peek:
+        peek.index()
+    return {"base": base, "root": root, "home": home}
+
+
+def peek_env(home: Path) -> dict[str, str]:
+    return {"PEEK_HOME": str(home)}
+
+
+def assert_one_line(done: subprocess.CompletedProcess[str], fragment: str) -> None:
+    """A failure: non-zero, exactly one `peek: error:` line containing fragment, no traceback."""
+    assert done.returncode != 0, done.stdout
+    assert done.stderr.startswith("peek: error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert fragment in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_a_question_in_latin1_is_answered_and_can_be_recorded(world: dict[str, Path]) -> None:
+    env = peek_env(world["home"])
+    asked = run_peek("ask", str(world["root"]), f"where are redirects followed {LATIN1}",
+                     "--json", env=env)
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert answer["citations"][0]["path"] == "src/http/session.py"
+    recorded = run_peek("record", str(world["root"]), "--session", answer["session"],
+                        "--edited", "src/http/session.py", "--success", "--json", env=env)
+    assert recorded.returncode == 0, recorded.stderr
+    assert json.loads(recorded.stdout)["status"] == "applied"
+
+
+@pytest.mark.parametrize("argv", [["record", "{root}", "--session", LATIN1, "--success"],
+                                  ["map", "pin", "{root}", LATIN1],
+                                  ["map", "forget", "{root}", LATIN1]])
+def test_latin1_ids_are_one_line(world: dict[str, Path], argv: list[str]) -> None:
+    store = world["home"] / "peek.db"
+    before = store.read_bytes()
+    done = run_peek(*[a.format(root=world["root"]) for a in argv], env=peek_env(world["home"]))
+    assert_one_line(done, "caf")
+    assert done.returncode == 2
+    assert store.read_bytes() == before
+
+
+def test_a_corpus_folder_named_in_latin1_is_one_line(world: dict[str, Path]) -> None:
+    folder = write_tree(world["base"] / LATIN1, {"a.py": "x = 1\n"})
+    done = run_peek("index", str(folder), env=peek_env(world["base"] / "latin-home"))
+    assert_one_line(done, "the folder's path is not UTF-8")
+    assert done.returncode == 2
+
+
+def grown_corpus(base: Path) -> Path:
+    """SAMPLE plus ~1.5 MB of distinct Python, enough to outgrow a small file-size limit."""
+    files: dict[str, str | bytes] = dict(SAMPLE)
+    for n in range(150):
+        body = "".join(f"def handler_{n}_{i}(request):\n    return 'reply {n} {i}'\n\n"
+                       for i in range(200))
+        files[f"gen/mod{n}.py"] = body
+    return write_tree(base, files).resolve()
+
+
+def run_limited(args: list[str], home: Path, max_bytes: int) -> subprocess.CompletedProcess[str]:
+    """`peek ARGS` unable to grow any file past max_bytes, as on a full disk (EFBIG; Python
+    ignores SIGXFSZ, so the write fails instead of killing the process)."""
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+    return subprocess.run([str(PEEK_BIN), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **peek_env(home)}, preexec_fn=limit)
+
+
+def integrity(home: Path) -> str:
+    with sqlite3.connect(home / "peek.db") as conn:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def test_a_full_disk_mid_index_is_one_line_and_the_rerun_completes(tmp_path: Path) -> None:
+    root = grown_corpus(tmp_path / "big")
+    home = tmp_path / "home"
+    failed = run_limited(["index", str(root)], home, 1_000_000)
+    assert_one_line(failed, "could not be written")
+    assert "try again" not in failed.stderr
+    assert integrity(home) == "ok"
+    status = run_peek("status", str(root), env=peek_env(home))
+    assert status.returncode == 0, status.stderr
+    if "has not finished" not in status.stdout:  # the limit hit before the corpus was stored
+        assert "not indexed" in status.stdout, status.stdout
+    done = run_peek("index", str(root), "--json", env=peek_env(home))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files"] == len(SAMPLE) + 150
+    assert "up to date" in run_peek("status", str(root), env=peek_env(home)).stdout
+    assert integrity(home) == "ok"
+
+
+def test_map_import_of_a_json_list_names_the_file(world: dict[str, Path]) -> None:
+    bad = world["base"] / "list.json"
+    bad.write_text("[]\n")
+    done = run_peek("map", "import", str(world["root"]), str(bad), env=peek_env(world["home"]))
+    assert_one_line(done, "is not a peek map export: the file: ")
+
+
+ROOT = "{root}"  # replaced by the corpus path
+BAD_ARGUMENTS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "index-no-corpus": ("peek_index", {}, "peek_index: bad arguments: corpus: required"),
+    "map-corpus-int": ("peek_map", {"corpus": 123}, "corpus: Input should be a valid string"),
+    "map-budget-str": ("peek_map", {"corpus": ROOT, "budget": "abc"},
+                       "budget: Input should be a valid integer"),
+    "search-no-query": ("peek_search", {"corpus": ROOT},
+                        "peek_search: bad arguments: query: required"),
+    "search-k-float": ("peek_search", {"corpus": ROOT, "query": "x", "k": 1.5},
+                       "k: Input should be a valid"),
+    "read-no-path": ("peek_read", {"corpus": ROOT}, "peek_read: bad arguments: path: required"),
+    "read-start-str": ("peek_read", {"corpus": ROOT, "path": "README.txt", "start_line": "x"},
+                       "start_line: Input should be a valid integer"),
+    "record-no-question": ("peek_record", {"corpus": ROOT},
+                           "peek_record: bad arguments: question: required"),
+    "record-edited-str": ("peek_record", {"corpus": ROOT, "question": "q", "files_edited": "a"},
+                          "files_edited: Input should be a valid list"),
+    "record-traj-list": ("peek_record", {"corpus": ROOT, "question": "q", "trajectory": [1]},
+                         "trajectory: Input should be a valid dictionary"),
+    "record-empty-question": ("peek_record", {"corpus": ROOT, "question": "  ",
+                                              "files_read": ["README.txt"]},
+                              "the question is empty"),
+    "memory-no-query": ("peek_memory_search", {"corpus": ROOT}, "query: required"),
+    "status-no-corpus": ("peek_status", {}, "peek_status: bad arguments: corpus: required"),
+}
+
+
+async def call_all(home: Path, root: Path) -> dict[str, tuple[bool, str]]:
+    params = StdioServerParameters(command=sys.executable, args=[
+        "-m", "peek.cli", "mcp", "--home", str(home), "--root", str(root)])
+    out: dict[str, tuple[bool, str]] = {}
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        for name, (tool, args, _) in BAD_ARGUMENTS.items():
+            args = {k: str(root) if v == ROOT else v for k, v in args.items()}
+            result = await session.call_tool(tool, args)
+            out[name] = (bool(result.is_error), "".join(getattr(c, "text", "")
+                                                        for c in result.content))
+        after = await session.call_tool("peek_search", {"corpus": str(root), "query": "redirect"})
+        out["still-serving"] = (bool(after.is_error), "".join(getattr(c, "text", "")
+                                                             for c in after.content))
+    return out
+
+
+@pytest.fixture(scope="module")
+def mcp_answers(world: dict[str, Path]) -> dict[str, tuple[bool, str]]:
+    return asyncio.run(call_all(world["home"], world["root"]))
+
+
+@pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
+def test_mcp_bad_arguments_are_one_clear_line(mcp_answers: dict[str, tuple[bool, str]],
+                                              case: str) -> None:
+    is_error, text = mcp_answers[case]
+    assert is_error, text
+    assert BAD_ARGUMENTS[case][2] in text, text
+    assert "\n" not in text and "pydantic" not in text and "Error executing" not in text, text
+
+
+def test_mcp_server_keeps_serving_after_bad_arguments(
+        mcp_answers: dict[str, tuple[bool, str]]) -> None:
+    is_error, text = mcp_answers["still-serving"]
+    assert not is_error, text
+    assert json.loads(text)["results"][0]["path"] == "src/http/session.py"
