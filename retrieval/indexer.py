@@ -157,9 +157,9 @@ def _index(
     report = walk_corpus(root, max_file_bytes) if early is None else early.report
     stats.skipped_large, stats.skipped_binary = len(report.too_large), report.binary_suffix
     stats.unreadable = report.unreadable
-    if not report.files:
-        raise CorpusError(f"no indexable files in {root}", "add text files or check .peekignore")
     corpus_id, known, has_graph = _load_known(db, root)
+    if not report.files and not known:  # an indexed corpus emptied since is re-indexed to 0
+        raise CorpusError(f"no indexable files in {root}", "add text files or check .peekignore")
     skipped = load_skipped(db, corpus_id)
     stats.first_index = not known
     todo = [e for e in report.files

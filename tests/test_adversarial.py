@@ -218,3 +218,16 @@ def test_serve_model_keeps_the_embedded_model_in_its_home(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert f"--model {tmp_path / 'other-home' / 'models'}" in done.stdout
     assert not (tmp_path / "home").exists()
+
+
+def test_a_corpus_emptied_after_its_index_is_reindexed_to_nothing(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "c", {"z.py": "def zed():\n    pass\n"}).resolve()
+    env = peek_env(tmp_path / "home")
+    assert run_peek("index", str(root), env=env).returncode == 0
+    (root / "z.py").unlink()
+    done = run_peek("index", str(root), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files"] == 0 and json.loads(done.stdout)["removed"] == 1
+    assert run_peek("search", str(root), "zed", "--json", env=env).stdout.strip() == (
+        '{"results": []}')
+    assert "up to date" in run_peek("status", str(root), env=env).stdout
