@@ -78,12 +78,15 @@ def test_a_corpus_folder_named_in_latin1_is_one_line(world: dict[str, Path]) -> 
     assert done.returncode == 2
 
 
+GROWN = 250  # over the indexer's PARALLEL_MIN: a worker pool parses them
+
+
 def grown_corpus(base: Path) -> Path:
     """SAMPLE plus ~1.5 MB of distinct Python, enough to outgrow a small file-size limit."""
     files: dict[str, str | bytes] = dict(SAMPLE)
-    for n in range(150):
+    for n in range(GROWN):
         body = "".join(f"def handler_{n}_{i}(request):\n    return 'reply {n} {i}'\n\n"
-                       for i in range(200))
+                       for i in range(120))
         files[f"gen/mod{n}.py"] = body
     return write_tree(base, files).resolve()
 
@@ -116,7 +119,7 @@ def test_a_full_disk_mid_index_is_one_line_and_the_rerun_completes(tmp_path: Pat
         assert "not indexed" in status.stdout, status.stdout
     done = run_peek("index", str(root), "--json", env=peek_env(home))
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["files"] == len(SAMPLE) + 150
+    assert json.loads(done.stdout)["files"] == len(SAMPLE) + GROWN
     assert "up to date" in run_peek("status", str(root), env=peek_env(home)).stdout
     assert integrity(home) == "ok"
 
@@ -231,3 +234,53 @@ def test_a_corpus_emptied_after_its_index_is_reindexed_to_nothing(tmp_path: Path
     assert run_peek("search", str(root), "zed", "--json", env=env).stdout.strip() == (
         '{"results": []}')
     assert "up to date" in run_peek("status", str(root), env=env).stdout
+
+
+def children(pid: int) -> list[int]:
+    """The live (not zombie) child processes of pid, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+                    reason="parse workers and /proc: Linux with two cores")
+def test_kill9_of_index_leaves_no_parse_worker_behind(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    root = grown_corpus(tmp_path / "big")
+    proc = subprocess.Popen([str(PEEK_BIN), "index", str(root)], env={
+        **os.environ, **peek_env(tmp_path / "home")}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    workers: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None and len(workers) < 2:
+        workers = children(proc.pid)
+        time.sleep(0.02)
+    if len(workers) < 2:
+        proc.kill()
+        pytest.skip("the index finished before its workers could be seen")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(w) for w in workers):
+        time.sleep(0.05)
+    left = [w for w in workers if alive(w)]
+    for pid in left:  # do not leak them into the rest of the run
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"parse workers {left} outlived their killed parent"
