@@ -63,12 +63,12 @@ def test_a_question_in_latin1_is_answered_and_can_be_recorded(world: dict[str, P
                                   ["map", "pin", "{root}", LATIN1],
                                   ["map", "forget", "{root}", LATIN1]])
 def test_latin1_ids_are_one_line(world: dict[str, Path], argv: list[str]) -> None:
-    store = world["home"] / "peek.db"
-    before = store.read_bytes()
-    done = run_peek(*[a.format(root=world["root"]) for a in argv], env=peek_env(world["home"]))
+    env = peek_env(world["home"])
+    shown = run_peek("map", "history", str(world["root"]), "--json", env=env).stdout
+    done = run_peek(*[a.format(root=world["root"]) for a in argv], env=env)
     assert_one_line(done, "caf")
     assert done.returncode == 2
-    assert store.read_bytes() == before
+    assert run_peek("map", "history", str(world["root"]), "--json", env=env).stdout == shown
 
 
 def test_a_corpus_folder_named_in_latin1_is_one_line(world: dict[str, Path]) -> None:
@@ -284,3 +284,12 @@ def test_kill9_of_index_leaves_no_parse_worker_behind(tmp_path: Path) -> None:
     for pid in left:  # do not leak them into the rest of the run
         os.kill(pid, signal.SIGKILL)
     assert not left, f"parse workers {left} outlived their killed parent"
+
+
+def test_a_map_edit_over_the_entry_limit_is_refused_not_cut(world: dict[str, Path]) -> None:
+    env = peek_env(world["home"])
+    shown = json.loads(run_peek("map", str(world["root"]), "--json", env=env).stdout)
+    entry = shown["entries"][0]["id"]
+    done = run_peek("map", "edit", str(world["root"]), entry, "word " * 200, env=env)
+    assert_one_line(done, "an entry's text is at most 600 characters, got 999")
+    assert json.loads(run_peek("map", str(world["root"]), "--json", env=env).stdout) == shown
