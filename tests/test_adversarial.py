@@ -293,3 +293,12 @@ def test_a_map_edit_over_the_entry_limit_is_refused_not_cut(world: dict[str, Pat
     done = run_peek("map", "edit", str(world["root"]), entry, "word " * 200, env=env)
     assert_one_line(done, "an entry's text is at most 600 characters, got 999")
     assert json.loads(run_peek("map", str(world["root"]), "--json", env=env).stdout) == shown
+
+
+@pytest.mark.parametrize("limit", ["0", "-5"])
+def test_memory_entities_limit_below_one_is_a_usage_error(world: dict[str, Path],
+                                                          limit: str) -> None:
+    done = run_peek("memory", "entities", str(world["root"]), "--limit", limit,
+                    env=peek_env(world["home"]))
+    assert_one_line(done, "is not in the range x>=1")
+    assert done.returncode == 2
