@@ -136,7 +136,7 @@ def evaluate(
         "--arms", help="With --replay: which arms to run, comma-separated.")] = "learned,off",
     evolve_steps: EvolveOpt = None,
     learn: Annotated[
-        int, typer.Option("--learn", help="Teach the map with the first N, score the rest.")
+        int, typer.Option("--learn", min=0, help="Teach the map with the first N, score the rest.")
     ] = 0,
     model: ModelOpt = None,
     api_base: ApiBaseOpt = None,

@@ -295,10 +295,16 @@ def test_a_map_edit_over_the_entry_limit_is_refused_not_cut(world: dict[str, Pat
     assert json.loads(run_peek("map", str(world["root"]), "--json", env=env).stdout) == shown
 
 
-@pytest.mark.parametrize("limit", ["0", "-5"])
-def test_memory_entities_limit_below_one_is_a_usage_error(world: dict[str, Path],
-                                                          limit: str) -> None:
-    done = run_peek("memory", "entities", str(world["root"]), "--limit", limit,
+@pytest.mark.parametrize(("argv", "message"), [
+    (["memory", "entities", "{root}", "--limit", "0"], "is not in the range x>=1"),
+    (["memory", "entities", "{root}", "--limit", "-5"], "is not in the range x>=1"),
+    (["eval", "{base}/q.jsonl", "--corpus", "{root}", "--learn", "-1"],
+     "is not in the range x>=0")])
+def test_counts_below_their_range_are_usage_errors(world: dict[str, Path], argv: list[str],
+                                                   message: str) -> None:
+    (world["base"] / "q.jsonl").write_text(
+        '{"question": "where are redirects followed?", "gold_files": ["src/http/session.py"]}\n')
+    done = run_peek(*[a.format(root=world["root"], base=world["base"]) for a in argv],
                     env=peek_env(world["home"]))
-    assert_one_line(done, "is not in the range x>=1")
+    assert_one_line(done, message)
     assert done.returncode == 2
