@@ -155,6 +155,8 @@ BAD_ARGUMENTS: dict[str, tuple[str, dict[str, Any], str]] = {
                               "the question is empty"),
     "memory-no-query": ("peek_memory_search", {"corpus": ROOT}, "query: required"),
     "status-no-corpus": ("peek_status", {}, "peek_status: bad arguments: corpus: required"),
+    "map-evolve-huge": ("peek_map", {"corpus": ROOT, "evolve_steps": 10**20},
+                        "evolve steps must be from 0 to 1000000, got 1000000000"),
 }
 
 
@@ -299,7 +301,9 @@ def test_a_map_edit_over_the_entry_limit_is_refused_not_cut(world: dict[str, Pat
     (["memory", "entities", "{root}", "--limit", "0"], "is not in the range x>=1"),
     (["memory", "entities", "{root}", "--limit", "-5"], "is not in the range x>=1"),
     (["eval", "{base}/q.jsonl", "--corpus", "{root}", "--learn", "-1"],
-     "is not in the range x>=0")])
+     "is not in the range x>=0"),
+    (["ask", "{root}", "where?", "--evolve-steps", str(10**20)],
+     "evolve steps must be from 0 to 1000000")])
 def test_counts_below_their_range_are_usage_errors(world: dict[str, Path], argv: list[str],
                                                    message: str) -> None:
     (world["base"] / "q.jsonl").write_text(
