@@ -312,3 +312,14 @@ def test_counts_below_their_range_are_usage_errors(world: dict[str, Path], argv:
                     env=peek_env(world["home"]))
     assert_one_line(done, message)
     assert done.returncode == 2
+
+
+def test_an_ignore_file_with_invalid_lines_keeps_its_valid_ones(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "c", {
+        "ok.py": "def kept():\n    pass\n", "skipped/x.py": "def dropped():\n    pass\n",
+        ".peekignore": "!\n\\\nskipped/\n"}).resolve()  # git skips `!` and a lone backslash
+    env = peek_env(tmp_path / "home")
+    done = run_peek("index", str(root), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(run_peek("search", str(root), "kept dropped", "--json", env=env).stdout)
+    assert {hit["path"] for hit in found["results"]} == {"ok.py"}
