@@ -323,3 +323,26 @@ def test_an_ignore_file_with_invalid_lines_keeps_its_valid_ones(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     found = json.loads(run_peek("search", str(root), "kept dropped", "--json", env=env).stdout)
     assert {hit["path"] for hit in found["results"]} == {"ok.py"}
+
+
+def test_memory_ingest_refuses_binary_and_oversized_documents(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "c", SAMPLE).resolve()
+    env = peek_env(tmp_path / "home")
+    assert run_peek("index", str(root), env=env).returncode == 0
+    before = run_peek("memory", "show", str(root), "--json", env=env).stdout
+    blob = tmp_path / "blob.dat"
+    blob.write_bytes(b"\x89PNG\x00\x00" * 100)
+    big = tmp_path / "big.md"
+    big.write_text("words " * 1000)
+    done = run_peek("memory", "ingest", str(root), str(blob), env=env)
+    assert_one_line(done, "looks binary")
+    done = run_peek("memory", "ingest", str(root), str(big), env={**env,
+                                                                  "PEEK_MAX_FILE_BYTES": "1000"})
+    assert_one_line(done, "is 6000 bytes, over the 1000-byte read limit")
+    assert run_peek("memory", "show", str(root), "--json", env=env).stdout == before
+    log = '{"id": "t1", "speaker": "user", "text": "we chose retries of 3", "session": "s"}\n'
+    piped = subprocess.run([str(PEEK_BIN), "memory", "ingest", str(root), "/dev/stdin"],
+                           input=log, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, **env})
+    assert piped.returncode == 0, piped.stderr
+    assert "1 turns remembered" in piped.stdout
