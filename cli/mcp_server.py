@@ -397,6 +397,8 @@ def error_message(exc: Exception) -> str:
         return store_trouble(exc)
     if isinstance(exc, UnicodeEncodeError):
         return not_utf8(exc)
+    if isinstance(exc, OverflowError):  # as the CLI says it
+        return f"a number is out of range ({exc}); use a smaller value"
     log.exception("unexpected error in a peek tool")
     return " ".join(f"unexpected error ({type(exc).__name__}): {exc}".split())
 

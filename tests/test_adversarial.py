@@ -155,6 +155,10 @@ BAD_ARGUMENTS: dict[str, tuple[str, dict[str, Any], str]] = {
                               "the question is empty"),
     "memory-no-query": ("peek_memory_search", {"corpus": ROOT}, "query: required"),
     "status-no-corpus": ("peek_status", {}, "peek_status: bad arguments: corpus: required"),
+    "record-line-huge": ("peek_record", {"corpus": ROOT, "question": "q", "trajectory": {
+        "steps": [], "answer": "x", "citations": [
+            {"path": "README.txt", "start_line": 10**20, "end_line": 10**20}]}},
+        "a number is out of range"),
     "map-evolve-huge": ("peek_map", {"corpus": ROOT, "evolve_steps": 10**20},
                         "evolve steps must be from 0 to 1000000, got 1000000000"),
 }
