@@ -24,7 +24,7 @@ from peek.safefs import SandboxError, open_beneath, read_beneath
 
 IGNORE_FILES = (".gitignore", ".peekignore")
 DEFAULT_IGNORES = (
-    ".git/", ".hg/", ".svn/", "__pycache__/", "node_modules/", ".venv/", ".tox/",
+    ".git", ".hg/", ".svn/", "__pycache__/", "node_modules/", ".venv/", ".tox/",
     ".mypy_cache/", ".pytest_cache/", ".ruff_cache/", "*.pyc", "*.pyo",
 )
 # Secrets: never indexed or served unless a .peekignore re-includes them with `!pattern`.

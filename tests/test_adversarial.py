@@ -350,3 +350,19 @@ def test_memory_ingest_refuses_binary_and_oversized_documents(tmp_path: Path) ->
                            env={**os.environ, **env})
     assert piped.returncode == 0, piped.stderr
     assert "1 turns remembered" in piped.stdout
+
+
+def test_a_git_link_file_is_never_indexed_or_served(tmp_path: Path) -> None:
+    """A worktree's or submodule's `.git` is a file (`gitdir: ...`), skipped like `.git/`."""
+    from peek.sandbox import FileTools, SandboxError
+
+    root = write_tree(tmp_path / "c", {"a.py": "def a():\n    pass\n",
+                                       ".git": "gitdir: /elsewhere/worktrees/c\n"}).resolve()
+    env = peek_env(tmp_path / "home")
+    done = run_peek("index", str(root), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files"] == 1
+    assert json.loads(run_peek("search", str(root), "gitdir elsewhere worktrees", "--json",
+                               env=env).stdout) == {"results": []}
+    with pytest.raises(SandboxError, match="is excluded"):
+        FileTools(root).read_file(".git")
