@@ -344,6 +344,8 @@ class Peek:
         from peek.agent.workspace import Workspace
 
         budget = check_map_budget(budget)
+        if isinstance(edited, str):  # one path, not its characters
+            edited = [edited]
         return record_session(Workspace.of(self), trajectory, session=session, edited=edited,
                               success=success, budget=budget, model=model,
                               evolve_steps=evolve_steps)

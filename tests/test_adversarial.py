@@ -366,3 +366,12 @@ def test_a_git_link_file_is_never_indexed_or_served(tmp_path: Path) -> None:
                                env=env).stdout) == {"results": []}
     with pytest.raises(SandboxError, match="is excluded"):
         FileTools(root).read_file(".git")
+
+
+def test_sdk_record_takes_one_edited_path_as_a_string(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "c", SAMPLE)
+    with Peek(root, tmp_path / "home") as peek:
+        peek.index()
+        asked = peek.ask("where are redirects followed?")
+        done = peek.record(session=asked.session, edited="src/http/session.py", success=True)
+        assert done.to_dict()["status"] == "applied"
