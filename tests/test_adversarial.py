@@ -106,6 +106,7 @@ def integrity(home: Path) -> str:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
+@pytest.mark.slow
 def test_a_full_disk_mid_index_is_one_line_and_the_rerun_completes(tmp_path: Path) -> None:
     root = grown_corpus(tmp_path / "big")
     home = tmp_path / "home"
@@ -329,10 +330,9 @@ def test_an_ignore_file_with_invalid_lines_keeps_its_valid_ones(tmp_path: Path) 
     assert {hit["path"] for hit in found["results"]} == {"ok.py"}
 
 
-def test_memory_ingest_refuses_binary_and_oversized_documents(tmp_path: Path) -> None:
-    root = write_tree(tmp_path / "c", SAMPLE).resolve()
-    env = peek_env(tmp_path / "home")
-    assert run_peek("index", str(root), env=env).returncode == 0
+def test_memory_ingest_refuses_binary_and_oversized_documents(world: dict[str, Path],
+                                                              tmp_path: Path) -> None:
+    root, env = world["root"], peek_env(world["home"])
     before = run_peek("memory", "show", str(root), "--json", env=env).stdout
     blob = tmp_path / "blob.dat"
     blob.write_bytes(b"\x89PNG\x00\x00" * 100)
