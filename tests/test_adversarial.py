@@ -375,3 +375,27 @@ def test_sdk_record_takes_one_edited_path_as_a_string(tmp_path: Path) -> None:
         asked = peek.ask("where are redirects followed?")
         done = peek.record(session=asked.session, edited="src/http/session.py", success=True)
         assert done.to_dict()["status"] == "applied"
+
+
+def test_status_of_a_first_index_that_never_finished(tmp_path: Path) -> None:
+    """What `kill -9` of a first index leaves: files written, the run never stamped."""
+    root = write_tree(tmp_path / "c", SAMPLE).resolve()
+    home = tmp_path / "home"
+    with Peek(root, home) as peek:
+        peek.index()
+    with sqlite3.connect(home / "peek.db") as conn:
+        conn.execute("UPDATE corpora SET indexed_at = NULL")
+    done = run_peek("status", str(root), env=peek_env(home))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (f"{root}: the first index has not finished ({len(SAMPLE)} "
+                                   f"files so far; if it was stopped, run: peek index {root})")
+
+
+def test_recording_an_unknown_edited_file_names_it_in_one_line(world: dict[str, Path]) -> None:
+    env = peek_env(world["home"])
+    asked = json.loads(run_peek("ask", str(world["root"]), "where are redirects followed?",
+                                "--json", env=env).stdout)
+    done = run_peek("record", str(world["root"]), "--session", asked["session"], "--edited",
+                    "nope.py", "--success", env=env)
+    assert_one_line(done, "nope.py (give paths relative to the corpus root; run peek index for "
+                          "new files)")
