@@ -116,6 +116,7 @@ class _FeatureTable:
         self.names: list[str] = []
         self.buckets = np.zeros(0, dtype=np.int64)
         self.scales = np.zeros(0, dtype=np.float64)
+        self.pairs: dict[int, int] = {}  # (term id << 32 | term id) -> bigram feature id
 
     def lookup(self, feats: list[str]) -> np.ndarray:
         """The ids of these features, adding the ones not seen yet."""
@@ -126,6 +127,22 @@ class _FeatureTable:
             with _TABLE_LOCK:
                 self._add([f for f, i in zip(feats, ids, strict=True) if i is None])
             ids = [self.ids[f] for f in feats]
+        return np.fromiter(ids, dtype=np.int64, count=len(ids))
+
+    def bigrams(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """The ids of the bigram features `~a b` of term-id pairs, by an integer key (the
+        string is built once per distinct pair)."""
+        import numpy as np
+
+        keys = (first << 32) | second
+        ids = list(map(self.pairs.get, keys.tolist()))
+        if None in ids:
+            missing = list(dict.fromkeys(k for k, i in zip(keys.tolist(), ids, strict=True)
+                                         if i is None))
+            names = self.names
+            found = self.lookup([f"~{names[k >> 32]} {names[k & 0xFFFFFFFF]}" for k in missing])
+            self.pairs.update(zip(missing, found.tolist(), strict=True))
+            ids = list(map(self.pairs.get, keys.tolist()))
         return np.fromiter(ids, dtype=np.int64, count=len(ids))
 
     def _add(self, new: list[str]) -> None:
@@ -142,6 +159,31 @@ class _FeatureTable:
         first = len(self.names)
         self.names.extend(fresh)
         self.ids.update((f, first + i) for i, f in enumerate(fresh))
+
+
+def _doc_features(table: _FeatureTable, docs: list[list[str]],
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each document's distinct features with their counts, as `term_features` orders them
+    (terms, then bigrams, each by first occurrence): (document row, feature id, count) arrays,
+    computed on integer ids instead of a Counter and a string per bigram."""
+    import numpy as np
+
+    empty = np.zeros(0, dtype=np.int64)
+    lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+    if not lengths.sum():
+        return empty, empty, empty
+    terms_ = table.lookup(list(chain.from_iterable(docs)))
+    row = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
+    paired = row[1:] == row[:-1]
+    pairs = table.bigrams(terms_[:-1][paired], terms_[1:][paired])
+    rows = np.concatenate([row, row[:-1][paired]])
+    feats = np.concatenate([terms_, pairs])
+    order = np.argsort(rows * 2 + (np.arange(len(rows)) >= len(row)), kind="stable")
+    size = len(table.names)
+    keys = rows[order] * size + feats[order]
+    distinct, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    chosen = np.argsort(first, kind="stable")
+    return distinct[chosen] // size, distinct[chosen] % size, counts[chosen]
 
 
 _TABLES: dict[int, _FeatureTable] = {}
@@ -193,15 +235,17 @@ class HashEmbedder:
     def extend_terms(self, docs: Iterable[list[str]]) -> None:
         """Add documents to the fit: the same table as fitting everything again, since
         document frequencies only add up."""
-        added: Counter[str] = Counter()
-        n = 0
-        for words in docs:
-            added.update(term_features(words).keys())
-            n += 1
-        df = self.df
-        for feat, count in added.items():
-            df[feat] = df.get(feat, 0) + count
-        self.n_docs += n
+        import numpy as np
+
+        listed = list(docs)
+        table = _feature_table(self.dim)
+        _, ids, _ = _doc_features(table, listed)
+        per_feature = np.bincount(ids, minlength=len(table.names)) if len(ids) else ids
+        df, names = self.df, table.names
+        for i, count in zip(np.flatnonzero(per_feature).tolist(),
+                            per_feature[per_feature > 0].tolist(), strict=True):
+            df[names[i]] = df.get(names[i], 0) + count
+        self.n_docs += len(listed)
         self._forget_idf()
 
     def idf(self, feature: str) -> float:
@@ -219,15 +263,10 @@ class HashEmbedder:
         import numpy as np
 
         out = np.zeros((len(docs), self.dim), dtype=np.float32)
-        counted = [term_features(words) for words in docs]
-        feats = list(chain.from_iterable(counted))
-        if feats:
-            table = _feature_table(self.dim)
-            ids = table.lookup(feats)
-            counts = np.fromiter(chain.from_iterable(c.values() for c in counted),
-                                 dtype=np.int64, count=len(feats))
+        table = _feature_table(self.dim)
+        rows, ids, counts = _doc_features(table, docs)
+        if len(ids):
             weights = _sublinear(counts) * (self._idf_of(table, ids) * table.scales[ids])
-            rows = np.repeat(np.arange(len(docs)), [len(c) for c in counted])
             np.add.at(out, (rows, table.buckets[ids]), weights.astype(np.float32))
         return _normalize(out)
 
