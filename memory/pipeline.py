@@ -305,7 +305,7 @@ def _update_windows(conn: Connection, state: State, embedder: Embedder, changed:
     window (after a refit); all windows, the others without their vectors (read when needed)."""
     windows = {w.idx: w for w in _window_spans(conn, state.corpus_id)}
     grouped = _window_lines(conn, state.corpus_id, None if every else changed,
-                            _first_seq(windows, changed))
+                            _first_seq(windows, changed), not isinstance(embedder, TermEmbedder))
     order = sorted(grouped)
     vectors = _embed_turns(embedder, [grouped[i] for i in order])
     updated = [WindowRecord(i, grouped[i][0].seq, grouped[i][-1].seq, grouped[i][0].session,
@@ -325,10 +325,11 @@ def _window_spans(conn: Connection, corpus_id: int) -> list[WindowRecord]:
 
 
 def _window_lines(conn: Connection, corpus_id: int, windows: list[int] | None, first_seq: int,
-                  ) -> dict[int, list[_Line]]:
+                  texts: bool = True) -> dict[int, list[_Line]]:
     """The turns of some windows (None: every window) from `first_seq` on, grouped by window
-    in seq order."""
-    sql = ("SELECT window, seq, session, speaker, text, terms FROM memory_turns "
+    in seq order (without speaker and text when the embedder reads only terms)."""
+    said = "speaker, text" if texts else "'', ''"
+    sql = (f"SELECT window, seq, session, {said}, terms FROM memory_turns "
            "WHERE corpus_id = ? AND seq >= ?")
     params: tuple[object, ...] = (corpus_id, first_seq)
     if windows is not None:
