@@ -522,7 +522,8 @@ def open_verbs_about(conn: Connection, corpus_id: int, entity_ids: list[str]) ->
     marks = ",".join("?" * len(entity_ids))
     rows = driver(conn).execute(
         "SELECT data FROM memory_nodes WHERE corpus_id = ? AND id IN (SELECT verb_id FROM "
-        f"memory_edges WHERE corpus_id = ? AND open AND node_id IN ({marks})) ORDER BY seq, id",
+        f"memory_edges WHERE corpus_id = ? AND open = TRUE AND node_id IN ({marks})) "
+        "ORDER BY seq, id",
         (corpus_id, corpus_id, *entity_ids))
     return [_verb(r[0]) for r in rows]
 

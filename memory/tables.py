@@ -120,8 +120,9 @@ class MemoryEdgeRow(Base):
     # SQLite: WITHOUT ROWID, so the table is its primary key (no second copy of it in an
     # autoindex) and a verb's rewritten edges land where the old ones were; open edges are
     # rare, so only they are indexed for "open verbs about these entities".
-    __table_args__ = (Index("ix_memory_edges_open", "corpus_id", "node_id", "verb_id",
-                            sqlite_where=text("open"), postgresql_where=text("open")),
+    __table_args__ = (Index("ix_memory_edges_open", "corpus_id", "node_id", "open", "verb_id",
+                            sqlite_where=text("open = TRUE"),
+                            postgresql_where=text("open = TRUE")),
                       Index("ix_memory_edges_node_seq", "corpus_id", "node_id", "seq", "verb_id"),
                       {"sqlite_with_rowid": False})
     corpus_id: Mapped[int] = _corpus_fk(primary_key=True)

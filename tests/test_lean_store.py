@@ -20,7 +20,7 @@ from sqlalchemy import text
 from peek.agent.session import SessionStore, stored_ranking
 from peek.contextmap.sessionlog import logged_trajectory
 from peek.db import Database, driver, open_database
-from peek.memory.store import entities_by_key, key_digest, load_nodes, node_key
+from peek.memory.store import entities_by_key, key_digest, load_nodes, load_turns, node_key
 from peek.packed import unpack_json
 from peek.service import Peek
 
@@ -59,9 +59,10 @@ def _snapshot(peek: Peek, sessions: list[str]) -> dict[str, Any]:
         entities = [n for n in nodes if n.id.startswith("e")]
         found = entities_by_key(conn, peek.corpus_id, [node_key(e) for e in entities])
         rankings = [stored_ranking(conn, peek.corpus_id, s) for s in sessions]
+        turns = load_turns(conn, peek.corpus_id)
     return {"sessions": [store.load(s) for s in sessions], "log": log, "edges": edges,
             "nodes": [n.model_dump() for n in nodes], "rankings": rankings,
-            "keys": {n.id: node_key(n) for n in nodes},
+            "keys": {n.id: node_key(n) for n in nodes}, "turns": turns,
             "by_key": sorted(e.id for e in found),
             "search": [peek.memory_search(q, k=3).to_dict() for q in QUESTIONS]}
 
@@ -151,6 +152,9 @@ def _check_0009(db: Database, sessions: list[str], before: dict[str, Any]) -> No
         results = dict(conn.execute(text("SELECT id, result FROM agent_sessions")).all())
         rankings = dict(conn.execute(text("SELECT id, ranking FROM agent_sessions")).all())
         norms = dict(conn.execute(text("SELECT id, norm FROM memory_nodes")).all())
+        blobs = conn.execute(text("SELECT blobs FROM memory_turns ORDER BY seq")).scalars().all()
+    assert [json.loads(b) for b in blobs] == [t.blobs for t in before["turns"]]
+    assert any(t.blobs for t in before["turns"])
     for session, stored, ranking in zip(sessions, before["sessions"], before["rankings"],
                                         strict=True):
         assert unpack_json(results[session]) == json.loads(stored.result)

@@ -95,8 +95,10 @@ def _edges(rowid: bool) -> None:
         op.create_index("ix_memory_edges_node", "memory_edges",
                         ["corpus_id", "node_id", "open", "verb_id"])
     else:
-        op.create_index("ix_memory_edges_open", "memory_edges", ["corpus_id", "node_id", "verb_id"],
-                        sqlite_where=sa.text("open"), postgresql_where=sa.text("open"))
+        only = sa.text("open = TRUE")  # covering; SQLite uses it for `open = TRUE` exactly
+        op.create_index("ix_memory_edges_open", "memory_edges",
+                        ["corpus_id", "node_id", "open", "verb_id"], sqlite_where=only,
+                        postgresql_where=only)
 
 
 def _pages(table: str, key: str, columns: str) -> Iterator[list[Any]]:
@@ -192,3 +194,4 @@ def _digest(kind: str, data: bytes) -> str:
     from peek.memory.store import key_digest
 
     return key_digest(_key(kind, data))
+
