@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from peek.agent.session import SessionStore, stored_ranking
 from peek.contextmap.sessionlog import logged_trajectory
+from peek.contextmap.store import edits_between
 from peek.db import Database, driver, open_database
 from peek.memory.store import entities_by_key, key_digest, load_nodes, load_turns, node_key
 from peek.packed import unpack_json
@@ -60,9 +61,11 @@ def _snapshot(peek: Peek, sessions: list[str]) -> dict[str, Any]:
         found = entities_by_key(conn, peek.corpus_id, [node_key(e) for e in entities])
         rankings = [stored_ranking(conn, peek.corpus_id, s) for s in sessions]
         turns = load_turns(conn, peek.corpus_id)
+        edits = edits_between(conn, peek.corpus_id, 0, 1 << 30)
     return {"sessions": [store.load(s) for s in sessions], "log": log, "edges": edges,
             "nodes": [n.model_dump() for n in nodes], "rankings": rankings,
             "keys": {n.id: node_key(n) for n in nodes}, "turns": turns,
+            "edits": edits,
             "by_key": sorted(e.id for e in found),
             "search": [peek.memory_search(q, k=3).to_dict() for q in QUESTIONS]}
 
@@ -153,7 +156,10 @@ def _check_0009(db: Database, sessions: list[str], before: dict[str, Any]) -> No
         rankings = dict(conn.execute(text("SELECT id, ranking FROM agent_sessions")).all())
         norms = dict(conn.execute(text("SELECT id, norm FROM memory_nodes")).all())
         blobs = conn.execute(text("SELECT blobs FROM memory_turns ORDER BY seq")).scalars().all()
+        edits = conn.execute(text('SELECT "before", "after" FROM map_edits ORDER BY id')).all()
     assert [json.loads(b) for b in blobs] == [t.blobs for t in before["turns"]]
+    assert [tuple(None if v is None else json.loads(v) for v in e) for e in edits] == [
+        (e.before, e.after) for e in before["edits"]] and len(edits) > 3
     assert any(t.blobs for t in before["turns"])
     for session, stored, ranking in zip(sessions, before["sessions"], before["rankings"],
                                         strict=True):

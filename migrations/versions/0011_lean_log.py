@@ -7,6 +7,7 @@
   took a 4 KB page; apart, both pack tight).
 - `memory_nodes.norm` holds a 16-hex digest of the exact-match key, not the key (a file's or
   symbol's key is its whole path, stored a third time and indexed).
+- `map_edits.before` and `.after` (the log's entries and changed fields) are packed JSON.
 - `agent_sessions.result` drops the answer and citations its trajectory already holds
   (`peek.agent.session.pack_result`).
 - `map_sessions.trajectory` becomes packed JSON and, where the session's stored trajectory with
@@ -50,12 +51,16 @@ def upgrade() -> None:
                "FROM agent_sessions WHERE ranking IS NOT NULL ORDER BY created_at, id")
     _drop_ranking()
     _norms(_digest)
+    for column in ("before", "after"):
+        _swap("map_edits", column, sa.LargeBinary, _pack)
     _rewrite("agent_sessions", "id", "trajectory, result", _slim_result)
     _rewrite("map_sessions", "id", "corpus_id, session, trajectory", _log_record)
 
 
 def downgrade() -> None:
     """Back to 0009: a rowid edge table, whole results and zlib trajectories in the log."""
+    for column in ("before", "after"):
+        _swap("map_edits", column, sa.Text, _unpack)
     _norms(_key)
     _rewrite("map_sessions", "id", "corpus_id, session, trajectory", _zlib_record)
     _rewrite("agent_sessions", "id", "trajectory, result", _whole_result)
@@ -195,3 +200,35 @@ def _digest(kind: str, data: bytes) -> str:
 
     return key_digest(_key(kind, data))
 
+
+
+def _swap(table: str, column: str, kind: Any, new: Callable[[Any], Any]) -> None:
+    """Convert a nullable column into a new one of `kind`, which then takes its name (SQLite
+    alters in place, so rowids stay), a page of ids at a time."""
+    conn = op.get_bind()
+    op.add_column(table, sa.Column(f"{column}_new", kind))
+    update = sa.text(f'UPDATE {table} SET "{column}_new" = :v WHERE id = :i')
+    last = -1
+    while rows := conn.execute(sa.text(
+            f'SELECT id, "{column}" FROM {table} WHERE id > :last AND "{column}" IS NOT NULL '
+            f"ORDER BY id LIMIT {PAGE}"), {"last": last}).fetchall():
+        conn.execute(update, [{"v": new(r[1]), "i": r[0]} for r in rows])
+        last = rows[-1][0]
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f'ALTER TABLE {table} DROP COLUMN "{column}"')
+        conn.exec_driver_sql(f'ALTER TABLE {table} RENAME COLUMN "{column}_new" TO "{column}"')
+    else:
+        op.drop_column(table, column)
+        op.alter_column(table, f"{column}_new", new_column_name=column, existing_type=kind)
+
+
+def _pack(value: str) -> bytes:
+    from peek.packed import pack_text
+
+    return pack_text(value)
+
+
+def _unpack(value: bytes) -> str:
+    from peek.packed import unpack_text
+
+    return unpack_text(value)
