@@ -19,7 +19,6 @@ from peek.memory import fts
 from peek.memory.embed import Embedder, restored_embedder
 from peek.memory.models import NONE_ANSWER, TEXT_PREFIX, Entity, SpaceTimeNode, VerbPhrase
 from peek.memory.tables import (
-    MemoryEdgeRow,
     MemoryEpisodeRow,
     MemoryNodeRow,
     MemoryStateRow,
@@ -444,18 +443,17 @@ def verb_edges(verb: VerbPhrase) -> list[str]:
 
 
 def save_edges(conn: Connection, corpus_id: int, verbs: list[VerbPhrase]) -> None:
-    """Replace the edge rows of these verbs."""
+    """Replace the edge rows of these verbs (plain prepared statements: this runs per record)."""
     if not verbs:
         return
-    ids = [v.id for v in verbs]
-    for start in range(0, len(ids), 500):
-        conn.execute(delete(MemoryEdgeRow).where(MemoryEdgeRow.corpus_id == corpus_id,
-                                                 MemoryEdgeRow.verb_id.in_(ids[start:start + 500])))
-    rows = [{"corpus_id": corpus_id, "verb_id": v.id, "node_id": node,
-             "open": any(q.is_open for q in v.questions), "seq": v.seq}
+    raw = driver(conn)
+    raw.executemany("DELETE FROM memory_edges WHERE corpus_id = ? AND verb_id = ?",
+                    [(corpus_id, v.id) for v in verbs])
+    rows = [(corpus_id, v.id, node, any(q.is_open for q in v.questions), v.seq)
             for v in verbs for node in verb_edges(v)]
     if rows:
-        conn.execute(insert(MemoryEdgeRow), rows)
+        raw.executemany("INSERT INTO memory_edges (corpus_id, verb_id, node_id, open, seq) "
+                        "VALUES (?, ?, ?, ?, ?)", rows)
 
 
 _NODE_COLUMNS = ("corpus_id", "id", "kind", "name", "norm", "data", "vector", "seq", "stale",
