@@ -20,6 +20,7 @@ from sqlalchemy import text
 from peek.agent.session import SessionStore, stored_ranking
 from peek.contextmap.sessionlog import logged_trajectory
 from peek.contextmap.store import edits_between
+from peek.contextmap.trajectory import Trajectory
 from peek.db import Database, driver, open_database
 from peek.memory.store import entities_by_key, key_digest, load_nodes, load_turns, node_key
 from peek.packed import unpack_json
@@ -52,8 +53,8 @@ def _snapshot(peek: Peek, sessions: list[str]) -> dict[str, Any]:
     store = SessionStore(peek.db, peek.corpus_id)
     with peek.db.read() as conn:
         raw = driver(conn)
-        log = [(s, logged_trajectory(raw, peek.corpus_id, t)) for s, t in raw.execute(
-            "SELECT session, trajectory FROM map_sessions ORDER BY id")]
+        log = [(s, Trajectory.model_validate_json(logged_trajectory(raw, peek.corpus_id, t)))
+               for s, t in raw.execute("SELECT session, trajectory FROM map_sessions ORDER BY id")]
         edges = sorted(tuple(r) for r in raw.execute(
             "SELECT corpus_id, verb_id, node_id, open, seq FROM memory_edges"))
         nodes = load_nodes(conn, peek.corpus_id)
@@ -96,7 +97,7 @@ def test_the_map_log_references_a_stored_session_and_keeps_a_host_trajectory(
     assert host == [{"question", "steps", "answer", "citations", "outcome"}]
     learned = dict(snap["log"])
     for session, stored in zip(sessions, snap["sessions"], strict=True):
-        traj = json.loads(learned[session])
+        traj = learned[session].model_dump()
         assert traj["outcome"] == {"edited_files": ["app/config.py"], "success": True}
         assert traj["answer"] == json.loads(stored.trajectory)["answer"]
 
@@ -151,7 +152,8 @@ def _check_0009(db: Database, sessions: list[str], before: dict[str, Any]) -> No
     """The downgraded store is in 0009's form, holding the same data."""
     with db.read() as conn:
         log = conn.execute(text("SELECT trajectory FROM map_sessions ORDER BY id")).scalars()
-        assert [zlib.decompress(bytes(t)).decode() for t in log] == [t for _, t in before["log"]]
+        assert [Trajectory.model_validate_json(zlib.decompress(bytes(t))) for t in log] == [
+            t for _, t in before["log"]]
         results = dict(conn.execute(text("SELECT id, result FROM agent_sessions")).all())
         rankings = dict(conn.execute(text("SELECT id, ranking FROM agent_sessions")).all())
         norms = dict(conn.execute(text("SELECT id, norm FROM memory_nodes")).all())
@@ -189,12 +191,18 @@ def _round_trip(root: Path, home: Path, target: str | Path) -> None:
     with Peek(root, home) as peek:
         assert _snapshot(peek, sessions) == before
         with peek.db.read() as conn:
-            log = conn.execute(text("SELECT trajectory FROM map_sessions ORDER BY id")).scalars()
-            refs = [set(unpack_json(t)) == {"agent_session", "outcome"} for t in log]
             columns = conn.execute(text("SELECT * FROM agent_sessions")).keys()
             norms = dict(conn.execute(text("SELECT id, norm FROM memory_nodes")).all())
-        assert refs == [True, True, False] and "ranking" not in columns
+            results = conn.execute(text("SELECT result FROM agent_sessions")).scalars().all()
+        assert "ranking" not in columns
         assert norms == {i: key_digest(k) for i, k in before["keys"].items()}
+        assert all(unpack_json(r)["answer"] == {"$trajectory": "answer"} for r in results)
+        session = peek.ask(QUESTIONS[1]).session  # the log written from now on references
+        peek.record(session=session, edited=["app/server.py"], success=True)
+        with peek.db.read() as conn:
+            log = conn.execute(text("SELECT trajectory FROM map_sessions ORDER BY id")).scalars()
+            refs = [bytes(t)[:1] == b"\x78" or set(unpack_json(t)) for t in log]
+        assert refs == [True, True, True, {"agent_session", "outcome"}]
         if peek.db.backend == "sqlite":
             with peek.db.query() as raw:
                 sql = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'memory_edges'"

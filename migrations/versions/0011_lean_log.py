@@ -8,24 +8,33 @@
 - `memory_nodes.norm` holds a 16-hex digest of the exact-match key, not the key (a file's or
   symbol's key is its whole path, stored a third time and indexed).
 - `map_edits.before` and `.after` (the log's entries and changed fields) are packed JSON.
-- `agent_sessions.result` drops the answer and citations its trajectory already holds
-  (`peek.agent.session.pack_result`).
-- `map_sessions.trajectory` becomes packed JSON and, where the session's stored trajectory with
-  the learned outcome is exactly what was learned from, a reference to it
-  (`peek.contextmap.sessionlog`).
+- `agent_sessions.result` drops the answer and citations its trajectory already holds.
+- `map_sessions.trajectory`: rows written from now on are packed JSON, or a reference to the
+  session's stored trajectory (`peek.contextmap.sessionlog`); existing zlib rows stay as they
+  are (the reader takes both; checking that a stored trajectory is exactly the learned one
+  needs the trajectory contract, which a migration does not import). Downgrade turns every
+  row back into zlib JSON; a reference becomes the stored trajectory with its outcome (the
+  same trajectory, its default fields left out).
 
 Existing rows are converted in pages on SQLite and PostgreSQL; downgrade restores 0009's form.
+Like every migration this one imports only peek's core: the rules it applies (a node's key, a
+result's shared fields) are copied here as they are at 0011, and the tests check them against
+the code's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
+from peek.packed import pack_text, unpack_json, unpack_text
 
 revision = "0011"
 down_revision = "0009"
@@ -40,7 +49,8 @@ _EDGE_COLUMNS = ("corpus_id INTEGER NOT NULL, verb_id VARCHAR(32) NOT NULL, "
 
 
 def upgrade() -> None:
-    """Rebuild the edges, move the rankings, slim the results, reference the trajectories."""
+    """Rebuild the edges, move the rankings, hash the node keys, pack the edit log, slim the
+    results."""
     _edges(rowid=False)
     op.create_table(
         "agent_rankings",
@@ -52,15 +62,14 @@ def upgrade() -> None:
     _drop_ranking()
     _norms(_digest)
     for column in ("before", "after"):
-        _swap("map_edits", column, sa.LargeBinary, _pack)
+        _swap("map_edits", column, sa.LargeBinary, pack_text)
     _rewrite("agent_sessions", "id", "trajectory, result", _slim_result)
-    _rewrite("map_sessions", "id", "corpus_id, session, trajectory", _log_record)
 
 
 def downgrade() -> None:
     """Back to 0009: a rowid edge table, whole results and zlib trajectories in the log."""
     for column in ("before", "after"):
-        _swap("map_edits", column, sa.Text, _unpack)
+        _swap("map_edits", column, sa.Text, unpack_text)
     _norms(_key)
     _rewrite("map_sessions", "id", "corpus_id, session, trajectory", _zlib_record)
     _rewrite("agent_sessions", "id", "trajectory, result", _whole_result)
@@ -120,61 +129,58 @@ def _pages(table: str, key: str, columns: str) -> Iterator[list[Any]]:
         last = rows[-1][0]
 
 
-def _rewrite(table: str, key: str, columns: str, new: Callable[[Any, tuple[Any, ...]],
-                                                               bytes | None]) -> None:
-    """Set the last of `columns` of every row to `new(driver connection, row)`."""
-    from peek.db import driver
-
+def _rewrite(table: str, key: str, columns: str,
+             new: Callable[[tuple[Any, ...]], bytes | None]) -> None:
+    """Set the last of `columns` of every row to `new(row)`."""
     conn = op.get_bind()
     column = columns.rsplit(", ", 1)[-1]
     update = sa.text(f"UPDATE {table} SET {column} = :v WHERE {key} = :k")
     for rows in _pages(table, key, columns):
-        values = [{"k": r[0], "v": new(driver(conn), r)} for r in rows]
-        conn.execute(update, values)
+        conn.execute(update, [{"k": r[0], "v": new(r)} for r in rows])
 
 
-def _slim_result(_: Any, row: tuple[Any, ...]) -> bytes | None:
-    from peek.agent.session import pack_result
-    from peek.packed import unpack_json
+_SHARED = ("answer", "citations")  # as peek.agent.session._FROM_TRAJECTORY at 0011
+_MARK = "$trajectory"
 
+
+def _slim_result(row: tuple[Any, ...]) -> bytes | None:
+    """A result without the fields its trajectory holds (peek.agent.session.pack_result)."""
     _, trajectory, result = row
     if result is None:
         return None
-    return pack_result(unpack_json(result), unpack_json(trajectory))
+    traj, value = unpack_json(trajectory), unpack_json(result)
+    return pack_text(json.dumps({k: {_MARK: k} if k in _SHARED and traj.get(k, _MARK) == v
+                                 else v for k, v in value.items()}))
 
 
-def _whole_result(_: Any, row: tuple[Any, ...]) -> bytes | None:
-    from peek.agent.session import result_text
-    from peek.packed import pack_text, unpack_text
-
+def _whole_result(row: tuple[Any, ...]) -> bytes | None:
+    """A result with its shared fields put back (peek.agent.session.result_text)."""
     _, trajectory, result = row
-    return None if result is None else pack_text(result_text(result, unpack_text(trajectory)))
+    if result is None:
+        return None
+    value = unpack_json(result)
+    marked = {k for k, v in value.items() if isinstance(v, dict) and v.keys() == {_MARK}}
+    if not marked:
+        return bytes(result)
+    traj = unpack_json(trajectory)
+    return pack_text(json.dumps({k: traj[value[k][_MARK]] if k in marked else v
+                                 for k, v in value.items()}))
 
 
-def _log_record(conn: Any, row: tuple[Any, ...]) -> bytes:
-    """A logged trajectory as 0011 stores it; one that does not read back byte for byte as
-    the trajectory contract (written by an older peek) is kept in full, as it was."""
-    from peek.contextmap.errors import TrajectoryError
-    from peek.contextmap.sessionlog import log_record
-    from peek.contextmap.trajectory import parse_trajectory
-    from peek.packed import pack_text
-
-    _, corpus_id, session, record = row
-    text = zlib.decompress(bytes(record)).decode("utf-8")
-    try:
-        traj = parse_trajectory(json.loads(text))
-    except TrajectoryError:
-        return pack_text(text)
-    if traj.model_dump_json() != text:
-        return pack_text(text)
-    return log_record(conn, corpus_id, session, traj)
-
-
-def _zlib_record(conn: Any, row: tuple[Any, ...]) -> bytes:
-    from peek.contextmap.sessionlog import logged_trajectory
-
+def _zlib_record(row: tuple[Any, ...]) -> bytes:
+    """A session log record as 0009 wrote it: zlib JSON of the trajectory."""
     _, corpus_id, _, record = row
-    return zlib.compress(logged_trajectory(conn, corpus_id, record).encode("utf-8"))
+    data = bytes(record)
+    if data[:1] == b"\x78":  # already zlib (written before 0011)
+        return data
+    value = unpack_json(data)
+    if not (isinstance(value, dict) and set(value) == {"agent_session", "outcome"}):
+        return zlib.compress(unpack_text(data).encode("utf-8"))
+    stored = op.get_bind().execute(sa.text(
+        "SELECT trajectory FROM agent_sessions WHERE id = :s AND corpus_id = :c"),
+        {"s": value["agent_session"], "c": corpus_id}).scalar_one()
+    traj = {**unpack_json(stored), "outcome": value["outcome"]}
+    return zlib.compress(json.dumps(traj).encode("utf-8"))
 
 
 def _norms(new: Callable[[str, bytes], str]) -> None:
@@ -189,17 +195,38 @@ def _norms(new: Callable[[str, bytes], str]) -> None:
         offset += len(rows)
 
 
-def _key(kind: str, data: bytes) -> str:
-    from peek.memory.store import node_from_json, node_key
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
-    return node_key(node_from_json(kind, data))
+
+def _key(kind: str, data: bytes) -> str:
+    """A node's exact-match key from its packed JSON (peek.memory.store.node_key at 0011)."""
+    node = unpack_json(data)
+    if kind == "entity":
+        entity_kind = node.get("kind", "thing")
+        if entity_kind in ("file", "config", "symbol"):
+            return f"{entity_kind}:{node['name']}"
+        return _norm(node["name"])
+    if kind == "verb":
+        texts = sorted(f"{_head(q.get('text', ''))}={a}" for q in node.get("questions", [])
+                       for a in q.get("answers", ["None"]) if a.startswith("TEXT:"))
+        if not texts:
+            return _norm(node["phrase"]) + ":"
+        return _norm(node["phrase"]) + ":" + hashlib.sha1(
+            "\n".join(texts).encode("utf-8")).hexdigest()[:16]
+    return _norm(node["current_name"])
+
+
+def _norm(name: str) -> str:
+    return _NON_ALNUM.sub("", name.lower())
+
+
+def _head(question: str) -> str:
+    return question.split(maxsplit=1)[0].lower() if question.strip() else ""
 
 
 def _digest(kind: str, data: bytes) -> str:
-    from peek.memory.store import key_digest
-
-    return key_digest(_key(kind, data))
-
+    """What `norm` holds from 0011 on (peek.memory.store.key_digest)."""
+    return hashlib.blake2b(_key(kind, data).encode("utf-8"), digest_size=8).hexdigest()
 
 
 def _swap(table: str, column: str, kind: Any, new: Callable[[Any], Any]) -> None:
@@ -220,15 +247,3 @@ def _swap(table: str, column: str, kind: Any, new: Callable[[Any], Any]) -> None
     else:
         op.drop_column(table, column)
         op.alter_column(table, f"{column}_new", new_column_name=column, existing_type=kind)
-
-
-def _pack(value: str) -> bytes:
-    from peek.packed import pack_text
-
-    return pack_text(value)
-
-
-def _unpack(value: bytes) -> str:
-    from peek.packed import unpack_text
-
-    return unpack_text(value)
