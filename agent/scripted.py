@@ -53,9 +53,14 @@ class ScriptedModel:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise PeekError(f"cannot read model script {path}: {exc}", "give a JSON file") from exc
-        return cls(replies=list(_replies(data.get("turns", []))),
-                   json_replies=[json.dumps(j) if not isinstance(j, str) else j
-                                 for j in data.get("json", [])])
+        try:
+            return cls(replies=list(_replies(data.get("turns", []))),
+                       json_replies=[json.dumps(j) if not isinstance(j, str) else j
+                                     for j in data.get("json", [])])
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise PeekError(f"model script {path} is malformed ({type(exc).__name__}: {exc})",
+                            'give {"turns": [{"content": str, "tool_calls": [{"name": str, '
+                            '"arguments": {}}]}], "json": [...]}') from exc
 
 
 def _replies(turns: Iterable[dict[str, Any]]) -> Iterable[Reply]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -101,8 +102,10 @@ def llama_cpp_command(gguf: str, host: str, port: int, threads: int, n_ctx: int)
 
 
 def plan(engine: str, model: str | None, host: str, port: int, speculation: str = "ngram",
-         draft_model: str | None = None) -> ServePlan:
-    """The server to start for these options."""
+         draft_model: str | None = None, home: str | os.PathLike[str] | None = None) -> ServePlan:
+    """The server to start for these options (the embedded GGUF is kept in `home`)."""
+    if not 0 < port < 65536:
+        raise PeekError(f"--port must be from 1 to 65535, got {port}")
     chosen = choose_engine(engine)
     if chosen == "vllm":
         name = model or DEFAULT_VLLM_MODEL
@@ -112,5 +115,5 @@ def plan(engine: str, model: str | None, host: str, port: int, speculation: str 
                         "llama.cpp's server drafts nothing here; peek ask --draft llma does")
     from peek.agent.local_model import N_CTX, compute_threads, model_file
 
-    gguf = str(model_file(model))
+    gguf = str(model_file(model, home))
     return ServePlan(chosen, gguf, llama_cpp_command(gguf, host, port, compute_threads(), N_CTX))

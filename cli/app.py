@@ -111,7 +111,8 @@ def ask(
 
     peek = open_peek(path, home)
     budgets = Budgets(max_steps, max_tokens, max_cost)
-    result = peek.ask(question, resolve_model(model, api_base, draft), budgets, session=resume,
+    result = peek.ask(question, resolve_model(model, api_base, draft, home), budgets,
+                      session=resume,
                       resume=resume is not None, learn=learn,
                       evolve_steps="stored" if evolve_steps is None else evolve_steps,
                       on_event=None if as_json else step_printer())
@@ -135,7 +136,7 @@ def evaluate(
         "--arms", help="With --replay: which arms to run, comma-separated.")] = "learned,off",
     evolve_steps: EvolveOpt = None,
     learn: Annotated[
-        int, typer.Option("--learn", help="Teach the map with the first N, score the rest.")
+        int, typer.Option("--learn", min=0, help="Teach the map with the first N, score the rest.")
     ] = 0,
     model: ModelOpt = None,
     api_base: ApiBaseOpt = None,
@@ -162,7 +163,8 @@ def evaluate(
         raise QueryError("peek eval needs QUESTIONS and --corpus PATH (or --replay FILE)")
     check_budgets(Budgets(max_steps))
     report = run_eval(corpus[0], load_questions(questions), home=home,
-                      model=resolve_model(model, api_base), budgets=Budgets(max_steps),
+                      model=resolve_model(model, api_base, home=home),
+                      budgets=Budgets(max_steps),
                       learn_n=learn, evolve_steps=evolve_steps)
     if as_json:
         emit(report)

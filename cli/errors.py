@@ -42,14 +42,38 @@ def _known(exc: Exception) -> int:
     if isinstance(exc, SandboxError):
         return _fail(str(exc), 2)
     if _is_busy(exc):
-        return _fail(f"the store is busy or unavailable: {getattr(exc, 'orig', exc)}; try again",
-                     3)
+        return _fail(store_trouble(exc), 3)
+    if isinstance(exc, UnicodeEncodeError):
+        return _fail(not_utf8(exc), USAGE_EXIT)
     if isinstance(exc, OverflowError):
         return _fail(f"a number is out of range ({exc}); use a smaller value", USAGE_EXIT)
     if isinstance(exc, OSError):
         where = f": {exc.filename}" if exc.filename else ""
         return _fail(f"{exc.strerror or exc}{where}", USAGE_EXIT)
     return _unexpected(exc)
+
+
+def store_trouble(exc: Exception) -> str:
+    """A store that cannot take a write: full or read-only is no reason to try again."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).lower()
+    if "disk is full" in text or "no space" in text:
+        return (f"the store's disk is full ({cause}) (free some space, or set PEEK_HOME to a "
+                "folder on another disk; the store stays consistent)")
+    if "disk i/o error" in text:
+        return (f"the store could not be written ({cause}) (check that its disk has space and "
+                "its folder is writable, or set PEEK_HOME to another folder; the store stays "
+                "consistent)")
+    if "readonly" in text or "read-only" in text:
+        return (f"the store is read-only ({cause}) (make the peek home writable, or set "
+                "PEEK_HOME to another folder)")
+    return f"the store is busy or unavailable: {cause}; try again"
+
+
+def not_utf8(exc: UnicodeEncodeError) -> str:
+    """Text that held bytes that are not UTF-8 (a terminal in another encoding)."""
+    return (f"{exc.object[max(0, exc.start - 20):exc.end + 20]!r} is not UTF-8 text; nothing "
+            "was written (use UTF-8 text and names, e.g. a UTF-8 locale)")
 
 
 def _unexpected(exc: Exception) -> int:
@@ -94,6 +118,11 @@ def _is_busy(exc: Exception) -> bool:
         import psycopg
 
         if isinstance(exc, psycopg.OperationalError):
+            return True
+    if "sqlite3" in sys.modules:  # the raw path (Database.query/raw_write) raises sqlite3's own
+        import sqlite3
+
+        if isinstance(exc, sqlite3.OperationalError):
             return True
     if "sqlalchemy" not in sys.modules:
         return False

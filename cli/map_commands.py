@@ -275,7 +275,7 @@ def record(
         result = peek.record(raw, session=session, edited=[*(edited or []), *(files or [])],
                              success=success, budget=budget,
                              evolve_steps="stored" if evolve_steps is None else evolve_steps,
-                             model=resolve_model(model, api_base) if model else None)
+                             model=resolve_model(model, api_base, home=home) if model else None)
     if as_json:
         emit(result.to_dict())
     else:

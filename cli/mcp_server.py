@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import random
+import sqlite3
 import sys
 import threading
 import time
@@ -21,11 +22,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
 from mcp.server.mcpserver.resources import ResourceSecurity
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 if TYPE_CHECKING:
     from peek.agent.models import Model
@@ -326,9 +327,12 @@ class PeekTools:
                trajectory: dict[str, Any] | None, roots: Roots = (),
                session: str | None = None) -> dict[str, Any]:
         """Teach the map from a host agent's session report (once per session id)."""
+        from peek.errors import QueryError
         from peek.sandbox.paths import corpus_path
 
         peek = self.corpora.get(corpus, roots).peek
+        if not question.strip() and not str((trajectory or {}).get("question") or "").strip():
+            raise QueryError("the question is empty", "say what the task or question was")
         raw: dict[str, Any] | None
         if trajectory is not None:
             raw = {"question": question, **trajectory}
@@ -353,7 +357,8 @@ class PeekTools:
 
         with self._model_lock:
             if self._model is None:
-                self._model = (resolve_model(self.model_spec, self.api_base),)
+                self._model = (resolve_model(self.model_spec, self.api_base,
+                                             home=self.corpora.home),)
             return self._model[0]
 
 
@@ -380,6 +385,7 @@ def error_message(exc: Exception) -> str:
     """The one line a host agent sees; unexpected errors are also logged with a traceback."""
     from sqlalchemy.exc import OperationalError
 
+    from peek.cli.errors import not_utf8, store_trouble
     from peek.errors import NotIndexedError, PeekError
     from peek.sandbox import SandboxError
 
@@ -387,8 +393,12 @@ def error_message(exc: Exception) -> str:
         return f"{exc.message} (call peek_index with this corpus first)"
     if isinstance(exc, PeekError | SandboxError):
         return str(exc)
-    if isinstance(exc, OperationalError):
-        return f"the store is busy or unavailable: {exc.orig}; try again"
+    if isinstance(exc, OperationalError | sqlite3.OperationalError):
+        return store_trouble(exc)
+    if isinstance(exc, UnicodeEncodeError):
+        return not_utf8(exc)
+    if isinstance(exc, OverflowError):  # as the CLI says it
+        return f"a number is out of range ({exc}); use a smaller value"
     log.exception("unexpected error in a peek tool")
     return " ".join(f"unexpected error ({type(exc).__name__}): {exc}".split())
 
@@ -400,7 +410,7 @@ def with_busy_retry(action: Callable[[], T]) -> T:
     for attempt in range(BUSY_RETRIES - 1):
         try:
             return action()
-        except OperationalError as exc:
+        except (OperationalError, sqlite3.OperationalError) as exc:
             if not is_busy(exc):
                 raise
             wait = min(BUSY_FIRST_WAIT_S * 2**attempt, BUSY_MAX_WAIT_S)
@@ -512,12 +522,38 @@ def strict_schema(schema: Any) -> Any:
     return out
 
 
+class PeekTool(Tool):
+    """A tool whose argument errors are one line naming each bad argument, like peek's own."""
+
+    async def run(self, arguments: dict[str, Any], context: Any,
+                  convert_result: bool = False) -> Any:
+        """The SDK's run; a schema mismatch is re-worded, keeping the ValidationError cause."""
+        try:
+            return await super().run(arguments, context, convert_result)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            raise ToolError(argument_errors(self.name, cause)) from cause
+
+
+def argument_errors(tool: str, exc: ValidationError) -> str:
+    """`peek_search: bad arguments: query: required; k: ...` without pydantic's URLs."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        name = ".".join(str(p) for p in err["loc"]) or "arguments"
+        message = "required" if err["type"] == "missing" else err["msg"]
+        parts.append(f"{name}: {message}")
+    return " ".join(f"{tool}: bad arguments: {'; '.join(parts)} (see the tool's input "
+                    "schema)".split())
+
+
 def make_tools(mcp_tools: PeekMcpTools, with_ask: bool) -> list[Tool]:
     """The registered tools, with strict input schemas; peek_ask only when a model was given."""
     names = [n for n in DESCRIPTIONS if with_ask or n != "peek_ask"]
     tools = []
     for name in names:
-        tool = Tool.from_function(getattr(mcp_tools, name), name=name,
+        tool = PeekTool.from_function(getattr(mcp_tools, name), name=name,
                                   description=DESCRIPTIONS[name])
         tool.parameters = strict_schema(tool.parameters)
         tools.append(tool)

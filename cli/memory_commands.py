@@ -129,7 +129,7 @@ def episodes(corpus: CorpusArg, home: HomeOpt = None, as_json: JsonOpt = False) 
 
 @memory_app.command("entities")
 def entities(corpus: CorpusArg,
-             limit: Annotated[int, typer.Option("--limit", help="Show at most this many.")
+             limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many.")
                               ] = 50,
              home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """The workspace's entities, most mentioned first."""

@@ -154,7 +154,11 @@ def print_status(status: CorpusStatus) -> None:
     if not status.indexed:
         print(f"{status.corpus}: not indexed (run: peek index {status.corpus})")
         return
-    age = f"{status.index_age_seconds / 60:.0f} min ago" if status.index_age_seconds else "?"
+    if status.index_age_seconds is None:  # a first index stopped before it finished
+        print(f"{status.corpus}: the first index has not finished ({status.files} files so "
+              f"far; if it was stopped, run: peek index {status.corpus})")
+        return
+    age = f"{status.index_age_seconds / 60:.0f} min ago"
     state = "out of date" if status.dirty else "up to date"
     commit = f", commit {status.indexed_commit[:10]}" if status.indexed_commit else ""
     print(f"{status.corpus}: {status.files} files indexed {age}{commit}; {state}; "

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from peek.cli.common import HomeOpt
+
 EngineOpt = Annotated[str, typer.Option(
     "--engine", help="auto (vLLM on a CUDA GPU with the gpu extra, else llama.cpp), vllm, "
     "llama.cpp.")]
@@ -26,6 +28,7 @@ def serve_model(
     ] = None,
     print_command: Annotated[bool, typer.Option(
         "--print-command", help="Print the server command and exit.")] = False,
+    home: HomeOpt = None,
 ) -> None:
     """Serve a local model for `peek ask --model openai/local --api-base URL` and `peek mcp`."""
     import subprocess
@@ -33,7 +36,7 @@ def serve_model(
 
     from peek.agent.serving import plan
 
-    chosen = plan(engine, model, host, port, speculation, draft_model)
+    chosen = plan(engine, model, host, port, speculation, draft_model, home)
     if print_command:
         print(subprocess.list2cmdline(chosen.command))
         return

@@ -162,7 +162,7 @@ def parse_export(raw: str, source: str = "map file") -> list[Entry]:
                              "give a file written by: peek map export") from exc
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
+        where = ".".join(str(p) for p in err["loc"]) or "the file"
         raise MapImportError(f"{source} is not a peek map export: {where}: {err['msg']}",
                              "give a file written by: peek map export") from exc
     entries = [e.entry() for e in parsed.entries]

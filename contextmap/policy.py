@@ -48,6 +48,7 @@ from peek.schema import Corpus
 
 log = logging.getLogger("peek.contextmap.policy")
 STORED: Literal["stored"] = "stored"
+EVOLVE_STEPS_MAX = 1_000_000  # PEEK's m: any larger is "never freeze" (omit it)
 _INSERT_SESSION = insert(cast(Table, MapSessionRow.__table__))
 _SHOWN_OPS = ("ADD", "REPLACE", "DELETE", "EVICT", "STALE", "FRESH")
 
@@ -147,8 +148,9 @@ class CachePolicy:
                  evictor: Evictor | None = None) -> None:
         if budget is not None and budget < 1:
             raise MapError(f"budget must be a positive number of tokens, got {budget}")
-        if isinstance(evolve_steps, int) and evolve_steps < 0:
-            raise MapError(f"evolve steps must be 0 or more, got {evolve_steps}")
+        if isinstance(evolve_steps, int) and not 0 <= evolve_steps <= EVOLVE_STEPS_MAX:
+            raise MapError(f"evolve steps must be from 0 to {EVOLVE_STEPS_MAX}, "
+                           f"got {evolve_steps}")
         self.db = db
         self.corpus_id = corpus_id
         self.root = root

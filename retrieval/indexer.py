@@ -47,6 +47,7 @@ Progress = Callable[[int, int], None]
 PARALLEL_MIN = 200
 MAX_WORKERS = 4
 BATCH_FILES = 256
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 JOB_FILES = 16
 Job = tuple[Path, int, FileEntry, str | None]  # root, size cap, file, blob sha it had
 
@@ -157,9 +158,9 @@ def _index(
     report = walk_corpus(root, max_file_bytes) if early is None else early.report
     stats.skipped_large, stats.skipped_binary = len(report.too_large), report.binary_suffix
     stats.unreadable = report.unreadable
-    if not report.files:
-        raise CorpusError(f"no indexable files in {root}", "add text files or check .peekignore")
     corpus_id, known, has_graph = _load_known(db, root)
+    if not report.files and not known:  # an indexed corpus emptied since is re-indexed to 0
+        raise CorpusError(f"no indexable files in {root}", "add text files or check .peekignore")
     skipped = load_skipped(db, corpus_id)
     stats.first_index = not known
     todo = [e for e in report.files
@@ -257,7 +258,8 @@ class Batches:
         if context is not None:
             from concurrent.futures import ProcessPoolExecutor
 
-            self._pool = ProcessPoolExecutor(workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(workers, mp_context=context,
+                                             initializer=_die_with_parent)
             self._pending = _submit(self._pool, self._batches[0])
 
     def __iter__(self) -> Iterator[list[tuple[FileEntry, Outcome]]]:
@@ -286,6 +288,25 @@ class Batches:
         """Stop the workers (the index failed, or did not need this parse); files in hand finish."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _die_with_parent() -> None:
+    """Pool initializer: on Linux a worker is killed with the process that forked it, so a
+    `kill -9` of `peek index` leaves no worker blocked on its queue forever (fork workers
+    hold the queue's write end themselves, so they never see EOF)."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(0)
 
 
 def _pool_context() -> BaseContext | None:

@@ -24,7 +24,7 @@ from peek.safefs import SandboxError, open_beneath, read_beneath
 
 IGNORE_FILES = (".gitignore", ".peekignore")
 DEFAULT_IGNORES = (
-    ".git/", ".hg/", ".svn/", "__pycache__/", "node_modules/", ".venv/", ".tox/",
+    ".git", ".hg/", ".svn/", "__pycache__/", "node_modules/", ".venv/", ".tox/",
     ".mypy_cache/", ".pytest_cache/", ".ruff_cache/", "*.pyc", "*.pyo",
 )
 # Secrets: never indexed or served unless a .peekignore re-includes them with `!pattern`.
@@ -59,7 +59,7 @@ class Rules:
     """
 
     def __init__(self, lines: list[str] | tuple[str, ...]) -> None:
-        spec = GitIgnoreSpec.from_lines(lines)
+        spec = _spec(lines)
         self._sources = [(bool(p.include), *_split_regex(p.regex.pattern))
                          for p in reversed(spec.patterns)
                          if p.include is not None and p.regex is not None]
@@ -85,6 +85,23 @@ class Rules:
             if rx is not None and rx.search(target) is not None:
                 return include
         return None
+
+
+def _spec(lines: list[str] | tuple[str, ...]) -> GitIgnoreSpec:
+    """The lines' patterns; a line pathspec rejects (`!`, a lone backslash) is skipped, as git
+    skips it, instead of failing the whole walk."""
+    try:
+        return GitIgnoreSpec.from_lines(lines)
+    except ValueError:
+        return GitIgnoreSpec.from_lines([line for line in lines if _valid(line)])
+
+
+def _valid(line: str) -> bool:
+    try:
+        GitIgnoreSpec.from_lines([line])
+    except ValueError:
+        return False
+    return True
 
 
 _ANY_FOLDER = "^(?:.+/)?"  # how pathspec starts a pattern without a slash (most of them)
