@@ -93,12 +93,17 @@ class Peek:
 
     def _corpus_id_or_none(self) -> int | None:
         """The id of this corpus in the store, or None when it was never indexed."""
-        if self._corpus_id is None:  # ids never change once given, so one look-up is enough
-            with self.db.query() as conn:
+        if self._corpus_id is None and not self._store_absent():
+            with self.db.query() as conn:  # ids never change once given: one look-up is enough
                 row = conn.execute("SELECT id FROM corpora WHERE root = ?",
                                    (str(self.root),)).fetchone()
             self._corpus_id = None if row is None else int(row[0])
         return self._corpus_id
+
+    def _store_absent(self) -> bool:
+        """A SQLite store not created yet holds no corpus: reads answer without creating it."""
+        store = self.settings.store
+        return "db" not in self.__dict__ and isinstance(store, Path) and not store.exists()
 
     @property
     def corpus_id(self) -> int:
@@ -430,10 +435,12 @@ class Peek:
 
     def status(self) -> CorpusStatus:
         """Indexed commit vs HEAD, files changed since the index, index age and map version."""
-        from peek.status import corpus_status
+        from peek.status import corpus_status, not_indexed
 
-        return corpus_status(self.db, self.root, self._corpus_id_or_none(),
-                             self.settings.max_file_bytes)
+        cid = self._corpus_id_or_none()
+        if cid is None:
+            return not_indexed(self.root)
+        return corpus_status(self.db, self.root, cid, self.settings.max_file_bytes)
 
     def close(self) -> None:
         """Release the store's connections."""

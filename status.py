@@ -41,8 +41,13 @@ class CorpusStatus:
         return {**asdict(self), "dirty": self.dirty}
 
 
-def corpus_status(db: Database, root: Path, corpus_id: int | None,
-                  max_file_bytes: int) -> CorpusStatus:
+def not_indexed(root: Path) -> CorpusStatus:
+    """The status of a corpus the store does not know (its git HEAD, nothing indexed)."""
+    git = git_state(root)
+    return CorpusStatus(str(root), False, None, git.head if git else None, None, 0, [], [], [], 0)
+
+
+def corpus_status(db: Database, root: Path, corpus_id: int, max_file_bytes: int) -> CorpusStatus:
     """Compare the store with the tree by stat only (no file is read), like `git status`.
 
     The map version is the stored one; a later view that finds anchors outdated by files
@@ -50,8 +55,6 @@ def corpus_status(db: Database, root: Path, corpus_id: int | None,
     """
     git = git_state(root)
     head = git.head if git else None
-    if corpus_id is None:
-        return CorpusStatus(str(root), False, None, head, None, 0, [], [], [], 0)
     with db.query() as conn:
         indexed_at, indexed_commit = conn.execute(
             "SELECT indexed_at, git_head FROM corpora WHERE id = ?", (corpus_id,)).fetchone()

@@ -168,15 +168,12 @@ def _persist(peek: Workspace, traj: Trajectory, session: str, source: str) -> An
 def teach_ranker(peek: Workspace, conn: Connection, traj: Trajectory, session: str) -> None:
     """Move the ranker's weights toward what was edited, from the candidates the ask scored
     (scored again now if the session came from elsewhere). A failure teaches nothing here."""
-    from sqlalchemy import select
-
     from peek.agent.localize import learn, localize, unpack
-    from peek.agent.tables import AgentSessionRow
+    from peek.agent.session import stored_ranking
 
     if traj.outcome.success is False or not traj.outcome.edited_files:
         return
-    cands = unpack(conn.scalar(select(AgentSessionRow.ranking).where(
-        AgentSessionRow.id == session, AgentSessionRow.corpus_id == peek.corpus_id)))
+    cands = unpack(stored_ranking(conn, peek.corpus_id, session))
     if cands is None:
         _, cands = localize(conn, peek.corpus_id, traj.question, peek.graph(), {}, 0)
     learn(conn, peek.corpus_id, cands, traj.outcome.edited_files)

@@ -73,14 +73,42 @@ class StoredSession:
 
 
 _COLUMNS = tuple(f.name for f in fields(StoredSession))
-_INSERT = (f"INSERT INTO agent_sessions ({', '.join(_COLUMNS)}) "
-           f"VALUES ({', '.join(':' + c for c in _COLUMNS)})")
+_ROW_COLUMNS = _COLUMNS[:-1]  # the ranking has its own table (`agent_rankings`)
+_INSERT = (f"INSERT INTO agent_sessions ({', '.join(_ROW_COLUMNS)}) "
+           f"VALUES ({', '.join(':' + c for c in _ROW_COLUMNS)})")
+_INSERT_RANKING = "INSERT INTO agent_rankings (session_id, ranking) VALUES (:id, :ranking)"
+_SELECT = (f"SELECT {', '.join('s.' + c for c in _ROW_COLUMNS)}, r.ranking FROM agent_sessions s "
+           "LEFT JOIN agent_rankings r ON r.session_id = s.id WHERE s.id = :id AND "
+           "s.corpus_id = :c")
 
 
 def _packed(value: dict[str, Any]) -> bytes:
     """A trajectory or result as stored: packed JSON, a quarter of its text (read outputs and
     answers repeat the corpus's words)."""
     return pack_text(json.dumps(value))
+
+
+#: result fields that repeat the trajectory's (the answer, its citations): stored once, the
+#: result keeps a marker in their place
+_FROM_TRAJECTORY = ("answer", "citations")
+_MARK = "$trajectory"
+
+
+def pack_result(result: dict[str, Any], trajectory: dict[str, Any]) -> bytes:
+    """A result as stored: packed, without the answer and citations the trajectory holds."""
+    return _packed({k: {_MARK: k} if k in _FROM_TRAJECTORY and trajectory.get(k, _MARK) == v
+                    else v for k, v in result.items()})
+
+
+def result_text(record: bytes, trajectory: str) -> str:
+    """A stored result's JSON with the fields it shares with the trajectory put back."""
+    text = unpack_text(record)
+    value = json.loads(text)
+    marked = {k for k, v in value.items() if isinstance(v, dict) and v.keys() == {_MARK}}
+    if not marked:
+        return text
+    traj = json.loads(trajectory)
+    return json.dumps({k: traj[value[k][_MARK]] if k in marked else v for k, v in value.items()})
 
 
 def new_session_id() -> str:
@@ -101,18 +129,21 @@ class SessionStore:
         row = {"id": session, "corpus_id": self.corpus_id, "question": question, "model": model,
                "status": "running", "stopped_by": None, "trajectory": _packed(
                    {"question": question, "steps": [], "answer": ""}),
-               "result": None, "created_at": now, "updated_at": now, "steps": 0, "ranking": None}
+               "result": None, "created_at": now, "updated_at": now, "steps": 0}
         with self.db.raw_write() as conn:
             conn.execute(_INSERT, row)
 
     def finish(self, result: AskResult) -> None:
         """Store the final (or partial) result and its trajectory."""
+        from peek.contextmap.sessionlog import materialize
+
         status = "stopped" if result.stopped_by else "done"
         values = {"status": status, "stopped_by": result.stopped_by,
                   "trajectory": _packed(result.trajectory),
-                  "result": _packed(result.to_dict()), "updated_at": time.time(),
-                  "steps": result.steps}
+                  "result": pack_result(result.to_dict(), result.trajectory),
+                  "updated_at": time.time(), "steps": result.steps}
         with self.db.raw_write() as conn:
+            materialize(conn, self.corpus_id, result.session)  # the map's log keeps its copy
             conn.execute(
                 "UPDATE agent_sessions SET status = :status, stopped_by = :stopped_by, "
                 "trajectory = :trajectory, result = :result, updated_at = :updated_at, "
@@ -126,18 +157,18 @@ class SessionStore:
         row = {"id": result.session, "corpus_id": self.corpus_id, "question": question,
                "model": model, "status": status, "stopped_by": result.stopped_by,
                "trajectory": _packed(result.trajectory),
-               "result": _packed(result.to_dict()), "created_at": now, "updated_at": now,
-               "steps": result.steps, "ranking": ranking}
+               "result": pack_result(result.to_dict(), result.trajectory),
+               "created_at": now, "updated_at": now,
+               "steps": result.steps}
         with self.db.raw_write() as conn:
             conn.execute(_INSERT, row)
+            if ranking is not None:
+                conn.execute(_INSERT_RANKING, {"id": result.session, "ranking": ranking})
 
     def load(self, session: str) -> StoredSession:
         """A stored session of this corpus, or a PeekError naming how to find one."""
         with self.db.query() as conn:
-            row = conn.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM agent_sessions "
-                "WHERE id = :id AND corpus_id = :c", {"id": session, "c": self.corpus_id}
-            ).fetchone()
+            row = conn.execute(_SELECT, {"id": session, "c": self.corpus_id}).fetchone()
         if row is None:
             raise PeekError(f"no session {session!r} for this corpus",
                             "see the `session` field of `peek ask --json`")
@@ -145,9 +176,19 @@ class SessionStore:
         at = _COLUMNS.index("trajectory")
         values[at] = unpack_text(values[at])
         if values[at + 1] is not None:
-            values[at + 1] = unpack_text(values[at + 1])
+            values[at + 1] = result_text(values[at + 1], values[at])
         return StoredSession(*values)
 
     def trajectory(self, session: str) -> dict[str, Any]:
         """The stored trajectory of a session, as the context-map contract's dict."""
         return dict(json.loads(self.load(session).trajectory))
+
+
+def stored_ranking(conn: Any, corpus_id: int, session: str) -> bytes | None:
+    """The candidates a session's ask scored (zlib JSON, `peek.agent.localize.pack`), if any."""
+    from peek.db import driver
+
+    row = driver(conn).execute(
+        "SELECT r.ranking FROM agent_rankings r JOIN agent_sessions s ON s.id = r.session_id "
+        "WHERE r.session_id = ? AND s.corpus_id = ?", (session, corpus_id)).fetchone()
+    return None if row is None else bytes(row[0])

@@ -24,4 +24,13 @@ class AgentSessionRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     steps: Mapped[int] = mapped_column(Integer, default=0)
-    ranking: Mapped[bytes | None] = mapped_column(LargeBinary)  # zlib JSON: ranked candidates
+
+
+class AgentRankingRow(Base):
+    """The candidates an ask scored (what `record` teaches the ranker from), apart from the
+    session row: together they were ~2.2 KB, one row to a 4 KB page; apart, both pack tight."""
+
+    __tablename__ = "agent_rankings"
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("agent_sessions.id", ondelete="CASCADE"), primary_key=True)
+    ranking: Mapped[bytes] = mapped_column(LargeBinary)  # zlib JSON: ranked candidates

@@ -8,7 +8,8 @@ MRR on the later half of each corpus, the gain, and recall@5 per block of 50 row
 Part 2 (cost) learns sympy's rows on a scratch store, oldest first, and reports the p50 of a
 warm `ask` and `record` once 300 sessions are learned, and the store's growth per session
 (after a WAL checkpoint, so the file holds everything), in total and per table or index
-(SQLite's dbstat).
+(SQLite's dbstat), with the part of each that is free space inside its pages (rows rewritten
+in place, or too large for two to share a page).
 """
 
 from __future__ import annotations
@@ -57,24 +58,34 @@ def store_bytes(peek: Peek) -> int:
     return peek.settings.db_path.stat().st_size
 
 
-def table_bytes(peek: Peek) -> dict[str, int]:
-    """Bytes per table or index (SQLite's dbstat), to say where the growth goes."""
+def table_bytes(peek: Peek) -> dict[str, tuple[int, int]]:
+    """Bytes per table or index and how many of them are free space inside its pages (SQLite's
+    dbstat), to say where the growth goes; "(freelist)" counts wholly free pages."""
     with closing(sqlite3.connect(peek.settings.db_path)) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        rows = conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
-    return {name: int(size) for name, size in rows}
+        rows = conn.execute("SELECT name, SUM(pgsize), SUM(unused) FROM dbstat GROUP BY name"
+                            ).fetchall()
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    return {**{name: (int(b), int(u)) for name, b, u in rows}, "(freelist)": (free * size,
+                                                                             free * size)}
 
 
-def growth_table(before: dict[str, int], after: dict[str, int], sessions: int) -> None:
-    """Print the per-table growth per recorded session, largest first."""
+def growth_table(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]],
+                 sessions: int) -> None:
+    """Print the per-table growth per recorded session, largest first: its bytes, and how many
+    of them are unused space in its pages (rows rewritten or not filling a page)."""
     names = after.keys() | before.keys()
-    grown = {name: after.get(name, 0) - before.get(name, 0) for name in names}
+    zero = (0, 0)
+    grown = {n: tuple(a - b for a, b in zip(after.get(n, zero), before.get(n, zero), strict=True))
+             for n in names}
     print(f"\n### Store growth per recorded session by table ({sessions} sessions, dbstat)\n")
-    print("| table or index | KB per session |\n| --- | --- |")
-    for name, size in sorted(grown.items(), key=lambda item: -item[1]):
+    print("| table or index | KB per session | of which unused in its pages |\n| --- | --- | --- |")
+    for name, (size, unused) in sorted(grown.items(), key=lambda item: -item[1][0]):
         if abs(size) / sessions >= 0.05 * 1024:
-            print(f"| {name} | {size / sessions / 1024:.2f} |")
-    print(f"| all (pages in use) | {sum(grown.values()) / sessions / 1024:.2f} |")
+            print(f"| {name} | {size / sessions / 1024:.2f} | {unused / sessions / 1024:.2f} |")
+    total, free = (sum(g[i] for g in grown.values()) for i in (0, 1))
+    print(f"| all | {total / sessions / 1024:.2f} | {free / sessions / 1024:.2f} |")
 
 
 def cost(rows_file: Path, corpora: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from peek.contextmap.evictor import Evictor
 from peek.contextmap.freshness import CorpusView, apply_outdated, outdated_changes
 from peek.contextmap.model import ContextMap, Entry, MapState, Tag
 from peek.contextmap.render import render_entries
+from peek.contextmap.sessionlog import log_record
 from peek.contextmap.store import (
     ChangeSet,
     EditRecord,
@@ -292,7 +292,7 @@ class CachePolicy:
         cs.conn.execute(_INSERT_SESSION, {
             "corpus_id": self.corpus_id, "session": cs.session or "", "version": version,
             "status": status, "question": traj.question,
-            "trajectory": zlib.compress(traj.model_dump_json().encode()),
+            "trajectory": log_record(cs.conn, self.corpus_id, cs.session or "", traj),
             "diagnosis": diagnosis, "error": error, "created_at": cs.now})
         tags = dict(plan.distillation.tags) if plan and status == "applied" else {}
         return UpdateResult(

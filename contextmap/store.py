@@ -28,6 +28,7 @@ from peek.contextmap.model import (
     parse_id,
 )
 from peek.db import Database, driver
+from peek.packed import pack_text, unpack_json
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -161,8 +162,8 @@ def _record(row: Any) -> EditRecord:
     m = dict(zip(_EDIT_COLUMNS, row, strict=True))
     return EditRecord(
         version=m["version"], op=m["op"], entry_id=m["entry_id"],
-        before=json.loads(m["before"]) if m["before"] is not None else None,
-        after=json.loads(m["after"]) if m["after"] is not None else None,
+        before=unpack_json(m["before"]) if m["before"] is not None else None,
+        after=unpack_json(m["after"]) if m["after"] is not None else None,
         session=m["session"], reason=m["reason"], created_at=m["created_at"],
     )
 
@@ -321,8 +322,8 @@ class ChangeSet:
                                        reason, self.now))
         self._edits.append({
             "corpus_id": self.corpus_id, "version": self.version, "op": op, "entry_id": entry_id,
-            "before": None if before is None else _dumps(before),
-            "after": None if after is None else _dumps(after),
+            "before": None if before is None else pack_text(_dumps(before)),
+            "after": None if after is None else pack_text(_dumps(after)),
             "session": self.session, "reason": reason, "created_at": self.now,
         })
 

@@ -65,8 +65,8 @@ class MapEditRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     op: Mapped[str] = mapped_column(String(16))
     entry_id: Mapped[str | None] = mapped_column(String(16))
-    before: Mapped[str | None] = mapped_column(Text)  # JSON: full entry, or changed fields
-    after: Mapped[str | None] = mapped_column(Text)
+    before: Mapped[bytes | None] = mapped_column(LargeBinary)  # packed JSON (peek.packed):
+    after: Mapped[bytes | None] = mapped_column(LargeBinary)  # full entry, or changed fields
     session: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)

@@ -19,7 +19,6 @@ from peek.memory import fts
 from peek.memory.embed import Embedder, restored_embedder
 from peek.memory.models import NONE_ANSWER, TEXT_PREFIX, Entity, SpaceTimeNode, VerbPhrase
 from peek.memory.tables import (
-    MemoryEdgeRow,
     MemoryEpisodeRow,
     MemoryNodeRow,
     MemoryStateRow,
@@ -350,13 +349,20 @@ def node_name(node: Node) -> str:
     return node.current_name
 
 
-def _node_key(node: Node) -> str:
+def node_key(node: Node) -> str:
     """The exact-match key; files keep their path so that a.py and a_py never merge."""
     if isinstance(node, Entity) and node.kind in ("file", "config", "symbol"):
         return node.kind + ":" + node.name
     if isinstance(node, VerbPhrase):
         return verb_key(node)
     return norm_name(node_name(node))
+
+
+def key_digest(key: str) -> str:
+    """What the `norm` column holds for a key: 16 hex digits of its BLAKE2b digest, so the
+    column and its index stay small (a file or symbol key is its whole path); look-ups by
+    digest keep only the nodes whose own key is the one asked for."""
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=8).hexdigest()
 
 
 def verb_key(verb: VerbPhrase) -> str:
@@ -403,11 +409,12 @@ def entity_vectors(conn: Connection, corpus_id: int, dim: int) -> tuple[list[str
 def entities_by_key(conn: Connection, corpus_id: int, keys: list[str]) -> list[Entity]:
     """Stored entities whose exact-match key is one of `keys`."""
     found: list[Entity] = []
+    wanted = set(keys)
     for start in range(0, len(keys), 500):
         rows = conn.scalars(select(MemoryNodeRow.data).where(
             MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "entity",
-            MemoryNodeRow.norm.in_(keys[start:start + 500])))
-        found.extend(_entity(d) for d in rows)
+            MemoryNodeRow.norm.in_([key_digest(k) for k in keys[start:start + 500]])))
+        found.extend(e for e in map(_entity, rows) if node_key(e) in wanted)
     return found
 
 
@@ -427,16 +434,10 @@ def save_nodes(conn: Connection, corpus_id: int, nodes: list[Node],
     if not nodes:
         return
     vectors = vectors or {}
-    ids = [n.id for n in nodes]
-    kept = _kept_vectors(conn, corpus_id, [i for i in ids if i not in vectors])
     verbs = [n for n in nodes if isinstance(n, VerbPhrase)]
     raw = driver(conn)
     fts.forget_nodes(raw, corpus_id, fts.node_refs(raw, corpus_id, [v.id for v in verbs]))
-    for start in range(0, len(ids), 500):
-        conn.execute(delete(MemoryNodeRow).where(MemoryNodeRow.corpus_id == corpus_id,
-                                                 MemoryNodeRow.id.in_(ids[start:start + 500])))
-    conn.execute(insert(MemoryNodeRow), [_node_row(corpus_id, n, vectors.get(n.id, kept.get(n.id)))
-                                         for n in nodes])
+    raw.executemany(_UPSERT_NODE, [_node_row(corpus_id, n, vectors.get(n.id)) for n in nodes])
     save_edges(conn, corpus_id, verbs)
     if verbs and fts.exists(raw, corpus_id):
         refs = fts.node_refs(raw, corpus_id, [v.id for v in verbs])
@@ -451,37 +452,37 @@ def verb_edges(verb: VerbPhrase) -> list[str]:
 
 
 def save_edges(conn: Connection, corpus_id: int, verbs: list[VerbPhrase]) -> None:
-    """Replace the edge rows of these verbs."""
+    """Replace the edge rows of these verbs (plain prepared statements: this runs per record)."""
     if not verbs:
         return
-    ids = [v.id for v in verbs]
-    for start in range(0, len(ids), 500):
-        conn.execute(delete(MemoryEdgeRow).where(MemoryEdgeRow.corpus_id == corpus_id,
-                                                 MemoryEdgeRow.verb_id.in_(ids[start:start + 500])))
-    rows = [{"corpus_id": corpus_id, "verb_id": v.id, "node_id": node,
-             "open": any(q.is_open for q in v.questions), "seq": v.seq}
+    raw = driver(conn)
+    raw.executemany("DELETE FROM memory_edges WHERE corpus_id = ? AND verb_id = ?",
+                    [(corpus_id, v.id) for v in verbs])
+    rows = [(corpus_id, v.id, node, any(q.is_open for q in v.questions), v.seq)
             for v in verbs for node in verb_edges(v)]
     if rows:
-        conn.execute(insert(MemoryEdgeRow), rows)
+        raw.executemany("INSERT INTO memory_edges (corpus_id, verb_id, node_id, open, seq) "
+                        "VALUES (?, ?, ?, ?, ?)", rows)
 
 
-def _kept_vectors(conn: Connection, corpus_id: int, ids: list[str]) -> dict[str, bytes]:
-    kept: dict[str, bytes] = {}
-    for start in range(0, len(ids), 500):
-        rows = conn.execute(select(MemoryNodeRow.id, MemoryNodeRow.vector).where(
-            MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.id.in_(ids[start:start + 500])))
-        kept.update({r[0]: r[1] for r in rows if r[1] is not None})
-    return kept
+_NODE_COLUMNS = ("corpus_id", "id", "kind", "name", "norm", "data", "vector", "seq", "stale",
+                 "cites", "entity_kind")
+#: A node is updated in place, so it keeps its row (and SQLite rowid, which keys its verb
+#: document): a delete and insert leaves a hole in an old page per rewrite (~40 % of the
+#: table's pages were empty space after 300 code sessions). A vector not given is kept.
+_UPSERT_NODE = (
+    f"INSERT INTO memory_nodes ({', '.join(_NODE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_NODE_COLUMNS))}) ON CONFLICT (corpus_id, id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _NODE_COLUMNS[2:] if c != "vector")
+    + ", vector = COALESCE(excluded.vector, memory_nodes.vector)")
 
 
-def _node_row(corpus_id: int, node: Node, vector: bytes | None) -> dict[str, Any]:
+def _node_row(corpus_id: int, node: Node, vector: bytes | None) -> tuple[Any, ...]:
     stale = bool(getattr(node, "stale", False)) or (
         isinstance(node, Entity) and bool(node.roles) and all(r.stale for r in node.roles))
-    return {"corpus_id": corpus_id, "id": node.id, "kind": node_kind(node),
-            "name": node_name(node), "norm": _node_key(node),
-            "data": pack_text(node.model_dump_json(exclude_defaults=True)),
-            "vector": vector, "seq": node.seq, "stale": stale, "cites": cites_code(node),
-            "entity_kind": node.kind if isinstance(node, Entity) else None}
+    return (corpus_id, node.id, node_kind(node), node_name(node), key_digest(node_key(node)),
+            pack_text(node.model_dump_json(exclude_defaults=True)), vector, node.seq, stale,
+            cites_code(node), node.kind if isinstance(node, Entity) else None)
 
 
 def cites_code(node: Node) -> bool:
@@ -492,8 +493,8 @@ def cites_code(node: Node) -> bool:
 
 
 def entity_key(entity: Entity) -> str:
-    """The exact-match key of an entity, as stored in the `norm` column."""
-    return _node_key(entity)
+    """The exact-match key of an entity (the `norm` column holds its `key_digest`)."""
+    return node_key(entity)
 
 
 def verbs_by_key(conn: Connection, corpus_id: int, key: str, entity_ids: list[str],
@@ -518,8 +519,8 @@ def verbs_by_key(conn: Connection, corpus_id: int, key: str, entity_ids: list[st
         "AND r.corpus_id = ? AND r.node_id = ? AND n.kind = 'verb' "
         f"AND n.norm = ? AND (SELECT COUNT(*) FROM memory_edges e WHERE e.corpus_id = n.corpus_id "
         f"AND e.verb_id = n.id AND e.node_id IN ({marks})) = ? ORDER BY n.seq",
-        (corpus_id, rarest, key, *entity_ids, len(set(entity_ids))))
-    return [_verb(r[0]) for r in rows]
+        (corpus_id, rarest, key_digest(key), *entity_ids, len(set(entity_ids))))
+    return [v for v in (_verb(r[0]) for r in rows) if verb_key(v) == key]
 
 
 KEY_SCAN_CAP = 64
@@ -554,7 +555,8 @@ def open_verbs_about(conn: Connection, corpus_id: int, entity_ids: list[str]) ->
 def spacetime_by_key(conn: Connection, corpus_id: int, kind: str, key: str,
                      ) -> SpaceTimeNode | None:
     """The stored space or time node with this name key."""
-    data = conn.scalar(select(MemoryNodeRow.data).where(
+    rows = conn.scalars(select(MemoryNodeRow.data).where(
         MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == kind,
-        MemoryNodeRow.norm == key).order_by(MemoryNodeRow.seq).limit(1))
-    return SpaceTimeNode.model_validate_json(unpack_text(data)) if data else None
+        MemoryNodeRow.norm == key_digest(key)).order_by(MemoryNodeRow.seq))
+    nodes = (SpaceTimeNode.model_validate_json(unpack_text(d)) for d in rows)
+    return next((n for n in nodes if node_key(n) == key), None)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -102,7 +103,7 @@ class MemoryNodeRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(Text)
-    norm: Mapped[str] = mapped_column(Text)
+    norm: Mapped[str] = mapped_column(Text)  # store.key_digest of the exact-match key
     data: Mapped[bytes] = mapped_column(LargeBinary)
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)
     seq: Mapped[int] = mapped_column(Integer)
@@ -116,8 +117,14 @@ class MemoryEdgeRow(Base):
     inside a verb's JSON, so "verbs about this entity" is a look-up, not a scan of every verb."""
 
     __tablename__ = "memory_edges"
-    __table_args__ = (Index("ix_memory_edges_node", "corpus_id", "node_id", "open", "verb_id"),
-                      Index("ix_memory_edges_node_seq", "corpus_id", "node_id", "seq", "verb_id"))
+    # SQLite: WITHOUT ROWID, so the table is its primary key (no second copy of it in an
+    # autoindex) and a verb's rewritten edges land where the old ones were; open edges are
+    # rare, so only they are indexed for "open verbs about these entities".
+    __table_args__ = (Index("ix_memory_edges_open", "corpus_id", "node_id", "open", "verb_id",
+                            sqlite_where=text("open = TRUE"),
+                            postgresql_where=text("open = TRUE")),
+                      Index("ix_memory_edges_node_seq", "corpus_id", "node_id", "seq", "verb_id"),
+                      {"sqlite_with_rowid": False})
     corpus_id: Mapped[int] = _corpus_fk(primary_key=True)
     verb_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     node_id: Mapped[str] = mapped_column(String(32), primary_key=True)

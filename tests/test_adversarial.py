@@ -399,3 +399,13 @@ def test_recording_an_unknown_edited_file_names_it_in_one_line(world: dict[str, 
                     "nope.py", "--success", env=env)
     assert_one_line(done, "nope.py (give paths relative to the corpus root; run peek index for "
                           "new files)")
+
+
+def test_reads_on_a_fresh_home_create_nothing(world: dict[str, Path], tmp_path: Path) -> None:
+    home = tmp_path / "fresh"
+    env = peek_env(home)
+    status = run_peek("status", str(world["root"]), "--json", env=env)
+    assert status.returncode == 0 and json.loads(status.stdout)["indexed"] is False
+    for args in (("search", "redirects"), ("map",)):
+        assert_one_line(run_peek(args[0], str(world["root"]), *args[1:], env=env), "not indexed")
+    assert not home.exists()

@@ -199,7 +199,7 @@ def test_read_only_home_is_one_line(world: dict[str, Path], tmp_path: Path,
     home.mkdir()
     home.chmod(0o500)
     try:
-        code, _, err = run_main(["status", str(world["root"])], {}, home, monkeypatch, capsys)
+        code, _, err = run_main(["index", str(world["root"])], {}, home, monkeypatch, capsys)
     finally:
         home.chmod(0o700)
     assert code == 2 and "is not writable" in err
