@@ -504,22 +504,23 @@ def verbs_by_key(conn: Connection, corpus_id: int, key: str, entity_ids: list[st
         return []
     raw = driver(conn)
     marks = ",".join("?" * len(entity_ids))
+    digest, wanted = key_digest(key), len(set(entity_ids))
     if _bounded_count(raw, "memory_nodes WHERE corpus_id = ? AND norm = ?",
-                      (corpus_id, key)) < KEY_SCAN_CAP:
+                      (corpus_id, digest)) < KEY_SCAN_CAP:
         rows = raw.execute(  # few verbs say this: start from the key (an index range)
             "SELECT n.data FROM memory_nodes n WHERE n.corpus_id = ? AND n.norm = ? AND "
             "n.kind = 'verb' AND (SELECT COUNT(*) FROM memory_edges e WHERE e.corpus_id = "
             f"n.corpus_id AND e.verb_id = n.id AND e.node_id IN ({marks})) = ? ORDER BY n.seq",
-            (corpus_id, key, *entity_ids, len(set(entity_ids))))
-        return [_verb(r[0]) for r in rows]
-    rarest = min(entity_ids, key=lambda i: _edge_count(raw, corpus_id, i))
-    rows = raw.execute(
-        "SELECT n.data FROM memory_edges r CROSS JOIN memory_nodes n "  # SQLite: r drives
-        "WHERE n.corpus_id = r.corpus_id AND n.id = r.verb_id "
-        "AND r.corpus_id = ? AND r.node_id = ? AND n.kind = 'verb' "
-        f"AND n.norm = ? AND (SELECT COUNT(*) FROM memory_edges e WHERE e.corpus_id = n.corpus_id "
-        f"AND e.verb_id = n.id AND e.node_id IN ({marks})) = ? ORDER BY n.seq",
-        (corpus_id, rarest, key_digest(key), *entity_ids, len(set(entity_ids))))
+            (corpus_id, digest, *entity_ids, wanted))
+    else:
+        rarest = min(entity_ids, key=lambda i: _edge_count(raw, corpus_id, i))
+        rows = raw.execute(
+            "SELECT n.data FROM memory_edges r CROSS JOIN memory_nodes n "  # SQLite: r drives
+            "WHERE n.corpus_id = r.corpus_id AND n.id = r.verb_id "
+            "AND r.corpus_id = ? AND r.node_id = ? AND n.kind = 'verb' AND n.norm = ? AND "
+            "(SELECT COUNT(*) FROM memory_edges e WHERE e.corpus_id = n.corpus_id "
+            f"AND e.verb_id = n.id AND e.node_id IN ({marks})) = ? ORDER BY n.seq",
+            (corpus_id, rarest, digest, *entity_ids, wanted))
     return [v for v in (_verb(r[0]) for r in rows) if verb_key(v) == key]
 
 
