@@ -1,7 +1,8 @@
 """Incremental, blob-keyed indexing of a corpus into the store, in bounded batches.
 
-Files are read and parsed BATCH_FILES at a time (by a forkserver process pool for big runs:
-never fork a process that may hold threads or SQLite connections) and each batch is written in
+Files are read and parsed BATCH_FILES at a time (by a process pool for big runs: forked while
+the process has one thread, with its heap frozen so no worker frees an inherited SQLite
+connection; else a forkserver) and each batch is written in
 its own transaction, so peak memory is one or two batches, not the corpus. An interrupted run
 keeps the batches it wrote and the next run resumes from them (their blobs are known). The
 file graph and the stamp (`indexed_at`, HEAD) are written last.
@@ -258,9 +259,10 @@ class Batches:
         if context is not None:
             from concurrent.futures import ProcessPoolExecutor
 
-            self._pool = ProcessPoolExecutor(workers, mp_context=context,
-                                             initializer=_die_with_parent)
-            self._pending = _submit(self._pool, self._batches[0])
+            with _frozen_heap():  # the first submit forks every worker
+                self._pool = ProcessPoolExecutor(workers, mp_context=context,
+                                                 initializer=_die_with_parent)
+                self._pending = _submit(self._pool, self._batches[0])
 
     def __iter__(self) -> Iterator[list[tuple[FileEntry, Outcome]]]:
         if self._pool is None:
@@ -334,6 +336,18 @@ def _submit(pool: ProcessPoolExecutor, batch: list[Job]) -> list[Future[list[Out
 def _read_jobs(jobs: list[Job]) -> list[Outcome]:
     with _no_cycle_collection():
         return [_read_one(*job) for job in jobs]
+
+
+@contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """Fork with every object frozen, so a worker's GC never frees what it inherited: an
+    unreachable store connection freed there would close (and checkpoint) this process's
+    SQLite WAL behind its back, the fork hazard SQLite warns of, and corrupt the store."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @contextmanager

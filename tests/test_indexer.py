@@ -210,3 +210,37 @@ def test_a_script_without_a_main_guard_indexes_in_parallel(make_corpus, tmp_path
                          timeout=180, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == [str(PARALLEL_MIN + 10)]
+
+
+def test_parse_workers_never_free_what_they_inherit(make_corpus, tmp_path: Path) -> None:
+    """An unreachable store connection in the caller's heap must not be freed (closed, its WAL
+    checkpointed) inside a forked parse worker: SQLite's fork hazard, which corrupted a store
+    when a script indexed corpora one after another. A finalizer says which process ran it;
+    each worker runs a full GC pass as it starts."""
+    import subprocess
+    import sys
+
+    from peek.retrieval.indexer import PARALLEL_MIN
+
+    first = make_corpus({"a.py": "def a():\n    return 1\n"})
+    corpus = make_corpus({f"pkg/m{i}.py": f"def f{i}(x):\n    return x + {i}\n"
+                          for i in range(PARALLEL_MIN + 10)})
+    home, log = tmp_path / "h", tmp_path / "freed.log"
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import gc, os, sqlite3\nfrom pathlib import Path\nfrom peek.service import Peek\n"
+        "class Trace:\n    def __del__(self):\n"
+        f"        Path({str(log)!r}).open('a').write(f'{{os.getpid()}}\\n')\n"
+        f"old = Peek(Path({str(first)!r}), Path({str(home)!r}))\nold.index()\n"
+        "gc.disable()\nold.cycle, old.trace = old, Trace()\nold.search('a')\ndel old\n"
+        "os.register_at_fork(after_in_child=gc.collect)  # a worker's GC pass, made certain\n"
+        f"stats = Peek(Path({str(corpus)!r}), Path({str(home)!r})).index()\n"
+        "gc.enable()\ngc.collect()\n"
+        f"check = sqlite3.connect(Path({str(home)!r}) / 'peek.db')\n"
+        "print(os.getpid(), stats.files, check.execute('PRAGMA integrity_check').fetchone()[0])\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=180, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    pid, files, integrity = run.stdout.split()
+    assert (files, integrity) == (str(PARALLEL_MIN + 10), "ok")
+    assert log.read_text().split() == [pid]  # freed once, by the process that owned it
