@@ -13,15 +13,14 @@ full-text index of turns is extended in place (`fts.py`).
 from __future__ import annotations
 
 import copy
-import gc
 import json
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Connection, func, select
 
+from peek import gcpause
 from peek.db import driver
 from peek.memory import episodes as ep
 from peek.memory import fts
@@ -111,23 +110,8 @@ def remember(conn: Connection, corpus_id: int, turns: list[NewTurn], *,
              embedder: Embedder | None = None, chunks: ChunkMaker = default_chunks,
              model: JSONModel | None = None) -> Remembered:
     """Store new turns (ids already stored are skipped) and update episodes and the workspace."""
-    with _no_cycle_collection():
+    with gcpause.paused():
         return _remember(conn, corpus_id, turns, embedder, chunks, model)
-
-
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Pause the cyclic GC while remembering: a batch keeps thousands of records, nodes and
-    windows alive until it ends, and the full passes the GC makes over them meanwhile cost
-    more the more memory holds (reference counting frees them; a rare cycle waits until the
-    batch is done)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _remember(conn: Connection, corpus_id: int, turns: list[NewTurn], embedder: Embedder | None,

@@ -10,17 +10,16 @@ file graph and the stamp (`indexed_at`, HEAD) are written last.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from peek import gcpause
 from peek.blobs import git_blob_sha, is_binary
 from peek.db import Database
 from peek.errors import CorpusError
@@ -179,7 +178,7 @@ def _index(
     batches.on_last = on_last_batch
     done = 0
     left_out: dict[str, str] = {}
-    with _no_cycle_collection():
+    with gcpause.paused():
         for batch in batches:
             with db.raw_write() as conn:
                 _apply(conn, corpus_id, known, batch, stats)
@@ -259,7 +258,7 @@ class Batches:
         if context is not None:
             from concurrent.futures import ProcessPoolExecutor
 
-            with _frozen_heap():  # the first submit forks every worker
+            with gcpause.frozen():  # the first submit forks every worker
                 self._pool = ProcessPoolExecutor(workers, mp_context=context,
                                                  initializer=_die_with_parent)
                 self._pending = _submit(self._pool, self._batches[0])
@@ -334,33 +333,8 @@ def _submit(pool: ProcessPoolExecutor, batch: list[Job]) -> list[Future[list[Out
 
 
 def _read_jobs(jobs: list[Job]) -> list[Outcome]:
-    with _no_cycle_collection():
+    with gcpause.paused():
         return [_read_one(*job) for job in jobs]
-
-
-@contextmanager
-def _frozen_heap() -> Iterator[None]:
-    """Fork with every object frozen, so a worker's GC never frees what it inherited: an
-    unreachable store connection freed there would close (and checkpoint) this process's
-    SQLite WAL behind its back, the fork hazard SQLite warns of, and corrupt the store."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Pause the cyclic GC: parsing and writing make millions of short-lived objects but no
-    cycles (reference counting frees them), and its passes over them cost ~5% of an index."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _read_one(root: Path, max_bytes: int, entry: FileEntry, prior_sha: str | None) -> Outcome:

@@ -6,8 +6,12 @@ import functools
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from peek.db import Database
 
 PEEK_BIN = Path(sys.executable).with_name("peek")
 # The MCP tools a server offers without --model (outside checks rely on these names).
@@ -81,3 +85,17 @@ def reference_encoding() -> Any:
             os.environ.pop("TIKTOKEN_CACHE_DIR", None)
         else:
             os.environ["TIKTOKEN_CACHE_DIR"] = saved
+
+
+def run_alembic(db: Database, action: Callable[[Any, str], None], revision: str) -> None:
+    """Run an alembic command (upgrade, downgrade) on a store to a revision."""
+    from alembic.config import Config
+
+    import peek
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(peek.__file__).parent / "migrations"))
+    with db.engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        action(cfg, revision)
+        conn.commit()

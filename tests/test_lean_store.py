@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import run_alembic
 from sqlalchemy import text
 
 from peek.agent.session import SessionStore, stored_ranking
@@ -135,19 +135,6 @@ def test_node_keys_are_stored_as_digests_and_looked_up_exactly(make_corpus: Any,
     assert key_digest("file:app/config.py") != key_digest("file:app/server.py")
 
 
-def _alembic(db: Database, action: Callable[[Any, str], None], revision: str) -> None:
-    from alembic.config import Config
-
-    import peek
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(peek.__file__).parent / "migrations"))
-    with db.engine.connect() as conn:
-        cfg.attributes["connection"] = conn
-        action(cfg, revision)
-        conn.commit()
-
-
 def _check_0009(db: Database, sessions: list[str], before: dict[str, Any]) -> None:
     """The downgraded store is in 0009's form, holding the same data."""
     with db.read() as conn:
@@ -184,7 +171,7 @@ def _round_trip(root: Path, home: Path, target: str | Path) -> None:
 
     sessions, before = _learned(root, home)
     db = open_database(target)
-    _alembic(db, command.downgrade, "0009")
+    run_alembic(db, command.downgrade, "0009")
     _check_0009(db, sessions, before)
     db.close()
     open_database(target).close()  # opening migrates to the head revision

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import run_alembic
 from sqlalchemy import text
 
 from peek.agent.session import SessionStore
@@ -91,26 +91,13 @@ def _old_memory_indexes(db: Database) -> None:
         fts.index_verbs(conn, cid, [(r, json.loads(d)) for r, d in verbs])
 
 
-def _alembic(db: Database, action: Callable[[Any, str], None], revision: str) -> None:
-    from alembic.config import Config
-
-    import peek
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(peek.__file__).parent / "migrations"))
-    with db.engine.connect() as conn:
-        cfg.attributes["connection"] = conn
-        action(cfg, revision)
-        conn.commit()
-
-
 def _round_trip(root: Path, home: Path, target: str | Path) -> None:
     """Downgrade a learned store to 0008, check its old format, migrate it, compare."""
     from alembic import command
 
     session, before = _learned(root, home)
     db = open_database(target)
-    _alembic(db, command.downgrade, "0008")
+    run_alembic(db, command.downgrade, "0008")
     with db.read() as conn:
         trajectory, result = conn.execute(text(
             "SELECT trajectory, result FROM agent_sessions WHERE id = :s"), {"s": session}).one()
