@@ -155,8 +155,7 @@ class Peek:
 
     def _early_parse(self) -> EarlyParse | None:
         """A new store knows no file: start parsing them all now, while it is created."""
-        store = self.settings.store
-        if "db" in self.__dict__ or not isinstance(store, Path) or store.exists():
+        if not self._store_absent():
             return None
         from peek.retrieval.indexer import start_first_index
 
