@@ -36,8 +36,8 @@ from peek.memory.store import (
     Node,
     State,
     entities_by_key,
-    entity_key,
     entity_vectors,
+    node_key,
     open_verbs_about,
     pack,
     save_nodes,
@@ -120,11 +120,11 @@ class Reconciler:
 
     def _resolve_entities(self, chunk: Chunk, ids: dict[str, str]) -> list[str]:
         """Exact then embedding resolution; returns the old entity ids this chunk matched."""
-        self._load_keys([entity_key(e) for e in chunk.workspace.entities])
+        self._load_keys([node_key(e) for e in chunk.workspace.entities])
         matched: list[str] = []
         pending: list[Entity] = []
         for entity in chunk.workspace.entities:
-            old = self.keys.get(entity_key(entity))
+            old = self.keys.get(node_key(entity))
             if old is not None and self._entity(old).source != chunk.source:
                 self._merge_into(old, entity, ids)
                 matched.append(old)
@@ -142,7 +142,7 @@ class Reconciler:
         missing = [k for k in dict.fromkeys(keys) if k not in self.keys]
         for entity in entities_by_key(self.conn, self.state.corpus_id, missing):
             self.nodes.setdefault(entity.id, entity)
-            self.keys.setdefault(entity_key(entity), entity.id)
+            self.keys.setdefault(node_key(entity), entity.id)
 
     def _entity(self, entity_id: str) -> Entity:
         node = self.nodes[entity_id]
@@ -176,7 +176,7 @@ class Reconciler:
     def _add_entity(self, entity: Entity, ids: dict[str, str]) -> None:
         added = entity.model_copy(update={"id": ids[entity.id]})
         self._touch(added)
-        self.keys.setdefault(entity_key(added), added.id)
+        self.keys.setdefault(node_key(added), added.id)
         if added.kind in EXACT_ONLY:
             return  # matched by exact key only: a vector would never be read
         vector = self.embedder.embed([added.name])[0]

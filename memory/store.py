@@ -492,34 +492,28 @@ def cites_code(node: Node) -> bool:
     return isinstance(node, VerbPhrase) and bool(node.blobs)
 
 
-def entity_key(entity: Entity) -> str:
-    """The exact-match key of an entity (the `norm` column holds its `key_digest`)."""
-    return node_key(entity)
-
-
 def verbs_by_key(conn: Connection, corpus_id: int, key: str, entity_ids: list[str],
                  ) -> list[VerbPhrase]:
     """Stored verbs with this key whose answers name every one of `entity_ids` (candidates)."""
     if not entity_ids:
         return []
     raw = driver(conn)
-    marks = ",".join("?" * len(entity_ids))
     digest, wanted = key_digest(key), len(set(entity_ids))
+    # the verb's answers name every entity asked for
+    covers = ("n.kind = 'verb' AND n.norm = ? AND (SELECT COUNT(*) FROM memory_edges e WHERE "
+              "e.corpus_id = n.corpus_id AND e.verb_id = n.id AND e.node_id IN "
+              f"({','.join('?' * len(entity_ids))})) = ? ORDER BY n.seq")
     if _bounded_count(raw, "memory_nodes WHERE corpus_id = ? AND norm = ?",
                       (corpus_id, digest)) < KEY_SCAN_CAP:
         rows = raw.execute(  # few verbs say this: start from the key (an index range)
-            "SELECT n.data FROM memory_nodes n WHERE n.corpus_id = ? AND n.norm = ? AND "
-            "n.kind = 'verb' AND (SELECT COUNT(*) FROM memory_edges e WHERE e.corpus_id = "
-            f"n.corpus_id AND e.verb_id = n.id AND e.node_id IN ({marks})) = ? ORDER BY n.seq",
+            f"SELECT n.data FROM memory_nodes n WHERE n.corpus_id = ? AND {covers}",
             (corpus_id, digest, *entity_ids, wanted))
     else:
         rarest = min(entity_ids, key=lambda i: _edge_count(raw, corpus_id, i))
         rows = raw.execute(
             "SELECT n.data FROM memory_edges r CROSS JOIN memory_nodes n "  # SQLite: r drives
             "WHERE n.corpus_id = r.corpus_id AND n.id = r.verb_id "
-            "AND r.corpus_id = ? AND r.node_id = ? AND n.kind = 'verb' AND n.norm = ? AND "
-            "(SELECT COUNT(*) FROM memory_edges e WHERE e.corpus_id = n.corpus_id "
-            f"AND e.verb_id = n.id AND e.node_id IN ({marks})) = ? ORDER BY n.seq",
+            f"AND r.corpus_id = ? AND r.node_id = ? AND {covers}",
             (corpus_id, rarest, digest, *entity_ids, wanted))
     return [v for v in (_verb(r[0]) for r in rows) if verb_key(v) == key]
 
