@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from peek.db import AnyConnection
 
 _REFERENCE = frozenset({"agent_session", "outcome"})
+_ZLIB = b"\x78"  # the first byte of a zlib stream: a record written before revision 0011
 _AGENT_TRAJECTORY = "SELECT trajectory FROM agent_sessions WHERE id = ? AND corpus_id = ?"
 
 
@@ -49,10 +50,10 @@ def _same(stored: str, outcome: dict[str, Any], text: str) -> bool:
 def logged_trajectory(conn: AnyConnection, corpus_id: int, record: bytes) -> str:
     """The trajectory JSON a session log record stands for (as `Trajectory.model_dump_json`)."""
     data = bytes(record)
-    if data[:1] == b"\x78":  # written before revision 0011: zlib JSON
+    if data[:1] == _ZLIB:  # written before revision 0011: zlib JSON
         return zlib.decompress(data).decode("utf-8")
-    value = unpack_json(data)
-    if not (isinstance(value, dict) and set(value) == _REFERENCE):
+    value = _reference(data)
+    if value is None:
         return unpack_text(data)
     row = driver(conn).execute(_AGENT_TRAJECTORY, (value["agent_session"], corpus_id)).fetchone()
     if row is None:
@@ -70,17 +71,17 @@ def materialize(conn: AnyConnection, corpus_id: int, session: str) -> None:
     rows = raw.execute("SELECT id, trajectory FROM map_sessions WHERE corpus_id = ? AND "
                        "session = ?", (corpus_id, session)).fetchall()
     full = [(pack_text(logged_trajectory(raw, corpus_id, blob)), row_id)
-            for row_id, blob in rows if _is_reference(blob)]
+            for row_id, blob in rows if _reference(bytes(blob)) is not None]
     if full:
         raw.executemany("UPDATE map_sessions SET trajectory = ? WHERE id = ?", full)
 
 
-def _is_reference(record: bytes) -> bool:
-    data = bytes(record)
-    if data[:1] == b"\x78":
-        return False
+def _reference(data: bytes) -> dict[str, Any] | None:
+    """The reference a record holds, or None for a full copy (packed, or zlib before 0011)."""
+    if data[:1] == _ZLIB:
+        return None
     value = unpack_json(data)
-    return isinstance(value, dict) and set(value) == _REFERENCE
+    return value if isinstance(value, dict) and set(value) == _REFERENCE else None
 
 
 def _with_outcome(stored: str, outcome: dict[str, Any]) -> str:

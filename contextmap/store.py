@@ -41,11 +41,10 @@ _ENTRY_COLUMNS = ("id", "section", "text", "helpful", "harmful", "stale", "uses"
 _EDIT_COLUMNS = ("version", "op", "entry_id", "before", "after", "session", "reason",
                  "created_at")
 # Reads are plain SQL (an offline `ask` reads the map without loading SQLAlchemy).
-_SELECT_STATE = ("SELECT version, budget_tokens, evolve_steps, updates, frozen, seeded, next_ids "
-                 "FROM map_state WHERE corpus_id = :cid")
-_SELECT_ENTRIES = f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM map_entries WHERE corpus_id = :cid"
 _STATE_COLUMNS = ("version", "budget_tokens", "evolve_steps", "updates", "frozen", "seeded",
                   "next_ids")
+_SELECT_STATE = f"SELECT {', '.join(_STATE_COLUMNS)} FROM map_state WHERE corpus_id = :cid"
+_SELECT_ENTRIES = f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM map_entries WHERE corpus_id = :cid"
 #: the corpus root, its map state and entries in one statement (one round trip on a server)
 _SELECT_VIEW = (
     f"SELECT c.root, {', '.join('s.' + c for c in _STATE_COLUMNS)}, "
