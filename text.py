@@ -8,8 +8,8 @@ every ranking: code-aware tokens (whole identifiers plus their snake/camel parts
 stopwords keeps its words (`peek search repo "get"` finds `def get`).
 
 Stemming is Porter's algorithm everywhere: the chunk index on SQLite runs it inside FTS5 (its
-`porter` tokenizer, C), and everything else calls `stem` here (snowballstemmer's Porter, with
-FTS5's rule that words under 3 or over 64 bytes stay whole):
+`porter` tokenizer, C), and everything else calls `stem` here (snowballstemmer's Porter, run by
+PyStemmer's compiled copy, with FTS5's rule that words under 3 or over 64 bytes stay whole):
 memory's terms before its own FTS5 tables (which do not stem again) and every PostgreSQL index.
 `tests/test_backends.py` checks that the two agree on a real corpus's vocabulary.
 """
@@ -125,7 +125,7 @@ def stem(word: str) -> str:
 
 @lru_cache(maxsize=1)
 def _porter() -> Any:
-    """snowballstemmer's pure-Python Porter stemmer, built once."""
+    """snowballstemmer's Porter stemmer, built once (it runs PyStemmer's C when installed)."""
     import snowballstemmer
 
     return snowballstemmer.stemmer("porter")

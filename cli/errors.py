@@ -46,7 +46,7 @@ def _known(exc: Exception) -> int:
     if isinstance(exc, UnicodeEncodeError):
         return _fail(not_utf8(exc), USAGE_EXIT)
     if isinstance(exc, OverflowError):
-        return _fail(f"a number is out of range ({exc}); use a smaller value", USAGE_EXIT)
+        return _fail(out_of_range(exc), USAGE_EXIT)
     if isinstance(exc, OSError):
         where = f": {exc.filename}" if exc.filename else ""
         return _fail(f"{exc.strerror or exc}{where}", USAGE_EXIT)
@@ -68,6 +68,11 @@ def store_trouble(exc: Exception) -> str:
         return (f"the store is read-only ({cause}) (make the peek home writable, or set "
                 "PEEK_HOME to another folder)")
     return f"the store is busy or unavailable: {cause}; try again"
+
+
+def out_of_range(exc: OverflowError) -> str:
+    """A number too large for the store or a bound (a line number of 10**20)."""
+    return f"a number is out of range ({exc}); use a smaller value"
 
 
 def not_utf8(exc: UnicodeEncodeError) -> str:

@@ -385,7 +385,7 @@ def error_message(exc: Exception) -> str:
     """The one line a host agent sees; unexpected errors are also logged with a traceback."""
     from sqlalchemy.exc import OperationalError
 
-    from peek.cli.errors import not_utf8, store_trouble
+    from peek.cli.errors import not_utf8, out_of_range, store_trouble
     from peek.errors import NotIndexedError, PeekError
     from peek.sandbox import SandboxError
 
@@ -397,8 +397,8 @@ def error_message(exc: Exception) -> str:
         return store_trouble(exc)
     if isinstance(exc, UnicodeEncodeError):
         return not_utf8(exc)
-    if isinstance(exc, OverflowError):  # as the CLI says it
-        return f"a number is out of range ({exc}); use a smaller value"
+    if isinstance(exc, OverflowError):
+        return out_of_range(exc)
     log.exception("unexpected error in a peek tool")
     return " ".join(f"unexpected error ({type(exc).__name__}): {exc}".split())
 
