@@ -406,12 +406,7 @@ class Peek:
     def map_edit(self, entry_id: str, text: str) -> int:
         """Rewrite an entry's text; its code anchors are re-stamped as current."""
         from peek.contextmap.curation import edit_entry
-        from peek.contextmap.model import MAX_ENTRY_CHARS
 
-        flat = " ".join(text.split())
-        if len(flat) > MAX_ENTRY_CHARS:  # the map would cut a person's words silently
-            raise QueryError(f"an entry's text is at most {MAX_ENTRY_CHARS} characters, "
-                             f"got {len(flat)}", "say it shorter, or split it over two entries")
         return edit_entry(self.db, self.corpus_id, entry_id, utf8_text(text), root=self.root)
 
     def map_reset(self) -> int:

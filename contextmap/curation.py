@@ -16,9 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from peek.contextmap.errors import MapImportError
 from peek.contextmap.evictor import Evictor
 from peek.contextmap.freshness import CorpusView, is_outdated
-from peek.contextmap.model import Anchor, Entry, normalize_text, parse_id
+from peek.contextmap.model import (
+    MAX_ENTRY_CHARS,
+    Anchor,
+    Entry,
+    flatten,
+    normalize_text,
+    parse_id,
+)
 from peek.contextmap.store import ChangeSet, MapStore, entries_at, load_map
 from peek.db import Database
+from peek.errors import QueryError
 
 USER = "user"
 EXPORT_FORMAT = "peek-map"
@@ -53,8 +61,14 @@ def forget(db: Database, corpus_id: int, entry_id: str) -> int:
 def edit_entry(db: Database, corpus_id: int, entry_id: str, text: str,
                root: Path | None = None, evictor: Evictor | None = None) -> int:
     """Rewrite an entry as a person vouches for it now: anchors come from the places the new
-    text names (`path:start-end`, symbols), else the old ones re-stamped; past harm is cleared."""
+    text names (`path:start-end`, symbols), else the old ones re-stamped; past harm is cleared.
+    Text over the entry limit is refused: the map would cut a person's words silently."""
     from peek.contextmap.anchors import anchors_from_text
+
+    size = len(flatten(text))
+    if size > MAX_ENTRY_CHARS:
+        raise QueryError(f"an entry's text is at most {MAX_ENTRY_CHARS} characters, got {size}",
+                         "say it shorter, or split it over two entries")
 
     with _store(db, corpus_id).change(USER) as cs:
         old = cs.map.get(entry_id)

@@ -67,9 +67,14 @@ def parse_id(entry_id: str) -> tuple[str, int] | None:
     return m.group(1), int(m.group(2))
 
 
+def flatten(text: str) -> str:
+    """One line, single spaces: how an entry's text is stored and rendered."""
+    return " ".join(text.split())
+
+
 def normalize_text(text: str) -> str:
     """One line, single spaces, capped: an entry is one `[id] text` line of the rendered map."""
-    flat = " ".join(text.split())
+    flat = flatten(text)
     if len(flat) > MAX_ENTRY_CHARS:
         flat = flat[: MAX_ENTRY_CHARS - 1].rstrip() + "\u2026"
     return flat
