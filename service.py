@@ -286,30 +286,9 @@ class Peek:
         from peek.memory.ingest import ingest_file
         from peek.memory.pipeline import Remembered
 
-        self._check_ingestable(Path(path))
-        counts: dict[str, Any] = dict(ingest_file(self.db, self.corpus_id, Path(path)))
+        counts: dict[str, Any] = dict(ingest_file(self.db, self.corpus_id, Path(path),
+                                                  max_bytes=self.settings.max_file_bytes))
         return Remembered(**counts)  # the counts are Remembered.to_dict() of the ingest
-
-    def _check_ingestable(self, path: Path) -> None:
-        """Text only, and a document (not a .jsonl log) under the one read size cap, as the
-        index reads files: a binary or huge file would become one useless memory turn."""
-        from peek.blobs import SNIFF_BYTES, is_binary
-
-        try:
-            if not path.is_file():  # a pipe (/dev/stdin) is read once, by ingest_file
-                return
-            with path.open("rb") as handle:
-                head = handle.read(SNIFF_BYTES)
-            size = path.stat().st_size
-        except OSError:
-            return  # ingest_file names the problem
-        if is_binary(head):
-            raise QueryError(f"{path} looks binary (a NUL byte in its first 8 KiB)",
-                             "ingest a .jsonl conversation log or a text document")
-        cap = self.settings.max_file_bytes
-        if path.suffix.lower() not in (".jsonl", ".ndjson") and size > cap:
-            raise QueryError(f"{path} is {size} bytes, over the {cap}-byte read limit",
-                             "split it, or raise PEEK_MAX_FILE_BYTES")
 
     def memory_episodes(self) -> list[EpisodeSummary]:
         """Episodes: id, size, tokens and the sha256 of each byte-stable prompt prefix."""

@@ -90,9 +90,11 @@ def ingest_documents(db: Database, corpus_id: int, documents: list[dict[str, Any
     return _remember(db, corpus_id, new, embedder, model)
 
 
-def ingest_file(db: Database, corpus_id: int, path: Path,
-                embedder: Embedder | None = None) -> dict[str, int | bool]:
-    """A .jsonl conversation log, or any other text file as one document."""
+def ingest_file(db: Database, corpus_id: int, path: Path, embedder: Embedder | None = None,
+                max_bytes: int | None = None) -> dict[str, int | bool]:
+    """A .jsonl conversation log, or any other text file as one document (a document over
+    `max_bytes`, the index's read cap, is refused)."""
+    _check_ingestable(path, max_bytes)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -100,6 +102,28 @@ def ingest_file(db: Database, corpus_id: int, path: Path,
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         return ingest_turns(db, corpus_id, parse_turns(text.splitlines(), path.name), embedder)
     return ingest_documents(db, corpus_id, [{"id": path.name, "text": text}], embedder)
+
+
+def _check_ingestable(path: Path, max_bytes: int | None) -> None:
+    """Text only, and a document (not a .jsonl log) under the one read size cap, as the
+    index reads files: a binary or huge file would become one useless memory turn."""
+    from peek.blobs import SNIFF_BYTES, is_binary
+
+    try:
+        if not path.is_file():  # a pipe (/dev/stdin) is read once, below
+            return
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+        size = path.stat().st_size
+    except OSError:
+        return  # the read below names the problem
+    if is_binary(head):
+        raise QueryError(f"{path} looks binary (a NUL byte in its first 8 KiB)",
+                         "ingest a .jsonl conversation log or a text document")
+    if path.suffix.lower() not in (".jsonl", ".ndjson") and max_bytes is not None and (
+            size > max_bytes):
+        raise QueryError(f"{path} is {size} bytes, over the {max_bytes}-byte read limit",
+                         "split it, or raise PEEK_MAX_FILE_BYTES")
 
 
 def _remember(db: Database, corpus_id: int, new: list[NewTurn], embedder: Embedder | None,
