@@ -3,12 +3,13 @@
 The turn index holds one document per turn: the turn's terms twice plus its neighbours' in the
 same session (an answer is often in the reply to the turn that names the topic). Its rowid is
 the turn's row id. It is contentless on SQLite (the documents are not stored a second time:
-they are rebuilt from `memory_turns.terms`, which change only when a new text analysis
-re-derives them, and that rebuilds the index, see `pipeline.reanalyze`). A new turn changes one old
-document, the previous turn of its session (which gains a next neighbour), so `remember`
-updates the index in place, deleting the old document by its tokens, recomputed exactly. The
-vocabulary tables (fts5vocab) give term frequencies per document and document frequencies,
-from which `search.py` computes the same BM25 as before, without reading every turn.
+they are rebuilt from the turns' stored terms, in `memory_turns.body`, which change only when
+a new text analysis re-derives them, and that rebuilds the index, see `pipeline.reanalyze`). A
+new turn changes one old document, the previous turn of its session (which gains a next
+neighbour), so `remember` updates the index in place, deleting the old document by its
+tokens, recomputed exactly. The vocabulary tables (fts5vocab) give term frequencies per
+document and document frequencies, from which `search.py` computes the same BM25 as before,
+without reading every turn.
 
 The node index holds one document per verb phrase (its phrase, questions, TEXT answers and the
 names of the nodes it answers with), so an entity summary reads the verbs that can matter for a
@@ -31,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from peek.db import is_postgres
+from peek.memory.turnbody import turn_terms
 from peek.packed import unpack_json
 from peek.retrieval import pg_lexical
 from peek.text import terms
@@ -89,9 +91,7 @@ def ensure_indexed(conn: sqlite3.Connection, corpus_id: int) -> None:
     if exists(conn, corpus_id):
         return
     create(conn, corpus_id)
-    turns = [_Turn(*r) for r in conn.execute(
-        "SELECT id, seq, session, terms FROM memory_turns WHERE corpus_id = ? ORDER BY seq",
-        (corpus_id,))]
+    turns = _turns(conn, "corpus_id = ? ORDER BY seq", (corpus_id,))
     write_turn_docs(conn, corpus_id, turns, range(len(turns)))
     rows = conn.execute("SELECT id, data FROM memory_nodes WHERE corpus_id = ? "
                         "AND kind = 'verb'", (corpus_id,)).fetchall()
@@ -126,6 +126,12 @@ class _Turn:
     seq: int
     session: str | None
     terms: str
+
+
+def _turns(conn: sqlite3.Connection, where: str, params: tuple[object, ...]) -> list[_Turn]:
+    """The turns `where` selects, with their stored terms."""
+    rows = conn.execute(f"SELECT id, seq, session, body FROM memory_turns WHERE {where}", params)
+    return [_Turn(r[0], r[1], r[2], turn_terms(r[3])) for r in rows]
 
 
 def context_doc(turns: Sequence[_Turn], i: int) -> str:
@@ -165,9 +171,7 @@ def index_new_turns(conn: sqlite3.Connection, corpus_id: int, first_seq: int) ->
     if not exists(conn, corpus_id):
         ensure_indexed(conn, corpus_id)  # fills everything, the new turns included
         return
-    turns = [_Turn(*r) for r in conn.execute(
-        "SELECT id, seq, session, terms FROM memory_turns WHERE corpus_id = ? AND seq >= ? "
-        "ORDER BY seq", (corpus_id, first_seq - 2))]
+    turns = _turns(conn, "corpus_id = ? AND seq >= ? ORDER BY seq", (corpus_id, first_seq - 2))
     fresh = [i for i, t in enumerate(turns) if t.seq >= first_seq]
     before = [i for i, t in enumerate(turns) if t.seq == first_seq - 1]
     earlier = [t for t in turns if t.seq < first_seq]  # the previous turn was the last one
