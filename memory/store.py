@@ -444,7 +444,6 @@ def save_nodes(conn: Connection, corpus_id: int, nodes: list[Node],
     vectors = vectors or {}
     verbs = [n for n in nodes if isinstance(n, VerbPhrase)]
     raw = driver(conn)
-    fts.forget_nodes(raw, corpus_id, fts.node_refs(raw, corpus_id, [v.id for v in verbs]))
     raw.executemany(_UPSERT_NODE, [_node_row(corpus_id, n, vectors.get(n.id)) for n in nodes])
     save_edges(conn, corpus_id, verbs)
     if verbs and fts.exists(raw, corpus_id):

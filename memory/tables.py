@@ -109,6 +109,8 @@ class MemoryNodeRow(Base):
     stale: Mapped[bool] = mapped_column(Boolean)
     cites: Mapped[bool] = mapped_column(Boolean, default=False)
     entity_kind: Mapped[str | None] = mapped_column(String(16))  # an entity's kind (file, ...)
+    #: a verb's document in the contentless SQLite verb index, packed (`fts.index_verbs`)
+    doc: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class MemoryEdgeRow(Base):
