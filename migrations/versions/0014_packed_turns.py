@@ -53,7 +53,8 @@ def upgrade() -> None:
         _drop("memory_turns", column)
     op.add_column("memory_nodes", sa.Column("doc", sa.LargeBinary))
     for table in _verb_indexes():
-        docs = op.get_bind().exec_driver_sql(f"SELECT rowid, body FROM {table}").fetchall()
+        docs = [(r[0], r[1]) for r in op.get_bind().exec_driver_sql(
+            f"SELECT rowid, body FROM {table}")]
         _rebuild_verb_index(table, _LEAN, docs)
         op.get_bind().execute(sa.text("UPDATE memory_nodes SET doc = :d WHERE rowid = :r"),
                               [{"r": r, "d": pack_text(body)} for r, body in docs])
