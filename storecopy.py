@@ -112,7 +112,8 @@ def rebuild_indexes(conn: Connection, memory: bool = True) -> None:
 
 def restem_postgres(conn: Connection) -> None:
     """Rebuild every PostgreSQL full-text table (each has an `fts_stats` row) from the stored
-    rows, after the text analysis changed how peek stems its lexemes (migration 0013)."""
+    rows, after the text analysis changed how peek stems its lexemes (migration 0013);
+    memory's are dropped, and its first use rebuilds them."""
     from peek.db import driver
     from peek.retrieval import pg_lexical
 
