@@ -219,9 +219,14 @@ def _pragmas(dbapi_conn: sqlite3.Connection) -> None:
     cur.close()
 
 
+#: what a home peek creates holds in its `.gitignore`: everything in it is peek's own
+HOME_GITIGNORE = "# peek's store: not part of any corpus or repository\n*\n"
+
+
 def ensure_home(home: Path) -> None:
     """Create the home folder (0700) or refuse with one line when it cannot hold a store."""
     hint = "set PEEK_HOME or --home to a writable folder"
+    created = not home.exists()
     try:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
     except FileExistsError as exc:
@@ -232,6 +237,15 @@ def ensure_home(home: Path) -> None:
         raise StoreError(f"peek home {home} is not a folder", hint)
     if not os.access(home, os.W_OK | os.X_OK):
         raise StoreError(f"peek home {home} is not writable (peek needs it for its store)", hint)
+    if created:
+        _ignore_everything(home)
+
+
+def _ignore_everything(home: Path) -> None:
+    """A home peek made ignores itself, so a home inside a corpus (or a git work tree) is never
+    indexed, searched or committed: peek and git both honour a folder's `.gitignore`."""
+    with suppress(OSError):
+        (home / ".gitignore").write_text(HOME_GITIGNORE, encoding="utf-8")
 
 
 def _make_private(path: Path) -> None:

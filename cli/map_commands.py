@@ -242,6 +242,13 @@ def print_update(result: UpdateResult) -> None:
         print(f"  {e.op:<8} {e.entry_id or '':<10} {e.text or ''}")
 
 
+def _outcome(success: bool, failure: bool) -> bool | None:
+    """--success, --failure or neither (no outcome reported); both at once is a mistake."""
+    if success and failure:
+        raise typer.BadParameter("give --success or --failure, not both", param_hint="--failure")
+    return True if success else (False if failure else None)
+
+
 def record(
     path: CorpusArg,
     files: Annotated[list[str] | None, typer.Argument(
@@ -252,8 +259,10 @@ def record(
         "--session", help="A stored session (from `peek ask`), or the host's id for -t.")] = None,
     edited: Annotated[list[str] | None, typer.Option(
         "--edited", help="Files the user then edited (the outcome).")] = None,
-    success: Annotated[bool | None, typer.Option(
-        "--success/--failure", help="Whether the session solved the task.")] = None,
+    success: Annotated[bool, typer.Option(
+        "--success", help="The session solved the task.")] = False,
+    failure: Annotated[bool, typer.Option(
+        "--failure", help="The session did not solve the task.")] = False,
     budget: BudgetOpt = None,
     evolve_steps: EvolveOpt = None,
     model: Annotated[str | None, typer.Option(
@@ -270,10 +279,12 @@ def record(
     """
     from peek.agent.registry import resolve_model
 
+    outcome = _outcome(success, failure)
     raw = _read(trajectory, "trajectory") if trajectory is not None else None
     with opened(path, home) as (peek, _cid):
         result = peek.record(raw, session=session, edited=[*(edited or []), *(files or [])],
-                             success=success, budget=budget,
+                             success=outcome,
+                             budget=budget,
                              evolve_steps="stored" if evolve_steps is None else evolve_steps,
                              model=resolve_model(model, api_base, home=home) if model else None)
     if as_json:

@@ -93,6 +93,13 @@ def print_index_stats(stats: IndexStats) -> None:
         print(f"  replaced {stats.decode_errors} invalid UTF-8 sequences")
 
 
+def shown(path: str) -> str:
+    """A path on one line: a newline or other control character in a file name is escaped."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
+
+
 def print_hits(hits: list[Hit]) -> None:
     """Ranked hits, each with a path:start-end citation."""
     if not hits:
@@ -101,7 +108,7 @@ def print_hits(hits: list[Hit]) -> None:
     width = len(str(len(hits)))
     for rank, hit in enumerate(hits, 1):
         label = f"  {hit.symbol}" if hit.symbol else ""
-        where = f"{hit.path}:{hit.start_line}-{hit.end_line}"
+        where = f"{shown(hit.path)}:{hit.start_line}-{hit.end_line}"
         print(f"{rank:>{width}}. {where}{label}  ({hit.score:.2f})")
 
 
@@ -168,7 +175,7 @@ def print_status(status: CorpusStatus) -> None:
     for label, paths in (("changed", status.changed), ("added", status.added),
                          ("removed", status.removed)):
         for path in paths[:20]:
-            print(f"  {label:<8} {path}")
+            print(f"  {label:<8} {shown(path)}")
         if len(paths) > 20:
             print(f"  ... and {len(paths) - 20} more {label}")
 

@@ -43,11 +43,16 @@ def normalize_tool_glob(pattern: str) -> str:
         raise SandboxError("glob pattern must be a non-empty string like '**/*.py'")
     if pattern.startswith("/"):
         raise SandboxError(f"glob {pattern!r} is absolute; use a pattern relative to the root")
-    if ".." in pattern.split("/"):
-        raise PathEscapeError(f"glob {pattern!r} uses '..'; patterns must stay inside the corpus")
+    refuse_parent(pattern)
     while pattern.startswith("./"):
         pattern = pattern[2:]
     return pattern
+
+
+def refuse_parent(pattern: str) -> None:
+    """Refuse a glob with a `..` segment (glob and grep alike): it names nothing in the corpus."""
+    if ".." in pattern.lstrip("!").split("/"):
+        raise PathEscapeError(f"glob {pattern!r} uses '..'; patterns must stay inside the corpus")
 
 
 @dataclass(frozen=True)

@@ -234,12 +234,13 @@ def _pick_ripgrep(use_ripgrep: bool | None) -> str | None:
 
 
 def _path_filter(glob: str | None) -> PathFilter | None:
-    from .globs import PathFilter
+    from .globs import PathFilter, refuse_parent
 
     if glob is None or (isinstance(glob, str) and not glob.strip()):
         return None
     if not isinstance(glob, str) or "\0" in glob:
         raise SandboxError("glob must be a plain string such as '*.py'")
+    refuse_parent(glob.strip())
     return PathFilter(glob.strip())
 
 

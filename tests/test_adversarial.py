@@ -409,3 +409,35 @@ def test_reads_on_a_fresh_home_create_nothing(world: dict[str, Path], tmp_path: 
     for args in (("search", "redirects"), ("map",)):
         assert_one_line(run_peek(args[0], str(world["root"]), *args[1:], env=env), "not indexed")
     assert not home.exists()
+
+
+def test_a_home_inside_the_corpus_is_never_indexed(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "corpus", SAMPLE)
+    env = peek_env(root / ".peek")
+    first = run_peek("index", str(root), "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    assert (root / ".peek" / ".gitignore").read_text().splitlines()[-1] == "*"
+    again = run_peek("index", str(root), "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["added"] == 0, again.stdout
+    status = json.loads(run_peek("status", str(root), "--json", env=env).stdout)
+    assert status["added"] == [] and status["changed"] == [], status
+    found = run_peek("search", str(root), "lock", "--json", env=env)
+    assert ".peek/" not in found.stdout
+
+
+def test_success_and_failure_together_are_refused(world: dict[str, Path]) -> None:
+    done = run_peek("record", str(world["root"]), "--session", "both", "--edited",
+                    "src/http/session.py", "--success", "--failure", env=peek_env(world["home"]))
+    assert_one_line(done, "give --success or --failure, not both")
+
+
+def test_a_newline_in_a_file_name_stays_on_its_citation_line(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "corpus", {"odd\nname.py": "def zebra_crossing():\n    pass\n"})
+    env = peek_env(tmp_path / "home")
+    assert run_peek("index", str(root), env=env).returncode == 0
+    found = run_peek("search", str(root), "zebra_crossing", env=env)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines()[0].startswith("1. odd\\nname.py:1-"), found.stdout
+    exact = json.loads(run_peek("search", str(root), "zebra_crossing", "--json", env=env).stdout)
+    assert exact["results"][0]["path"] == "odd\nname.py"

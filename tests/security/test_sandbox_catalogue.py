@@ -162,6 +162,12 @@ def test_glob_refuses_patterns_that_leave_the_root(tools: FileTools, pattern: st
         tools.glob(pattern)
 
 
+@pytest.mark.parametrize("glob", ["../*", "sub/../../*", "!../*"])
+def test_grep_refuses_globs_that_leave_the_root_as_glob_does(tools: FileTools, glob: str) -> None:
+    with pytest.raises(SandboxError, match="uses '..'"):
+        tools.grep("TOKEN_", glob)
+
+
 def test_find_symbol_never_scans_excluded_files(tools: FileTools) -> None:
     assert tools.find_symbol("leaked_symbol").hits == ()
     assert [h.path for h in tools.find_symbol("helper").hits] == ["sub/b.py"]
