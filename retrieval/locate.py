@@ -25,7 +25,10 @@ W_SYMBOL = 1.2
 W_PATH = 2.0
 W_GRAPH = 0.6
 W_MAP = 1.0
-GRAPH_SEEDS = 5
+# PageRank is personalized by the ten best files (an answer's worth), not the top five: files
+# that many relevant files import gain, and the best file's neighbours alone decide less
+# (history replay tune split, off arm: recall@5 0.757 -> 0.774, MRR 0.675 -> 0.682).
+GRAPH_SEEDS = 10
 CHUNK_POOL = 200
 _PATHLIKE = re.compile(
     r"[\w./\\-]+\.(?:py|pyi|js|jsx|ts|tsx|go|md|rst|txt|toml|cfg|ini|json|yaml)\b"
@@ -76,7 +79,8 @@ def rank_files(
 
 
 def _add_graph(scores: dict[str, FileScore], graph: FileGraph) -> None:
-    """Personalized PageRank from the best files: neighbours of strong evidence gain a little."""
+    """Personalized PageRank from the best files (restart mass by score): files the relevant ones
+    lean on gain a little."""
     seeds = sorted(scores.values(), key=lambda f: -f.score)[:GRAPH_SEEDS]
     if not seeds:
         return
