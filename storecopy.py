@@ -98,19 +98,22 @@ def _advance_sequences(conn: Connection, meta: Any) -> None:
                               " 0) + 1, false)"), {"s": seq})
 
 
-def rebuild_indexes(conn: Connection) -> None:
-    """The code, outcome and memory full-text indexes of every corpus, from the stored rows."""
+def rebuild_indexes(conn: Connection, memory: bool = True) -> None:
+    """The code, outcome and (with `memory`) memory full-text indexes of every corpus, from the
+    stored rows."""
     from sqlalchemy import text
 
     for (corpus_id,) in conn.execute(text("SELECT id FROM corpora ORDER BY id")).fetchall():
         _rebuild_code(conn, corpus_id)
         _rebuild_outcomes(conn, corpus_id)
-        _rebuild_memory(conn, corpus_id)
+        if memory:
+            _rebuild_memory(conn, corpus_id)
 
 
 def restem_postgres(conn: Connection) -> None:
     """Rebuild every PostgreSQL full-text table (each has an `fts_stats` row) from the stored
-    rows, after the text analysis changed how peek stems its lexemes (migration 0013)."""
+    rows, after the text analysis changed how peek stems its lexemes (migration 0013);
+    memory's are dropped, and its first use rebuilds them."""
     from peek.db import driver
     from peek.retrieval import pg_lexical
 
@@ -119,7 +122,9 @@ def restem_postgres(conn: Connection) -> None:
         return
     for (name,) in raw.execute("SELECT name FROM fts_stats ORDER BY name").fetchall():
         pg_lexical.drop_table(raw, name)
-    rebuild_indexes(conn)
+    # memory's are left to its first use, which re-derives its terms (0013 marks them as made
+    # by the old analysis) and so rebuilds them; its turns are read with the code's schema
+    rebuild_indexes(conn, memory=False)
 
 
 def _rebuild_code(conn: Connection, corpus_id: int) -> None:

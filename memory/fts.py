@@ -3,16 +3,19 @@
 The turn index holds one document per turn: the turn's terms twice plus its neighbours' in the
 same session (an answer is often in the reply to the turn that names the topic). Its rowid is
 the turn's row id. It is contentless on SQLite (the documents are not stored a second time:
-they are rebuilt from `memory_turns.terms`, which change only when a new text analysis
-re-derives them, and that rebuilds the index, see `pipeline.reanalyze`). A new turn changes one old
-document, the previous turn of its session (which gains a next neighbour), so `remember`
-updates the index in place, deleting the old document by its tokens, recomputed exactly. The
-vocabulary tables (fts5vocab) give term frequencies per document and document frequencies,
-from which `search.py` computes the same BM25 as before, without reading every turn.
+they are rebuilt from the turns' stored terms, in `memory_turns.body`, which change only when
+a new text analysis re-derives them, and that rebuilds the index, see `pipeline.reanalyze`). A
+new turn changes one old document, the previous turn of its session (which gains a next
+neighbour), so `remember` updates the index in place, deleting the old document by its
+tokens, recomputed exactly. The vocabulary tables (fts5vocab) give term frequencies per
+document and document frequencies, from which `search.py` computes the same BM25 as before,
+without reading every turn.
 
 The node index holds one document per verb phrase (its phrase, questions, TEXT answers and the
 names of the nodes it answers with), so an entity summary reads the verbs that can matter for a
-question instead of every verb that ever mentioned the entity.
+question instead of every verb that ever mentioned the entity. It is only matched, never
+ranked, so on SQLite it keeps no positions, sizes or documents: each verb's document is kept
+packed in its node row (`memory_nodes.doc`), by which a changed one is deleted from the index.
 
 Tables are per corpus (`memory_fts_<id>`, `memory_nodes_fts_<id>`), as the code index is, so
 document frequencies describe one corpus. A store from before they existed is indexed on first
@@ -31,11 +34,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from peek.db import is_postgres
-from peek.packed import unpack_json
+from peek.memory.turnbody import turn_terms
+from peek.packed import pack_text, unpack_json, unpack_text
 from peek.retrieval import pg_lexical
 from peek.text import terms
 
 TOKENIZE = "unicode61 remove_diacritics 0 tokenchars '_'"
+#: the verb index is only matched by single terms (`verbs_matching`), never ranked: no stored
+#: documents (each verb's is in `memory_nodes.doc`), positions or sizes
+NODE_OPTIONS = "content = '', detail = none, columnsize = 0"
 SELF_WEIGHT = 2
 
 
@@ -67,7 +74,7 @@ def create(conn: sqlite3.Connection, corpus_id: int) -> None:
         return
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t} USING fts5(body, content = '', "
                  f'tokenize = "{TOKENIZE}")')
-    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {n} USING fts5(body, "
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {n} USING fts5(body, {NODE_OPTIONS}, "
                  f'tokenize = "{TOKENIZE}")')
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vi USING fts5vocab({t}, instance)")
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vr USING fts5vocab({t}, row)")
@@ -89,15 +96,14 @@ def ensure_indexed(conn: sqlite3.Connection, corpus_id: int) -> None:
     if exists(conn, corpus_id):
         return
     create(conn, corpus_id)
-    turns = [_Turn(*r) for r in conn.execute(
-        "SELECT id, seq, session, terms FROM memory_turns WHERE corpus_id = ? ORDER BY seq",
-        (corpus_id,))]
+    turns = _turns(conn, "corpus_id = ? ORDER BY seq", (corpus_id,))
     write_turn_docs(conn, corpus_id, turns, range(len(turns)))
     rows = conn.execute("SELECT id, data FROM memory_nodes WHERE corpus_id = ? "
                         "AND kind = 'verb'", (corpus_id,)).fetchall()
     refs = node_refs(conn, corpus_id, [r[0] for r in rows])
     index_verbs(conn, corpus_id, [(ref, _verb_data(r[1])) for ref, r in zip(refs, rows,
-                                                                              strict=True)])
+                                                                              strict=True)],
+                fresh=True)
 
 
 def _verb_data(data: str | bytes) -> dict[str, object]:
@@ -126,6 +132,12 @@ class _Turn:
     seq: int
     session: str | None
     terms: str
+
+
+def _turns(conn: sqlite3.Connection, where: str, params: tuple[object, ...]) -> list[_Turn]:
+    """The turns `where` selects, with their stored terms."""
+    rows = conn.execute(f"SELECT id, seq, session, body FROM memory_turns WHERE {where}", params)
+    return [_Turn(r[0], r[1], r[2], turn_terms(r[3])) for r in rows]
 
 
 def context_doc(turns: Sequence[_Turn], i: int) -> str:
@@ -165,9 +177,7 @@ def index_new_turns(conn: sqlite3.Connection, corpus_id: int, first_seq: int) ->
     if not exists(conn, corpus_id):
         ensure_indexed(conn, corpus_id)  # fills everything, the new turns included
         return
-    turns = [_Turn(*r) for r in conn.execute(
-        "SELECT id, seq, session, terms FROM memory_turns WHERE corpus_id = ? AND seq >= ? "
-        "ORDER BY seq", (corpus_id, first_seq - 2))]
+    turns = _turns(conn, "corpus_id = ? AND seq >= ? ORDER BY seq", (corpus_id, first_seq - 2))
     fresh = [i for i, t in enumerate(turns) if t.seq >= first_seq]
     before = [i for i, t in enumerate(turns) if t.seq == first_seq - 1]
     earlier = [t for t in turns if t.seq < first_seq]  # the previous turn was the last one
@@ -175,14 +185,12 @@ def index_new_turns(conn: sqlite3.Connection, corpus_id: int, first_seq: int) ->
     write_turn_docs(conn, corpus_id, turns, before + fresh, replaced)
 
 
-def index_verbs(conn: sqlite3.Connection, corpus_id: int,
-                verbs: list[tuple[int | str, dict[str, object]]]) -> None:
-    """Index verbs by `node_refs`: phrase, question texts, TEXT answers, answer node names."""
-    if not verbs:
-        return
+def verb_docs(conn: sqlite3.Connection, corpus_id: int,
+              verbs: list[tuple[int | str, dict[str, object]]]) -> list[tuple[int | str, str]]:
+    """(ref, document) of verbs: phrase, question texts, TEXT answers, answer node names."""
     refs = sorted({a for _, v in verbs for a in _answers(v) if not a.startswith("TEXT:")})
     names = _names(conn, corpus_id, refs)
-    rows = []
+    rows: list[tuple[int | str, str]] = []
     for rowid, verb in verbs:
         words = [str(verb.get("phrase", ""))]
         for q in _questions(verb):
@@ -190,20 +198,34 @@ def index_verbs(conn: sqlite3.Connection, corpus_id: int,
             words.extend(a.removeprefix("TEXT:") if a.startswith("TEXT:") else names.get(a, "")
                          for a in q.get("answers", []) if a != "None")
         rows.append((rowid, " ".join(terms(" ".join(words)))))
-    if is_postgres(conn):
-        pg_lexical.add_docs(conn, nodes_table(corpus_id),
-                            [(None, str(r), [(body, "D")]) for r, body in rows], stemmed=False)
+    return rows
+
+
+def index_verbs(conn: sqlite3.Connection, corpus_id: int,
+                verbs: list[tuple[int | str, dict[str, object]]], fresh: bool = False) -> None:
+    """(Re)index verbs by `node_refs`, replacing their documents (`fresh`: the index is new
+    and holds none). SQLite's index stores no documents: a verb's is kept in
+    `memory_nodes.doc`, by which the contentless index deletes it, and only a changed one is
+    rewritten."""
+    if not verbs:
         return
-    conn.executemany(f"INSERT INTO {nodes_table(corpus_id)}(rowid, body) VALUES (?, ?)", rows)
-
-
-def forget_nodes(conn: sqlite3.Connection, corpus_id: int, rowids: list[int | str]) -> None:
-    """Drop the node documents of rows about to be replaced (by `node_refs`)."""
-    if rowids and is_postgres(conn) and exists(conn, corpus_id):
-        pg_lexical.delete_docs(conn, nodes_table(corpus_id), keys=[str(r) for r in rowids])
-    elif rowids and exists(conn, corpus_id):
-        conn.executemany(f"DELETE FROM {nodes_table(corpus_id)} WHERE rowid = ?",
-                         [(r,) for r in rowids])
+    rows = list(dict(verb_docs(conn, corpus_id, verbs)).items())  # a verb once, as last given
+    table = nodes_table(corpus_id)
+    if is_postgres(conn):
+        if not fresh:
+            pg_lexical.delete_docs(conn, table, keys=[str(r) for r, _ in rows])
+        pg_lexical.add_docs(conn, table, [(None, str(r), [(body, "D")]) for r, body in rows],
+                            stemmed=False)
+        return
+    old = {} if fresh else {r[0]: unpack_text(r[1]) for r in conn.execute(
+        "SELECT rowid, doc FROM memory_nodes WHERE rowid IN (SELECT value FROM json_each(?)) "
+        "AND doc IS NOT NULL", (json.dumps([r for r, _ in rows]),))}
+    changed = [(r, body) for r, body in rows if old.get(r) != body]
+    conn.executemany(f"INSERT INTO {table}({table}, rowid, body) VALUES ('delete', ?, ?)",
+                     [(r, old[r]) for r, _ in changed if r in old])
+    conn.executemany(f"INSERT INTO {table}(rowid, body) VALUES (?, ?)", changed)
+    conn.executemany("UPDATE memory_nodes SET doc = ? WHERE rowid = ?",
+                     [(pack_text(body), r) for r, body in changed])
 
 
 def _questions(verb: dict[str, object]) -> list[dict[str, list[str]]]:

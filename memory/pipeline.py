@@ -54,6 +54,7 @@ from peek.memory.store import (
     window_size,
 )
 from peek.memory.tables import MemoryTurnRow
+from peek.memory.turnbody import pack_turn, turn_terms, unpack_turn
 from peek.text import ANALYSIS, terms
 
 if TYPE_CHECKING:
@@ -199,10 +200,9 @@ def _turn_vectors(embedder: Embedder, turns: list[NewTurn]) -> list[bytes | None
 
 def _row(record: TurnRecord, turn: NewTurn, vector: bytes | None) -> dict[str, object]:
     return {"turn_id": record.turn_id, "seq": record.seq, "speaker": record.speaker,
-            "text": record.text, "time": record.time, "session": record.session,
-            "source": record.source, "terms": " ".join(record.terms), "vector": vector,
-            "blobs": json.dumps(turn.blobs, sort_keys=True), "stale": False,
-            "window": record.window}
+            "time": record.time, "session": record.session, "source": record.source,
+            "vector": vector, "stale": False, "window": record.window,
+            "body": pack_turn(record.text, " ".join(record.terms), turn.blobs)}
 
 
 def _maybe_refit(conn: Connection, state: State, embedder: Embedder, fresh: list[NewTurn],
@@ -234,9 +234,9 @@ def _maybe_refit(conn: Connection, state: State, embedder: Embedder, fresh: list
 
 def _terms_after(conn: Connection, corpus_id: int, skip: int) -> list[list[str]]:
     """The stored terms of every turn but the first `skip` (those the last fit counted)."""
-    rows = driver(conn).execute("SELECT terms FROM memory_turns WHERE corpus_id = ? "
+    rows = driver(conn).execute("SELECT body FROM memory_turns WHERE corpus_id = ? "
                                 "ORDER BY seq LIMIT -1 OFFSET ?", (corpus_id, skip))
-    return [r[0].split() for r in rows]
+    return [turn_terms(r[0]).split() for r in rows]
 
 
 class _Said(Protocol):
@@ -312,8 +312,7 @@ def _window_lines(conn: Connection, corpus_id: int, windows: list[int] | None, f
                   texts: bool = True) -> dict[int, list[_Line]]:
     """The turns of some windows (None: every window) from `first_seq` on, grouped by window
     in seq order (without speaker and text when the embedder reads only terms)."""
-    said = "speaker, text" if texts else "'', ''"
-    sql = (f"SELECT window, seq, session, {said}, terms FROM memory_turns "
+    sql = ("SELECT window, seq, session, speaker, body FROM memory_turns "
            "WHERE corpus_id = ? AND seq >= ?")
     params: tuple[object, ...] = (corpus_id, first_seq)
     if windows is not None:
@@ -321,7 +320,10 @@ def _window_lines(conn: Connection, corpus_id: int, windows: list[int] | None, f
         params += (json.dumps(sorted(set(windows))),)
     grouped: dict[int, list[_Line]] = {}
     for r in driver(conn).execute(sql + " ORDER BY seq", params):
-        grouped.setdefault(r[0], []).append(_Line(r[0], r[1], r[2], r[3], r[4], r[5].split()))
+        text, words, _ = unpack_turn(r[4])
+        line = _Line(r[0], r[1], r[2], r[3], text, words.split()) if texts else _Line(
+            r[0], r[1], r[2], "", "", words.split())
+        grouped.setdefault(r[0], []).append(line)
     return grouped
 
 
@@ -354,8 +356,8 @@ def reanalyze(conn: Connection, corpus_id: int) -> None:
         return
     state.analysis = ANALYSIS
     turns = load_turns(conn, corpus_id)
-    set_turn_terms(conn, corpus_id, {t.row_id: " ".join(terms(text))
-                                     for t, text in zip(turns, _embed_texts(turns), strict=True)})
+    set_turn_terms(conn, corpus_id, [(t, " ".join(terms(text)))
+                                     for t, text in zip(turns, _embed_texts(turns), strict=True)])
     fts.drop(driver(conn), corpus_id)
     fts.ensure_indexed(driver(conn), corpus_id)
     if state.embedder_name == HashEmbedder.name:  # other embedders read text, not terms

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from peek.db import driver
 from peek.memory import fts
-from peek.memory.store import EpisodeRecord, TurnRecord, unpack_rows
+from peek.memory.store import TURN_FIELDS, EpisodeRecord, TurnRecord, turn_record, unpack_rows
 from peek.memory.text import name_words
 from peek.text import terms
 
@@ -52,8 +52,7 @@ EMBED_WEIGHT = {"hash": 0.0, "minilm": 0.5}
 # the most an unmatched turn can score, as a share of its session's best matched score
 UNMATCHED_BOUND = 2 * NEIGHBOUR_SHARE + SESSION_SHARE
 _META = "SELECT id, seq, session, speaker, stale FROM memory_turns"
-_RECORD = ("SELECT id, turn_id, seq, speaker, text, time, session, source, terms, blobs, stale, "
-           "window FROM memory_turns")
+_RECORD = f"SELECT {TURN_FIELDS} FROM memory_turns"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +144,7 @@ class MemoryIndex:
         """Full turns by row id."""
         rows = self.conn.execute(f"{_RECORD} WHERE id IN (SELECT value FROM json_each(?))",
                                  (json.dumps(row_ids),))
-        return {r[0]: _record(r) for r in rows}
+        return {r[0]: turn_record(r) for r in rows}
 
     def episodes_of_windows(self, windows: list[int]) -> dict[int, int | None]:
         """The episode of each window."""
@@ -200,7 +199,7 @@ class MemoryIndex:
     def turns(self) -> list[TurnRecord]:
         """Every turn in seq order."""
         rows = self.conn.execute(f"{_RECORD} WHERE corpus_id = ? ORDER BY seq", (self.corpus_id,))
-        return [_record(r) for r in rows]
+        return [turn_record(r) for r in rows]
 
     @cached_property
     def episode_of(self) -> list[int | None]:
@@ -214,11 +213,6 @@ class MemoryIndex:
             "SELECT id, vector FROM memory_turns WHERE id IN (SELECT value FROM json_each(?))",
             (json.dumps(row_ids),)).fetchall())
         return unpack_rows([rows.get(r) for r in row_ids], self.dim)
-
-
-def _record(r: Any) -> TurnRecord:
-    return TurnRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8].split(),
-                      json.loads(r[9]), bool(r[10]), r[11])
 
 
 def memory_index(conn: AnyConnection, db_path: Path | None, corpus_id: int) -> MemoryIndex | None:

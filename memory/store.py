@@ -25,11 +25,14 @@ from peek.memory.tables import (
     MemoryTurnRow,
 )
 from peek.memory.text import norm_name
+from peek.memory.turnbody import pack_turn, unpack_turn
 from peek.packed import pack_text, unpack_text
 from peek.text import ANALYSIS
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from peek.db import AnyConnection
 
 Node = Entity | VerbPhrase | SpaceTimeNode
 _NODE_TYPES: dict[str, type[Entity] | type[VerbPhrase] | type[SpaceTimeNode]] = {
@@ -153,25 +156,28 @@ class TurnRecord:
 
 
 _TURN_COLUMNS = (MemoryTurnRow.id, MemoryTurnRow.turn_id, MemoryTurnRow.seq, MemoryTurnRow.speaker,
-                 MemoryTurnRow.text, MemoryTurnRow.time, MemoryTurnRow.session,
-                 MemoryTurnRow.source, MemoryTurnRow.terms, MemoryTurnRow.blobs,
-                 MemoryTurnRow.stale, MemoryTurnRow.window)
+                 MemoryTurnRow.body, MemoryTurnRow.time, MemoryTurnRow.session,
+                 MemoryTurnRow.source, MemoryTurnRow.stale, MemoryTurnRow.window)
 
 
-def _record(row: Any, vector: bytes | None = None) -> TurnRecord:
-    return TurnRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-                      row[8].split(), json.loads(row[9]), bool(row[10]), row[11], vector)
+def turn_record(row: Any, vector: bytes | None = None) -> TurnRecord:
+    """A TurnRecord from a row of `TURN_FIELDS` (the body unpacked)."""
+    text, terms, blobs = unpack_turn(row[4])
+    return TurnRecord(row[0], row[1], row[2], row[3], text, row[5], row[6], row[7],
+                      terms.split(), blobs, bool(row[8]), row[9], vector)
 
 
-_TURN_SQL = ("SELECT id, turn_id, seq, speaker, text, time, session, source, terms, blobs, "
-             "stale, window{} FROM memory_turns WHERE corpus_id = ?")
+#: the memory_turns columns `turn_record` reads, in its order
+TURN_FIELDS = "id, turn_id, seq, speaker, body, time, session, source, stale, window"
+_TURN_SQL = f"SELECT {TURN_FIELDS}{{}} FROM memory_turns WHERE corpus_id = ?"
 
 
-def load_turns(conn: Connection, corpus_id: int, with_vectors: bool = False) -> list[TurnRecord]:
+def load_turns(conn: AnyConnection, corpus_id: int, with_vectors: bool = False,
+               ) -> list[TurnRecord]:
     """Every turn of the corpus in chronological (seq) order (plain sqlite3: this reads many)."""
     sql = _TURN_SQL.format(", vector" if with_vectors else "") + " ORDER BY seq"
     rows = driver(conn).execute(sql, (corpus_id,))
-    return [_record(r, r[12] if with_vectors else None) for r in rows]
+    return [turn_record(r, r[10] if with_vectors else None) for r in rows]
 
 
 def turns_in_windows(conn: Connection, corpus_id: int, windows: list[int], first_seq: int = 0,
@@ -185,7 +191,7 @@ def turns_in_windows(conn: Connection, corpus_id: int, windows: list[int], first
     top = (1 << 62) if last_seq is None else last_seq
     rows = driver(conn).execute(sql, (corpus_id, first_seq, top,
                                       json.dumps(sorted(set(windows)))))
-    return [_record(r) for r in rows]
+    return [turn_record(r) for r in rows]
 
 
 def existing_turn_ids(conn: Connection, corpus_id: int, ids: list[str]) -> set[str]:
@@ -202,7 +208,7 @@ def last_turn(conn: Connection, corpus_id: int) -> TurnRecord | None:
     """The newest turn, to continue its window and its seq."""
     row = conn.execute(select(*_TURN_COLUMNS).where(MemoryTurnRow.corpus_id == corpus_id)
                        .order_by(MemoryTurnRow.seq.desc()).limit(1)).first()
-    return _record(row) if row else None
+    return turn_record(row) if row else None
 
 
 def window_size(conn: Connection, corpus_id: int, window: int) -> int:
@@ -241,10 +247,12 @@ class WindowRecord:
     episode: int | None
 
 
-def set_turn_terms(conn: Connection, corpus_id: int, turn_terms: dict[int, str]) -> None:
-    """Store re-analysed turn terms by row id (one prepared statement for all rows)."""
-    driver(conn).executemany("UPDATE memory_turns SET terms = ? WHERE id = ? AND corpus_id = ?",
-                             [(text, row_id, corpus_id) for row_id, text in turn_terms.items()])
+def set_turn_terms(conn: AnyConnection, corpus_id: int,
+                   changed: list[tuple[TurnRecord, str]]) -> None:
+    """Store re-analysed terms of turns (their text and blobs kept; one prepared statement)."""
+    driver(conn).executemany("UPDATE memory_turns SET body = ? WHERE id = ? AND corpus_id = ?",
+                             [(pack_turn(t.text, new, t.blobs), t.row_id, corpus_id)
+                              for t, new in changed])
 
 
 def load_windows(conn: Connection, corpus_id: int) -> list[WindowRecord]:
@@ -436,7 +444,6 @@ def save_nodes(conn: Connection, corpus_id: int, nodes: list[Node],
     vectors = vectors or {}
     verbs = [n for n in nodes if isinstance(n, VerbPhrase)]
     raw = driver(conn)
-    fts.forget_nodes(raw, corpus_id, fts.node_refs(raw, corpus_id, [v.id for v in verbs]))
     raw.executemany(_UPSERT_NODE, [_node_row(corpus_id, n, vectors.get(n.id)) for n in nodes])
     save_edges(conn, corpus_id, verbs)
     if verbs and fts.exists(raw, corpus_id):

@@ -55,15 +55,14 @@ class MemoryTurnRow(Base):
     turn_id: Mapped[str] = mapped_column(Text)
     seq: Mapped[int] = mapped_column(Integer)
     speaker: Mapped[str] = mapped_column(Text)
-    text: Mapped[str] = mapped_column(Text)
     time: Mapped[str | None] = mapped_column(Text)
     session: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(16))
-    terms: Mapped[str] = mapped_column(Text)
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)
-    blobs: Mapped[str] = mapped_column(Text)  # JSON {path: blob sha} of the code it cites
     stale: Mapped[bool] = mapped_column(Boolean)
     window: Mapped[int] = mapped_column(Integer)
+    #: text, terms and {path: blob sha} of the code it cites, packed (`turnbody.pack_turn`)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class MemoryWindowRow(Base):
@@ -110,6 +109,8 @@ class MemoryNodeRow(Base):
     stale: Mapped[bool] = mapped_column(Boolean)
     cites: Mapped[bool] = mapped_column(Boolean, default=False)
     entity_kind: Mapped[str | None] = mapped_column(String(16))  # an entity's kind (file, ...)
+    #: a verb's document in the contentless SQLite verb index, packed (`fts.index_verbs`)
+    doc: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class MemoryEdgeRow(Base):

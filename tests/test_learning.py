@@ -18,6 +18,7 @@ from peek.contextmap.model import Entry
 from peek.contextmap.render import render_entries
 from peek.contextmap.tokens import exact_tokens
 from peek.errors import QueryError
+from peek.memory.store import load_turns
 from peek.service import Peek
 
 # A small click-like corpus: the test runner mentions environment variables far more often
@@ -165,8 +166,8 @@ def test_the_outcome_reaches_episodic_memory(click: Path) -> None:
     session = peek.ask(QUESTION).session
     peek.record(session=session, edited=["src/click/core.py"], success=True)
     with peek.db.read() as conn:
-        turns = [r[0] for r in conn.execute(text(
-            "SELECT text FROM memory_turns WHERE turn_id LIKE :t"), {"t": f"session:{session}%"})]
+        turns = [t.text for t in load_turns(conn, peek.corpus_id)
+                 if t.turn_id.startswith(f"session:{session}")]
     assert len(turns) == 2
     assert any("Edited: src/click/core.py; succeeded" in t for t in turns)
 

@@ -23,6 +23,7 @@ from peek.memory.search import (
     memory_index,
     rank_turns,
 )
+from peek.memory.store import load_turns, set_turn_terms
 from peek.memory.text import name_words
 from peek.text import terms
 
@@ -161,8 +162,8 @@ def test_terms_of_an_older_text_analysis_are_re_derived_on_first_use(memory: Any
         fitted = conn.execute("SELECT embedder_state FROM memory_state WHERE corpus_id = ?",
                               (memory.corpus_id,)).fetchone()[0]
     with memory.db.raw_write() as conn:
-        conn.execute("UPDATE memory_turns SET terms = 'zzz' WHERE corpus_id = ?",
-                     (memory.corpus_id,))
+        set_turn_terms(conn, memory.corpus_id,
+                       [(t, "zzz") for t in load_turns(conn, memory.corpus_id)])
         conn.execute("UPDATE memory_state SET analysis = 1, embedder_state = NULL "
                      "WHERE corpus_id = ?", (memory.corpus_id,))
         fts.drop(conn, memory.corpus_id)
@@ -172,7 +173,7 @@ def test_terms_of_an_older_text_analysis_are_re_derived_on_first_use(memory: Any
     with memory.db.query() as conn:
         analysis, state = conn.execute("SELECT analysis, embedder_state FROM memory_state "
                                        "WHERE corpus_id = ?", (memory.corpus_id,)).fetchone()
-        stored = conn.execute("SELECT speaker, text, terms FROM memory_turns WHERE "
-                              "corpus_id = ?", (memory.corpus_id,)).fetchall()
+        stored = load_turns(conn, memory.corpus_id)
     assert analysis == ANALYSIS and state == fitted
-    assert all(t == " ".join(terms(f"{s}: {x}" if s else x)) for s, x, t in stored)
+    assert all(t.terms == terms(f"{t.speaker}: {t.text}" if t.speaker else t.text)
+               for t in stored)

@@ -88,7 +88,8 @@ def _old_memory_indexes(db: Database) -> None:
         conn.executemany(f"INSERT INTO {t}(rowid, body) VALUES (?, ?)",
                          [(u.row_id, fts.context_doc(turns, i)) for i, u in enumerate(turns)])
         verbs = conn.execute("SELECT rowid, data FROM memory_nodes WHERE kind = 'verb'").fetchall()
-        fts.index_verbs(conn, cid, [(r, json.loads(d)) for r, d in verbs])
+        conn.executemany(f"INSERT INTO {n}(rowid, body) VALUES (?, ?)",
+                         fts.verb_docs(conn, cid, [(r, json.loads(d)) for r, d in verbs]))
 
 
 def _round_trip(root: Path, home: Path, target: str | Path) -> None:
