@@ -19,10 +19,12 @@ def pack_turn(text: str, terms: str, blobs: dict[str, str]) -> bytes:
                                 separators=(",", ":")))
 
 
-def unpack_turn(body: bytes | memoryview, turn: str | None = None,
+def unpack_turn(body: bytes | memoryview | None, turn: str | None = None,
                 ) -> tuple[str, str, dict[str, str]]:
     """(text, terms, blobs) of a stored turn body (`turn`: its id, for the message); a
     malformed one is a StoreError naming the turn, never a wrong value."""
+    if body is None:
+        raise _damaged(turn, "its body is missing")
     try:
         value = unpack_json(body)
     except StoreError as exc:
@@ -37,6 +39,6 @@ def _damaged(turn: str | None, why: str) -> StoreError:
     return StoreError(f"{which} cannot be read: {why}", "restore the store from a backup")
 
 
-def turn_terms(body: bytes | memoryview, turn: str | None = None) -> str:
+def turn_terms(body: bytes | memoryview | None, turn: str | None = None) -> str:
     """The stored terms of a turn body, space-separated."""
     return unpack_turn(body, turn)[1]

@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ def answers(root: Path, home: Path) -> dict[str, Any]:
 
 def revision(db: Path) -> tuple[str, str]:
     """(schema revision, integrity check) of a store file, read as any SQLite client would."""
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:  # closed now: an open one would hold locks
         found = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
         return found, conn.execute("PRAGMA integrity_check").fetchone()[0]
 
@@ -184,7 +185,7 @@ def copy_home(small: tuple[Path, Path, Path], tmp_path: Path) -> tuple[Path, Pat
 
 def table_bytes(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every row peek learns into, as stored bytes, to show that nothing else changed."""
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in (
             "memory_turns", "memory_nodes", "agent_sessions", "map_sessions", "map_entries")}
 
@@ -194,6 +195,7 @@ DAMAGE = {
     "garbage": lambda body: b"\xde\xad\xbe\xef" * 4,
     "cut": lambda body: body[: len(body) // 2],
     "shape": lambda body: pack_json({"text": "x"}),
+    "null": lambda body: None,
 }
 
 
@@ -202,7 +204,7 @@ def test_a_damaged_turn_body_is_one_line_at_every_door_and_loses_nothing(
         small: tuple[Path, Path, Path], tmp_path: Path, damage: str) -> None:
     root, home = copy_home(small, tmp_path)
     db = home / "peek.db"
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:
         body = conn.execute("SELECT body FROM memory_turns WHERE turn_id = ?", (LAST,)).fetchone()
         conn.execute("UPDATE memory_turns SET body = ? WHERE turn_id = ?",
                      (DAMAGE[damage](body[0]), LAST))
@@ -217,6 +219,8 @@ def test_a_damaged_turn_body_is_one_line_at_every_door_and_loses_nothing(
     for argv in doors:
         assert_one_line(run_peek(*argv, env=env(home)), f"memory turn '{LAST}' cannot be read")
     assert table_bytes(db) == before  # refused whole: nothing half-written
+    if damage != "garbage":
+        return
     mcp = asyncio.run(mcp_calls(root, home, session))
     for name, (is_error, text) in mcp.items():
         assert is_error and f"memory turn '{LAST}' cannot be read" in text, (name, text)
@@ -243,13 +247,27 @@ async def mcp_calls(root: Path, home: Path, session: str) -> dict[str, tuple[boo
     return out
 
 
+def test_a_damaged_turn_fails_peek_index_after_the_code_index_is_written(
+        tmp_path: Path) -> None:
+    """`peek index` marks memory citing changed code stale, which reads every turn: a damaged
+    one is its one-line error, after the code index (which needs no memory) was written."""
+    root, home = learned(tmp_path, 8)
+    with closing(sqlite3.connect(home / "peek.db")) as conn, conn:
+        conn.execute("UPDATE memory_turns SET body = ? WHERE turn_id = 't3'", (b"\x01junk",))
+    (root / "src" / "http" / "late.py").write_text("def late_arrival():\n    return 1\n")
+    assert_one_line(run_peek("index", str(root), env=env(home)), "memory turn 't3' cannot be read")
+    found = run_peek("search", str(root), "late_arrival", "--json", env=env(home))
+    assert "src/http/late.py" in found.stdout
+    assert revision(home / "peek.db")[1] == "ok"
+
+
 def test_damaged_verb_documents_are_rebuilt_by_the_next_record(
         small: tuple[Path, Path, Path], tmp_path: Path) -> None:
     """A verb's saved document only serves to delete it from the contentless index: when one
     cannot be read, the next write rebuilds the index from the verbs, and learns as usual."""
     root, home = copy_home(small, tmp_path)
     db = home / "peek.db"
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:
         conn.execute("UPDATE memory_nodes SET doc = ? WHERE doc IS NOT NULL",
                      (b"\x01" + bytes(range(40)),))
         data = dict(conn.execute("SELECT id, data FROM memory_nodes").fetchall())
@@ -259,7 +277,7 @@ def test_damaged_verb_documents_are_rebuilt_by_the_next_record(
                     "--json", env=env(home))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "applied"
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:
         kept = dict(conn.execute("SELECT id, data FROM memory_nodes").fetchall())
         docs = conn.execute("SELECT doc FROM memory_nodes WHERE kind = 'verb'").fetchall()
     assert set(data) < set(kept)  # every node kept, new ones learned
@@ -267,3 +285,88 @@ def test_damaged_verb_documents_are_rebuilt_by_the_next_record(
     with Peek(root, home) as peek:
         assert _verb_index(peek.db, peek.corpus_id) == _rebuilt_index(peek.db, peek.corpus_id)[0]
         assert peek.memory_search("redirect 3 cookie jar", k=3).to_dict()["results"]
+
+
+def test_records_and_an_ingest_at_once_lose_nothing_and_keep_the_verb_index_exact(
+        small: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """Three `peek record` processes and a `peek memory ingest` started together on one
+    corpus: every session and turn is kept once, and the contentless verb index is exactly
+    the one its verbs make (a lost or doubled document would show in its counts)."""
+    root, home = copy_home(small, tmp_path)
+    with Peek(root, home) as peek:
+        sessions = [peek.ask(f"{q} (take {i})").session for i, q in enumerate(QUESTIONS)]
+    log = chat(tmp_path / "more.jsonl", 40, first=1000, session="z")
+    argvs = [["record", str(root), "--session", s, "--edited", EDITED, "--success", "--json"]
+             for s in sessions] + [["memory", "ingest", str(root), str(log), "--json"]]
+    procs = [subprocess.Popen([str(PEEK_BIN), *argv], env={**os.environ, **env(home)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for argv in argvs]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(procs), outs
+    assert [json.loads(o)["status"] for o, _ in outs[:-1]] == ["applied"] * len(sessions)
+    assert json.loads(outs[-1][0])["added"] == 40
+    db = home / "peek.db"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        logged = {r[0] for r in conn.execute("SELECT session FROM map_sessions")}
+        turns = [r[0] for r in conn.execute("SELECT turn_id FROM memory_turns")]
+    assert set(sessions) <= logged
+    assert {f"session:{s}:outcome" for s in sessions} | {f"t{i}" for i in range(1000, 1040)
+                                                         } <= set(turns)
+    assert len(turns) == len(set(turns))  # no turn twice
+    assert revision(db) == ("0014", "ok")
+    with Peek(root, home) as peek:
+        assert _verb_index(peek.db, peek.corpus_id) == _rebuilt_index(peek.db, peek.corpus_id)[0]
+        with peek.db.query() as raw:
+            for (body,) in raw.execute("SELECT body FROM memory_turns"):
+                unpack_turn(body)
+    again = run_peek("record", str(root), "--session", sessions[0], "--edited", EDITED,
+                     "--success", "--json", env=env(home))
+    assert json.loads(again.stdout)["status"] == "unchanged"
+
+
+@pytest.mark.slow
+def test_kill_9_during_record_keeps_the_verb_index_exact(
+        small: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """A record killed at any point rewrites verb documents and the contentless index
+    together or not at all: after each kill the index is still the one its verbs make."""
+    root, home = copy_home(small, tmp_path)
+    for delay in (0.6, 0.9, 1.1, 1.3, 1.6):
+        with Peek(root, home) as peek:
+            session = peek.ask(f"{QUESTIONS[0]} ({delay})").session
+        proc = subprocess.Popen([str(PEEK_BIN), "record", str(root), "--session", session,
+                                 "--edited", EDITED, "--success"], env={**os.environ, **env(home)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert revision(home / "peek.db") == ("0014", "ok")
+        with Peek(root, home) as peek:
+            assert _verb_index(peek.db, peek.corpus_id) == _rebuilt_index(peek.db,
+                                                                          peek.corpus_id)[0]
+        again = run_peek("record", str(root), "--session", session, "--edited", EDITED,
+                         "--success", "--json", env=env(home))
+        assert json.loads(again.stdout)["status"] in ("applied", "unchanged"), again.stderr
+
+
+
+def test_opening_a_store_again_in_one_process_keeps_the_locks_it_holds(
+        small: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """A process holding a connection (a pooled one, an MCP server's) that opens the store
+    again must not drop that connection's SQLite locks: reading the file's header through a
+    plain handle and closing it did (POSIX locks are per process), so another process took
+    itself for the last one and deleted the WAL from under the live connection."""
+    from sqlalchemy import text
+
+    root, home = copy_home(small, tmp_path)
+    first = open_database(home / "peek.db")
+    with first.read() as conn:
+        sessions = conn.execute(text("SELECT COUNT(*) FROM agent_sessions")).scalar_one()
+    again = open_database(home / "peek.db")
+    again.close()
+    done = run_peek("status", str(root), env=env(home))
+    assert done.returncode == 0, done.stderr
+    assert (home / "peek.db-wal").exists()  # the other process knew it was not the last one
+    with first.read() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM agent_sessions")).scalar_one() == sessions
+    first.close()
+
