@@ -370,3 +370,21 @@ def test_opening_a_store_again_in_one_process_keeps_the_locks_it_holds(
         assert conn.execute(text("SELECT COUNT(*) FROM agent_sessions")).scalar_one() == sessions
     first.close()
 
+
+
+def test_two_commands_opening_a_0011_store_at_once_migrate_it_once(
+        small: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """Both wait on the migration's file lock; the second finds the store at head."""
+    from alembic import command
+
+    root, home = copy_home(small, tmp_path)
+    db = open_database(home / "peek.db")
+    run_alembic(db, command.downgrade, "0011")
+    db.close()
+    argv = [str(PEEK_BIN), "memory", "search", str(root), "redirect 7 cookie jar", "--json"]
+    procs = [subprocess.Popen(argv, env={**os.environ, **env(home)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert outs[0][0] == outs[1][0] and json.loads(outs[0][0])["results"]
+    assert revision(home / "peek.db") == ("0014", "ok")
