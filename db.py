@@ -311,8 +311,9 @@ def _make_engine(path: Path) -> Engine:
 
 
 def _check_header(path: Path) -> None:
-    if not path.exists() or path.stat().st_size == 0:
-        return
+    """Refuse a file that is not SQLite's, by its first bytes; only called once SQLite failed
+    to read it: closing a plain handle on a store drops every SQLite lock this process holds
+    on it (POSIX locks), and another process could then delete the WAL from under them."""
     with path.open("rb") as fh:
         head = fh.read(len(SQLITE_MAGIC))
     if head != SQLITE_MAGIC:
@@ -321,7 +322,6 @@ def _check_header(path: Path) -> None:
 
 def _inspect(path: Path) -> str | None:
     """The schema revision of an existing file, read without writing a byte to it."""
-    _check_header(path)
     if not path.exists() or path.stat().st_size == 0:
         return None
     try:
@@ -334,6 +334,7 @@ def _inspect(path: Path) -> str | None:
                 return None
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     except sqlite3.DatabaseError as exc:
+        _check_header(path)
         raise StoreError(f"{path} cannot be read: {exc}", _MOVE_ASIDE) from exc
     return _known_revision(path, row[0] if row else None)
 

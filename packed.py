@@ -16,6 +16,7 @@ from typing import Any
 from peek.errors import StoreError
 
 _FORMAT_1 = 1
+_RESTORE = "restore the store from a backup"
 _DICTIONARY_1 = (
     b'"stale":true "folded": "current_name":"" "name_history":{"" "entity_ids":["e0" "kind":"time"'
     b' "kind":"file" "kind":"symbol" "kind":"config" "kind":"agent" "name":"agent"'
@@ -47,20 +48,29 @@ def pack_text(text: str) -> bytes:
 
 
 def unpack_text(record: bytes | memoryview) -> str:
-    """The text of a packed record; a damaged one is a StoreError, never a wrong value."""
+    """The text of a packed record; a damaged one is a StoreError, never a wrong value.
+
+    A raw deflate stream has no checksum, so a cut or padded one is caught by where it ends:
+    the stream must end exactly at the record's last byte, and hold UTF-8."""
     data = bytes(record)
     if not data or data[0] != _FORMAT_1:
-        raise StoreError(f"a stored record has an unknown format ({data[:1].hex() or 'empty'})",
-                         "the store was written by a newer peek; upgrade peek")
+        raise StoreError("a stored record is damaged or from a newer peek (unknown format "
+                         f"{data[:1].hex() or 'empty'})",
+                         "restore the store from a backup, or upgrade peek if a newer one wrote it")
     try:
         unpacker = zlib.decompressobj(-15, zdict=_DICTIONARY_1)
         raw = unpacker.decompress(data[1:]) + unpacker.flush()
-    except zlib.error as exc:
-        raise StoreError(f"a stored record is damaged: {exc}", "restore the store from a backup"
-                         ) from exc
-    return raw.decode("utf-8")
+        if not unpacker.eof or unpacker.unused_data:
+            raise StoreError("a stored record is damaged: its stream is cut short or padded",
+                             _RESTORE)
+        return raw.decode("utf-8")
+    except (zlib.error, UnicodeDecodeError) as exc:
+        raise StoreError(f"a stored record is damaged: {exc}", _RESTORE) from exc
 
 
 def unpack_json(record: bytes | memoryview) -> Any:
     """The value of a packed JSON record."""
-    return json.loads(unpack_text(record))
+    try:
+        return json.loads(unpack_text(record))
+    except ValueError as exc:
+        raise StoreError(f"a stored record is damaged: {exc}", _RESTORE) from exc

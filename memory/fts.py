@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from peek.db import is_postgres
+from peek.errors import StoreError
 from peek.memory.turnbody import turn_terms
 from peek.packed import pack_text, unpack_json, unpack_text
 from peek.retrieval import pg_lexical
@@ -136,8 +137,9 @@ class _Turn:
 
 def _turns(conn: sqlite3.Connection, where: str, params: tuple[object, ...]) -> list[_Turn]:
     """The turns `where` selects, with their stored terms."""
-    rows = conn.execute(f"SELECT id, seq, session, body FROM memory_turns WHERE {where}", params)
-    return [_Turn(r[0], r[1], r[2], turn_terms(r[3])) for r in rows]
+    rows = conn.execute(f"SELECT id, seq, session, body, turn_id FROM memory_turns WHERE {where}",
+                        params)
+    return [_Turn(r[0], r[1], r[2], turn_terms(r[3], r[4])) for r in rows]
 
 
 def context_doc(turns: Sequence[_Turn], i: int) -> str:
@@ -217,15 +219,32 @@ def index_verbs(conn: sqlite3.Connection, corpus_id: int,
         pg_lexical.add_docs(conn, table, [(None, str(r), [(body, "D")]) for r, body in rows],
                             stemmed=False)
         return
-    old = {} if fresh else {r[0]: unpack_text(r[1]) for r in conn.execute(
+    stored = [] if fresh else conn.execute(
         "SELECT rowid, doc FROM memory_nodes WHERE rowid IN (SELECT value FROM json_each(?)) "
-        "AND doc IS NOT NULL", (json.dumps([r for r, _ in rows]),))}
+        "AND doc IS NOT NULL", (json.dumps([r for r, _ in rows]),)).fetchall()
+    try:
+        old = {r[0]: unpack_text(r[1]) for r in stored}
+    except StoreError:  # a damaged copy cannot delete its document: rebuild the whole index
+        rebuild_verb_index(conn, corpus_id)
+        return
     changed = [(r, body) for r, body in rows if old.get(r) != body]
     conn.executemany(f"INSERT INTO {table}({table}, rowid, body) VALUES ('delete', ?, ?)",
                      [(r, old[r]) for r, _ in changed if r in old])
     conn.executemany(f"INSERT INTO {table}(rowid, body) VALUES (?, ?)", changed)
     conn.executemany("UPDATE memory_nodes SET doc = ? WHERE rowid = ?",
                      [(pack_text(body), r) for r, body in changed])
+
+
+def rebuild_verb_index(conn: sqlite3.Connection, corpus_id: int) -> None:
+    """Make a corpus's SQLite verb index anew from its stored verbs (after their saved
+    documents were damaged: the index and documents are derived, so nothing is lost)."""
+    table = nodes_table(corpus_id)
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f'CREATE VIRTUAL TABLE {table} USING fts5(body, {NODE_OPTIONS}, '
+                 f'tokenize = "{TOKENIZE}")')
+    rows = conn.execute("SELECT rowid, data FROM memory_nodes WHERE corpus_id = ? "
+                        "AND kind = 'verb'", (corpus_id,)).fetchall()
+    index_verbs(conn, corpus_id, [(r[0], _verb_data(r[1])) for r in rows], fresh=True)
 
 
 def _questions(verb: dict[str, object]) -> list[dict[str, list[str]]]:

@@ -312,7 +312,7 @@ def _window_lines(conn: Connection, corpus_id: int, windows: list[int] | None, f
                   texts: bool = True) -> dict[int, list[_Line]]:
     """The turns of some windows (None: every window) from `first_seq` on, grouped by window
     in seq order (without speaker and text when the embedder reads only terms)."""
-    sql = ("SELECT window, seq, session, speaker, body FROM memory_turns "
+    sql = ("SELECT window, seq, session, speaker, body, turn_id FROM memory_turns "
            "WHERE corpus_id = ? AND seq >= ?")
     params: tuple[object, ...] = (corpus_id, first_seq)
     if windows is not None:
@@ -320,7 +320,7 @@ def _window_lines(conn: Connection, corpus_id: int, windows: list[int] | None, f
         params += (json.dumps(sorted(set(windows))),)
     grouped: dict[int, list[_Line]] = {}
     for r in driver(conn).execute(sql + " ORDER BY seq", params):
-        text, words, _ = unpack_turn(r[4])
+        text, words, _ = unpack_turn(r[4], r[5])
         line = _Line(r[0], r[1], r[2], r[3], text, words.split()) if texts else _Line(
             r[0], r[1], r[2], "", "", words.split())
         grouped.setdefault(r[0], []).append(line)

@@ -162,7 +162,7 @@ _TURN_COLUMNS = (MemoryTurnRow.id, MemoryTurnRow.turn_id, MemoryTurnRow.seq, Mem
 
 def turn_record(row: Any, vector: bytes | None = None) -> TurnRecord:
     """A TurnRecord from a row of `TURN_FIELDS` (the body unpacked)."""
-    text, terms, blobs = unpack_turn(row[4])
+    text, terms, blobs = unpack_turn(row[4], row[1])
     return TurnRecord(row[0], row[1], row[2], row[3], text, row[5], row[6], row[7],
                       terms.split(), blobs, bool(row[8]), row[9], vector)
 

@@ -19,14 +19,26 @@ def pack_turn(text: str, terms: str, blobs: dict[str, str]) -> bytes:
                                 separators=(",", ":")))
 
 
-def unpack_turn(body: bytes | memoryview) -> tuple[str, str, dict[str, str]]:
-    """(text, terms, blobs) of a stored turn body; a malformed one is a StoreError."""
-    value = unpack_json(body)
+def unpack_turn(body: bytes | memoryview | None, turn: str | None = None,
+                ) -> tuple[str, str, dict[str, str]]:
+    """(text, terms, blobs) of a stored turn body (`turn`: its id, for the message); a
+    malformed one is a StoreError naming the turn, never a wrong value."""
+    if body is None:
+        raise _damaged(turn, "its body is missing")
+    try:
+        value = unpack_json(body)
+    except StoreError as exc:
+        raise _damaged(turn, exc.message) from exc
     if not (isinstance(value, list) and len(value) == 3 and isinstance(value[2], dict)):
-        raise StoreError("a stored memory turn is malformed", "restore the store from a backup")
+        raise _damaged(turn, "not [text, terms, blobs]")
     return str(value[0]), str(value[1]), value[2]
 
 
-def turn_terms(body: bytes | memoryview) -> str:
+def _damaged(turn: str | None, why: str) -> StoreError:
+    which = f"memory turn {turn!r}" if turn is not None else "a stored memory turn"
+    return StoreError(f"{which} cannot be read: {why}", "restore the store from a backup")
+
+
+def turn_terms(body: bytes | memoryview | None, turn: str | None = None) -> str:
     """The stored terms of a turn body, space-separated."""
-    return unpack_turn(body)[1]
+    return unpack_turn(body, turn)[1]
