@@ -142,12 +142,13 @@ def open_database(target: Path | str) -> Database:
 
     `target` is a SQLite file, or a SQLAlchemy URL (`sqlite:///FILE`, `postgresql+psycopg://`).
     """
+    own_home = not isinstance(target, str)  # a URL names the user's folder, not peek's home
     if isinstance(target, str):
         if is_postgres_url(target):
             return _open_postgres(target)
         target = sqlite_path(target)
     path = target
-    ensure_home(path.parent)
+    ensure_home(path.parent, ignored=own_home)
     revision = _inspect(path)
     _make_private(path)
     return _migrated(Database(path), lambda: revision)
@@ -223,8 +224,9 @@ def _pragmas(dbapi_conn: sqlite3.Connection) -> None:
 HOME_GITIGNORE = "# peek's store: not part of any corpus or repository\n*\n"
 
 
-def ensure_home(home: Path) -> None:
-    """Create the home folder (0700) or refuse with one line when it cannot hold a store."""
+def ensure_home(home: Path, ignored: bool = True) -> None:
+    """Create the home folder (0700) or refuse with one line when it cannot hold a store;
+    a home peek creates is `ignored` (its own `.gitignore`) unless a URL chose the folder."""
     hint = "set PEEK_HOME or --home to a writable folder"
     created = not home.exists()
     try:
@@ -237,7 +239,7 @@ def ensure_home(home: Path) -> None:
         raise StoreError(f"peek home {home} is not a folder", hint)
     if not os.access(home, os.W_OK | os.X_OK):
         raise StoreError(f"peek home {home} is not writable (peek needs it for its store)", hint)
-    if created:
+    if created and ignored:
         _ignore_everything(home)
 
 

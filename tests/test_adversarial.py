@@ -441,3 +441,13 @@ def test_a_newline_in_a_file_name_stays_on_its_citation_line(tmp_path: Path) -> 
     assert found.stdout.splitlines()[0].startswith("1. odd\\nname.py:1-"), found.stdout
     exact = json.loads(run_peek("search", str(root), "zebra_crossing", "--json", env=env).stdout)
     assert exact["results"][0]["path"] == "odd\nname.py"
+
+
+def test_a_folder_a_database_url_names_gets_no_gitignore(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "corpus", SAMPLE)
+    url = f"sqlite:///{tmp_path / 'data' / 'store.db'}"
+    done = run_peek("index", str(root), env={"PEEK_DATABASE_URL": url,
+                                             "PEEK_HOME": str(tmp_path / "home")})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data" / "store.db").is_file()
+    assert not (tmp_path / "data" / ".gitignore").exists()
