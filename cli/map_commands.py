@@ -283,8 +283,7 @@ def record(
     raw = _read(trajectory, "trajectory") if trajectory is not None else None
     with opened(path, home) as (peek, _cid):
         result = peek.record(raw, session=session, edited=[*(edited or []), *(files or [])],
-                             success=outcome,
-                             budget=budget,
+                             success=outcome, budget=budget,
                              evolve_steps="stored" if evolve_steps is None else evolve_steps,
                              model=resolve_model(model, api_base, home=home) if model else None)
     if as_json:

@@ -554,7 +554,7 @@ def make_tools(mcp_tools: PeekMcpTools, with_ask: bool) -> list[Tool]:
     tools = []
     for name in names:
         tool = PeekTool.from_function(getattr(mcp_tools, name), name=name,
-                                  description=DESCRIPTIONS[name])
+                                      description=DESCRIPTIONS[name])
         tool.parameters = strict_schema(tool.parameters)
         tools.append(tool)
     return tools

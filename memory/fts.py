@@ -75,10 +75,14 @@ def create(conn: sqlite3.Connection, corpus_id: int) -> None:
         return
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t} USING fts5(body, content = '', "
                  f'tokenize = "{TOKENIZE}")')
-    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {n} USING fts5(body, {NODE_OPTIONS}, "
-                 f'tokenize = "{TOKENIZE}")')
+    _create_verb_table(conn, n)
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vi USING fts5vocab({t}, instance)")
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vr USING fts5vocab({t}, row)")
+
+
+def _create_verb_table(conn: sqlite3.Connection, table: str) -> None:
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5(body, {NODE_OPTIONS}, "
+                 f'tokenize = "{TOKENIZE}")')
 
 
 def drop(conn: sqlite3.Connection, corpus_id: int) -> None:
@@ -99,6 +103,11 @@ def ensure_indexed(conn: sqlite3.Connection, corpus_id: int) -> None:
     create(conn, corpus_id)
     turns = _turns(conn, "corpus_id = ? ORDER BY seq", (corpus_id,))
     write_turn_docs(conn, corpus_id, turns, range(len(turns)))
+    _index_every_verb(conn, corpus_id)
+
+
+def _index_every_verb(conn: sqlite3.Connection, corpus_id: int) -> None:
+    """Fill a new (empty) verb index with every stored verb of the corpus."""
     rows = conn.execute("SELECT id, data FROM memory_nodes WHERE corpus_id = ? "
                         "AND kind = 'verb'", (corpus_id,)).fetchall()
     refs = node_refs(conn, corpus_id, [r[0] for r in rows])
@@ -240,11 +249,8 @@ def rebuild_verb_index(conn: sqlite3.Connection, corpus_id: int) -> None:
     documents were damaged: the index and documents are derived, so nothing is lost)."""
     table = nodes_table(corpus_id)
     conn.execute(f"DROP TABLE IF EXISTS {table}")
-    conn.execute(f'CREATE VIRTUAL TABLE {table} USING fts5(body, {NODE_OPTIONS}, '
-                 f'tokenize = "{TOKENIZE}")')
-    rows = conn.execute("SELECT rowid, data FROM memory_nodes WHERE corpus_id = ? "
-                        "AND kind = 'verb'", (corpus_id,)).fetchall()
-    index_verbs(conn, corpus_id, [(r[0], _verb_data(r[1])) for r in rows], fresh=True)
+    _create_verb_table(conn, table)
+    _index_every_verb(conn, corpus_id)
 
 
 def _questions(verb: dict[str, object]) -> list[dict[str, list[str]]]:

@@ -234,9 +234,9 @@ def _maybe_refit(conn: Connection, state: State, embedder: Embedder, fresh: list
 
 def _terms_after(conn: Connection, corpus_id: int, skip: int) -> list[list[str]]:
     """The stored terms of every turn but the first `skip` (those the last fit counted)."""
-    rows = driver(conn).execute("SELECT body FROM memory_turns WHERE corpus_id = ? "
+    rows = driver(conn).execute("SELECT body, turn_id FROM memory_turns WHERE corpus_id = ? "
                                 "ORDER BY seq LIMIT -1 OFFSET ?", (corpus_id, skip))
-    return [turn_terms(r[0]).split() for r in rows]
+    return [turn_terms(r[0], r[1]).split() for r in rows]
 
 
 class _Said(Protocol):
