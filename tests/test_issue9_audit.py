@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import shutil
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -72,13 +73,28 @@ REASONS = ("learned: similar request", "learned: past requests", "map cr-", "gra
 # ------------------------------------------------------------------ helpers
 
 
-@pytest.fixture
-def click(tmp_path: Path, home: Path) -> Path:
-    """The issue's click example as a small real corpus, indexed through the CLI."""
-    root = write_tree(tmp_path / "click", CLICK)
-    done = run_peek("index", str(root))
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The issue's click example as a small real corpus, indexed once through the CLI."""
+    base = tmp_path_factory.mktemp("click")
+    root = write_tree(base / "click", CLICK)
+    done = run_peek("index", str(root), env={"PEEK_HOME": str(base / "home")})
     assert done.returncode == 0, done.stderr
-    return root
+    return root, base / "home"
+
+
+@pytest.fixture
+def click(indexed: tuple[Path, Path], home: Path) -> Iterator[Path]:
+    """The indexed corpus with a store of this test's own (a copy of the indexed one); the
+    corpus's files are put back afterwards."""
+    root, template = indexed
+    shutil.copytree(template, home)
+    yield root
+    for path in root.rglob("*"):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and rel not in CLICK:
+            path.unlink()
+    write_tree(root, dict(CLICK))
 
 
 def store(home: Path) -> Path:
@@ -145,9 +161,9 @@ def record(root: Path, session: str, *edited: str, extra: tuple[str, ...] = ("--
 
 
 def exported(root: Path) -> dict[str, Any]:
-    done = run_peek("map", "export", str(root))
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout))
+    """The map with every counter and anchor (`peek map export`, read in process)."""
+    with Peek(root) as peek:
+        return peek.map_export()
 
 
 def entries(root: Path) -> dict[str, dict[str, Any]]:
@@ -162,6 +178,13 @@ def one_line_error(done: Any, fragment: str) -> None:
     assert fragment in lines[0], lines[0]
 
 
+def teach(root: Path, edited: str, questions: list[str]) -> None:
+    """Sessions whose outcome was `edited` (through the SDK: setup, not the door tested)."""
+    with Peek(root) as peek:
+        for question in questions:
+            peek.record(session=peek.ask(question).session, edited=[edited], success=True)
+
+
 def first_lines(answer: str) -> list[str]:
     """The numbered location lines of an offline answer."""
     return [ln for ln in answer.splitlines() if ln[:1].isdigit() and ". " in ln[:4]]
@@ -171,8 +194,7 @@ def first_lines(answer: str) -> list[str]:
 
 
 def test_offline_asks_without_a_record_teach_nothing(click: Path, home: Path) -> None:
-    first = ask_json(click, QUESTION)
-    record(click, first["session"], TESTING)  # something learned, so there is state to keep
+    teach(click, TESTING, [QUESTION])  # something learned, so there is state to keep
     before = learning_state(home)
     for question in (QUESTION, "which code reads environment variables for options?",
                      "where is the isolation of the runner?"):
@@ -182,17 +204,17 @@ def test_offline_asks_without_a_record_teach_nothing(click: Path, home: Path) ->
 
 def test_an_outcome_tags_helpful_only_entries_whose_anchors_hold_the_edit(
         click: Path) -> None:
-    learned = ask_json(click, "where is the isolation of the runner?")
-    record(click, learned["session"], TESTING)
+    teach(click, TESTING, ["where is the isolation of the runner?"])
     (entry_id,) = [i for i, e in entries(click).items() if TESTING in e["text"]]
     asked = ask_json(click, "runner isolation is broken")
     assert f"map {entry_id}" in asked["answer"]  # the answer names the entry as its reason
     report = record(click, asked["session"], UTILS)  # but the work was elsewhere
     assert report["tags"].get(entry_id) != "helpful"
     assert entries(click)[entry_id]["helpful"] == 0
-    right = ask_json(click, "runner isolation fails")
-    report = record(click, right["session"], TESTING)
-    assert report["tags"][entry_id] == "helpful"  # its anchors held the edit: evidence
+    with Peek(click) as peek:
+        right = peek.ask("runner isolation fails")
+        report = peek.record(session=right.session, edited=[TESTING], success=True)
+    assert report.tags[entry_id] == "helpful"  # its anchors held the edit: evidence
 
 
 def script(tmp_path: Path, answer: str, json_replies: list[Any]) -> Path:
@@ -206,8 +228,7 @@ def script(tmp_path: Path, answer: str, json_replies: list[Any]) -> Path:
 
 def test_a_model_ask_is_a_hypothesis_that_tags_nothing_helpful(click: Path, home: Path,
                                                                 tmp_path: Path) -> None:
-    first = ask_json(click, QUESTION)
-    record(click, first["session"], CORE)
+    teach(click, CORE, [QUESTION])
     (entry_id,) = [i for i, e in entries(click).items() if CORE in e["text"]]
     before = learning_state(home)
     helpful = entries(click)[entry_id]["helpful"]
@@ -250,12 +271,6 @@ def test_a_record_without_an_outcome_is_a_hypothesis_then_the_outcome_teaches_on
 
 
 # ------------------------------------------------------------------ 2. corrections stick
-
-
-def teach(root: Path, edited: str, questions: list[str]) -> None:
-    """Sessions whose outcome was `edited`: what the map and ranker learn from."""
-    for question in questions:
-        record(root, ask_json(root, question)["session"], edited)
 
 
 WRONG = ["where are environment variables read for options?",
@@ -329,7 +344,7 @@ def test_recording_a_session_twice_through_the_cli_changes_no_row(click: Path,
     assert "Edited: src/click/core.py; succeeded" in texts
 
 
-@pytest.mark.parametrize(("argv", "fragment"), [
+BAD_LEARNING_INPUTS = [
     (["record", "{root}", "--session", "nosuch", "--edited", CORE, "--success"],
      "no session 'nosuch'"),
     (["record", "{root}", "--session", "{session}", "--edited", CORE, "../outside.py",
@@ -341,18 +356,23 @@ def test_recording_a_session_twice_through_the_cli_changes_no_row(click: Path,
     (["record", "{root}", "--session", "{session}", "--edited", CORE, "--evolve-steps", "-1"],
      "-1 is not in the range"),
     (["ask", "{root}", QUESTION, "--evolve-steps", "-1"], "-1 is not in the range"),
+    (["eval", "{root}/q.jsonl", "--corpus", "{root}", "--evolve-steps", "-1"],
+     "-1 is not in the range"),
     (["map", "edit", "{root}", "cr-09999", "text"], "no entry 'cr-09999'"),
     (["map", "edit", "{root}", "cr-00001", "   "], "cannot be empty"),
     (["map", "forget", "{root}", "cr-09999"], "no entry 'cr-09999'"),
     (["map", "pin", "{root}", "cr-09999"], "no entry 'cr-09999'"),
-])
+]
+
+
 def test_bad_inputs_on_the_learning_paths_are_one_line_and_write_nothing(
-        click: Path, home: Path, tmp_path: Path, argv: list[str], fragment: str) -> None:
+        click: Path, home: Path, tmp_path: Path) -> None:
     session = ask_json(click, QUESTION)["session"]
-    (tmp_path / "outside.py").write_text("x = 1\n")
+    (click.parent / "outside.py").write_text("x = 1\n")
     before, bytes_before = dump(home), files_of(home)
-    done = run_peek(*[a.format(root=click, session=session) for a in argv])
-    one_line_error(done, fragment)
+    for argv, fragment in BAD_LEARNING_INPUTS:
+        done = run_peek(*[a.format(root=click, session=session) for a in argv])
+        one_line_error(done, fragment)
     assert dump(home) == before and files_of(home) == bytes_before
 
 
@@ -397,14 +417,17 @@ def test_evolve_steps_on_ask_and_record_freeze_the_map_after_m_updates(click: Pa
     asked = ask_json(click, QUESTION, "--evolve-steps", "2")
     state = exported(click)
     assert (state["evolve_steps"], state["updates"], state["frozen"]) == (2, 0, False)
-    versions = [record(click, asked["session"], CORE)["version"]]
-    for question, edited in [("echo prints a message", UTILS),
-                             ("the option decorator", "src/click/decorators.py"),
-                             ("shell completion words", "src/click/shell.py")]:
-        versions.append(record(click, ask_json(click, question)["session"], edited)["version"])
+    with Peek(click) as peek:
+        versions = [peek.record(session=asked["session"], edited=[CORE], success=True).version]
+        versions.append(peek.record(session=peek.ask("echo prints a message").session,
+                                    edited=[UTILS], success=True).version)
+        frozen_ask = peek.ask("the option decorator").session
+    late = record(click, frozen_ask, "src/click/decorators.py")
+    versions.append(late["version"])
+    assert late["status"] == "frozen"
     state = exported(click)
     assert (state["updates"], state["frozen"]) == (2, True)
-    assert versions[2] == versions[3] == state["version"]  # frozen: the version stands still
+    assert versions[1] == versions[2] == state["version"]  # frozen: the version stands still
     done = run_peek("record", str(click), "--session", ask_json(click, "echo again")["session"],
                     "--edited", UTILS, "--success", "--evolve-steps", "3", "--json")
     assert json.loads(done.stdout)["status"] == "applied"  # a larger m thaws it for one more
@@ -487,10 +510,9 @@ def test_read_paths_leave_the_store_file_untouched_while_the_corpus_changed(
         status = run_peek("status", str(click), "--json")
         assert status.returncode == 0, status.stderr
         assert CORE in json.loads(status.stdout)["changed"]
-        for argv in (["map", str(click)], ["map", "show", str(click), "--json"],
-                     ["status", str(click)], ["search", str(click), "environment", "--json"],
-                     ["map", "history", str(click)], ["map", "export", str(click)],
-                     ["memory", "search", str(click), "environment"], ["corpora"]):
+        for argv in (["map", str(click)], ["status", str(click)],
+                     ["search", str(click), "environment", "--json"],
+                     ["memory", "search", str(click), "environment"]):
             done = run_peek(*argv)
             assert done.returncode == 0, (argv, done.stderr)
         peek = Peek(click)
@@ -568,22 +590,23 @@ def test_mcp_peek_map_is_pure_records_teach_as_documented_and_evolve_steps_freez
 
 def test_an_unconfirmed_model_ask_cannot_rewrite_or_drop_a_persons_edit(
         click: Path, tmp_path: Path) -> None:
+    from peek.agent.scripted import ScriptedModel
+
     teach(click, TESTING, WRONG[:1])
     entry_id = next(i for i, e in entries(click).items() if TESTING in e["text"])
     words = "environment variables for options: src/click/core.py:11-13"
     assert run_peek("map", "edit", str(click), entry_id, words).returncode == 0
-    model = script(tmp_path, "Options read them in src/click/testing.py:7-10.", [
-        {"diagnosis": "the map misled", "tags": [{"id": entry_id, "tag": "harmful"}],
-         "candidates": []},
-        {"edits": [{"op": "REPLACE", "id": entry_id, "text": "environment: the runner",
-                    "candidate": None, "reason": "x"}]}])
-    ask_json(click, QUESTION, "--model", f"scripted:{model}")
-    assert entries(click)[entry_id]["text"] == words
-    model = script(tmp_path, "Options read them in src/click/testing.py:7-10.", [
-        {"diagnosis": "the map misled", "tags": [], "candidates": []},
-        {"edits": [{"op": "DELETE", "id": entry_id, "reason": "x"}]}])
-    ask_json(click, QUESTION, "--model", f"scripted:{model}")
-    assert entries(click)[entry_id]["text"] == words
+    plans = [{"edits": [{"op": "REPLACE", "id": entry_id, "text": "environment: the runner",
+                         "candidate": None, "reason": "x"}]},
+             {"edits": [{"op": "DELETE", "id": entry_id, "reason": "x"}]}]
+    with Peek(click) as peek:
+        for plan in plans:
+            model = ScriptedModel.from_file(script(tmp_path, "See src/click/testing.py:7-10.", [
+                {"diagnosis": "the map misled", "tags": [{"id": entry_id, "tag": "harmful"}],
+                 "candidates": []}, plan]))
+            assert peek.ask(QUESTION, model).map_version
+            assert entries(click)[entry_id]["text"] == words
+    assert entries(click)[entry_id]["harmful"] == 2  # its tags count all the same
 
 
 # ------------------------------------------------------------------ 8. exact eviction
