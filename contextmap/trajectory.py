@@ -14,7 +14,7 @@ _CONTRACT = (
     '{"question": str, "steps": [{"tool": str, "args": object, "paths": [str], "ok": bool, '
     '"output": str?, "thought": str?}], '
     '"answer": str, "citations": [{"path": str, "start_line": int, "end_line": int}], '
-    '"outcome": {"edited_files": [str], "success": bool|null}}'
+    '"outcome": {"edited_files": [str], "success": bool|null, "summary": str?}}'
 )
 
 
@@ -31,11 +31,13 @@ class Step(BaseModel):
 
 
 class Outcome(BaseModel):
-    """What happened after the answer: files edited, and success if the host knows it."""
+    """What happened after the answer: files edited, success if the host knows it, and what
+    the change did in words (a commit message) if the host can say."""
 
     model_config = ConfigDict(extra="ignore")
     edited_files: list[str] = Field(default_factory=list)
     success: bool | None = None
+    summary: str | None = None
 
 
 class Trajectory(BaseModel):
