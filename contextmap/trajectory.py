@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from peek.contextmap.citation import Citation as Citation  # the contract's citation type
 from peek.contextmap.errors import TrajectoryError
@@ -38,6 +46,14 @@ class Outcome(BaseModel):
     edited_files: list[str] = Field(default_factory=list)
     success: bool | None = None
     summary: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_summary(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """No `summary` key when there is none, so stored trajectories stay as they were."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("summary") is None:
+            data.pop("summary", None)
+        return data
 
 
 class Trajectory(BaseModel):

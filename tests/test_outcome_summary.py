@@ -352,3 +352,21 @@ def test_migration_0015_round_trips_on_postgres(make_corpus: Any, tmp_path: Path
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PEEK_DATABASE_URL", pg_url)
     _round_trip(make_corpus(SHOP), tmp_path / "home", pg_url)
+
+
+def test_a_copied_store_indexes_the_summaries_again(shop: Path, home: Path,
+                                                    tmp_path: Path) -> None:
+    from peek.storecopy import copy_store
+
+    peek = Peek(shop)
+    peek.record(session=peek.ask(PAST).session, edited=[EDITED], success=True, summary=SUMMARY)
+    peek.close()
+    copy = tmp_path / "copy" / "peek.db"
+    source, target = open_database(home / "peek.db"), open_database(copy)
+    copy_store(source, target)
+    source.close()
+    target.close()
+    with Peek(shop, copy.parent) as copied:
+        assert _similar(copied, NEW) == [(PAST, (EDITED,))]
+        with copied.db.query() as conn:
+            assert EDITED in profile_scores(conn, copied.corpus_id, NEW)
