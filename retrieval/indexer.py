@@ -181,7 +181,18 @@ def _index(
         from peek.retrieval.pg_lexical import tables
 
         db.vacuum(tables(fts_table(corpus_id)))
+    if stats.first_index and not stats.files:
+        raise _nothing_indexed(root, stats)
     return stats
+
+
+def _nothing_indexed(root: Path, stats: IndexStats) -> CorpusError:
+    """A first index that stored no file says why (what it skipped is remembered for later)."""
+    why = [f"{n} {what}" for n, what in ((stats.skipped_binary, "binary"),
+                                         (stats.skipped_large, "too large"),
+                                         (len(stats.unreadable), "unreadable")) if n]
+    return CorpusError(f"no indexable files in {root}" + (f" ({', '.join(why)})" if why else ""),
+                       "add text files, or check .peekignore and PEEK_MAX_FILE_BYTES")
 
 
 def _drop_gone(db: Database, root: Path, corpus_id: int | None, known: dict[str, Known],
