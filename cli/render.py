@@ -117,17 +117,24 @@ def step_printer() -> Callable[[dict[str, Any]], None] | None:
     if not sys.stderr.isatty():
         return None
     from rich.console import Console
+    from rich.markup import escape
+
+    from peek.cli.terminal import escape_controls
 
     console = Console(stderr=True)
+
+    def said(value: object) -> str:  # a model's words: neither markup nor terminal controls
+        return escape(escape_controls(str(value)))
 
     def show(event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "tool":
             mark = "[green]✓[/]" if event.get("ok") else "[red]✗[/]"
             args = ", ".join(f"{k}={v!r}" for k, v in (event.get("args") or {}).items())
-            console.print(f"{mark} step {event.get('step')}: {event.get('tool')}({args[:120]})")
+            console.print(f"{mark} step {said(event.get('step'))}: "
+                          f"{said(event.get('tool'))}({said(args[:120])})")
         elif kind in ("stopped", "learned"):
-            console.print(f"[dim]{kind}: {event.get('stopped_by') or event.get('status')}[/]")
+            console.print(f"[dim]{kind}: {said(event.get('stopped_by') or event.get('status'))}[/]")
 
     return show
 
