@@ -12,6 +12,7 @@ MAP_BUDGET_MAX = 1_000_000
 STEPS_MAX = 1000
 TOKENS_MAX = 1_000_000_000
 COST_MAX = 1_000_000.0
+SUMMARY_MAX = 4000  # characters: a commit message or a paragraph, not a diff
 
 
 def whole(name: str, value: object, low: int, high: int) -> int:
@@ -57,6 +58,27 @@ def check_tokens(max_tokens: object | None) -> int | None:
 def check_cost(max_cost: object | None) -> float | None:
     """USD for one session: None (no limit) or 0..COST_MAX."""
     return None if max_cost is None else amount("max_cost", max_cost, COST_MAX)
+
+
+def check_summary(summary: object | None) -> str | None:
+    """What a change did, in words: None or blank (no summary), else text of up to
+    SUMMARY_MAX characters that stores as UTF-8 on every backend (no NUL, no lone surrogate)."""
+    if summary is None:
+        return None
+    if not isinstance(summary, str):
+        raise QueryError(f"summary must be text, got {_show(summary)}")
+    text = summary.strip()
+    if len(text) > SUMMARY_MAX:
+        raise QueryError(f"summary must be at most {SUMMARY_MAX} characters, got {len(text)}",
+                         "give the commit message or a one-paragraph summary, not the diff")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise QueryError(f"summary is not valid UTF-8 text: {exc.reason} at character "
+                         f"{exc.start}") from exc
+    if "\x00" in text:
+        raise QueryError("summary must not contain NUL characters")
+    return text or None
 
 
 def _show(value: object) -> str:

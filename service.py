@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from peek.bounds import check_k, check_map_budget, check_memory_budget
+from peek.bounds import check_k, check_map_budget, check_memory_budget, check_summary
 from peek.config import Settings
 from peek.db import Database, open_database
 from peek.errors import CorpusError, NotIndexedError, QueryError
@@ -320,18 +320,21 @@ class Peek:
         budget: int | None = None,
         model: Model | None = None,
         evolve_steps: int | None | Literal["stored"] = "stored",
+        summary: str | None = None,
     ) -> UpdateResult:
         """Teach the map and memory from what a session led to; once per session (see
-        `peek.agent.feedback` for the signal each path gives)."""
+        `peek.agent.feedback` for the signal each path gives). `summary` says what the change
+        did (a commit message): it teaches similar-request matching; a new one amends it."""
         from peek.agent.feedback import record_session
         from peek.agent.workspace import Workspace
 
         budget = check_map_budget(budget)
+        summary = check_summary(summary)
         if isinstance(edited, str):  # one path, not its characters
             edited = [edited]
         return record_session(Workspace.of(self), trajectory, session=session, edited=edited,
                               success=success, budget=budget, model=model,
-                              evolve_steps=evolve_steps)
+                              evolve_steps=evolve_steps, summary=summary)
 
     # --- the context map -------------------------------------------------------------------
 

@@ -149,18 +149,45 @@ def _rebuild_outcomes(conn: Connection, corpus_id: int) -> None:
     from sqlalchemy import text
 
     from peek.agent.localize import index_outcome
-    from peek.memory.outcomes import ensure_fts, fts_name
+    from peek.memory.outcomes import ensure_fts, fts_name, outcome_document
     from peek.retrieval.lexical import fts_add
-    from peek.text import expand_for_index
 
-    rows = conn.execute(text("SELECT id, question, edited FROM session_outcomes "
-                             "WHERE corpus_id = :c ORDER BY id"), {"c": corpus_id}).fetchall()
+    summaries = _has_summaries(conn)
+    rows = conn.execute(text(f"SELECT id, question, edited, {'summary' if summaries else 'NULL'} "
+                             "FROM session_outcomes WHERE corpus_id = :c ORDER BY id"),
+                        {"c": corpus_id}).fetchall()
     if not rows:
         return
     ensure_fts(conn, corpus_id)
-    fts_add(conn, fts_name(corpus_id), [(r[0], None, expand_for_index(r[1])) for r in rows],
+    fts_add(conn, fts_name(corpus_id), [(r[0], None, outcome_document(r[1], r[3])) for r in rows],
             column="question")
-    index_outcome(conn, corpus_id, {p for r in rows for p in json.loads(r[2])})
+    index_outcome(conn, corpus_id, {p for r in rows for p in json.loads(r[2])}, summaries)
+
+
+def _has_summaries(conn: Connection) -> bool:
+    """Whether outcomes have a summary column: not while a migration before 0015 (or 0015's
+    downgrade) rebuilds the indexes."""
+    from sqlalchemy import inspect
+
+    return "summary" in {c["name"] for c in inspect(conn).get_columns("session_outcomes")}
+
+
+def rebuild_outcome_indexes(conn: Connection, corpus_ids: list[int]) -> None:
+    """Drop and rebuild these corpora's outcome indexes from the stored rows (migration 0015's
+    downgrade: documents made with summaries become the questions alone again)."""
+    from peek.agent.localize import profile_table
+    from peek.db import driver
+    from peek.memory.outcomes import fts_name
+    from peek.retrieval import pg_lexical
+
+    raw = driver(conn)
+    for corpus_id in corpus_ids:
+        for table in (fts_name(corpus_id), profile_table(corpus_id)):
+            if conn.dialect.name == "postgresql":
+                pg_lexical.drop_table(raw, table)
+            else:
+                raw.execute(f"DROP TABLE IF EXISTS {table}")
+        _rebuild_outcomes(conn, corpus_id)
 
 
 def _rebuild_memory(conn: Connection, corpus_id: int) -> None:

@@ -7,6 +7,11 @@ The signal each path gives (the README's "What teaches peek" table says the same
   per session, the map learns concept -> edited files, entries that led there are tagged
   helpful (harmful on failure), and episodic memory gains the outcome.
 - `record --trajectory` without an outcome is a hypothesis like an ask.
+- an outcome's `summary` (what the change did, e.g. its commit message) is indexed with the
+  question for similar-request matching and with each edited file's profile, and remembered
+  with the outcome. A new summary for a session already recorded (with the same outcome, or
+  no outcome given) amends it: the summary and those documents are replaced, a memory turn
+  notes it, and nothing of the outcome is applied again. A summary with no outcome is refused.
 - `map edit/pin/forget` are a person's word and always win over what sessions learned.
 """
 
@@ -36,19 +41,21 @@ def record_session(peek: Workspace, trajectory: dict[str, Any] | str | None, *,
                    session: str | None, edited: Sequence[str], success: bool | None,
                    budget: int | None = None, model: Model | None = None,
                    evolve_steps: int | None | Literal["stored"] = "stored",
-                   source: str = "record") -> UpdateResult:
-    """Teach the map and memory from one session's outcome; a repeated report changes nothing."""
+                   source: str = "record", summary: str | None = None) -> UpdateResult:
+    """Teach the map and memory from one session's outcome; a repeated report changes nothing
+    (a new summary amends the stored one)."""
     traj = _trajectory(peek, trajectory, session)
     session = session or _new_id()
-    traj = _with_outcome(peek, traj, edited, success)
+    traj = _with_outcome(peek, traj, edited, success, summary)
     previous = _previous(peek, session)
     if previous is not None:  # checked again inside the write, against concurrent reports
-        return _unchanged(peek, traj, session, previous)
+        return _repeated(peek, traj, session, previous)
+    _summary_needs_outcome(traj)
     try:
         return distill(peek, traj, session, model, budget, evolve_steps,
                        also=_persist(peek, traj, session, source))
     except AlreadyRecorded:
-        return _unchanged(peek, traj, session, _previous(peek, session))
+        return _repeated(peek, traj, session, _previous(peek, session))
 
 
 def distill(peek: Workspace, traj: Trajectory | dict[str, Any], session: str, model: Model | None,
@@ -78,14 +85,26 @@ def _trajectory(peek: Workspace, raw: dict[str, Any] | str | None,
 
 
 def _with_outcome(peek: Workspace, traj: Trajectory, edited: Sequence[str],
-                  success: bool | None) -> Trajectory:
-    """The trajectory with the reported outcome (flags win over the file's), paths checked."""
+                  success: bool | None, summary: str | None) -> Trajectory:
+    """The trajectory with the reported outcome (flags win over the file's), paths and the
+    summary checked."""
+    from peek.bounds import check_summary
     from peek.contextmap.trajectory import Outcome
 
     files = list(edited) or list(traj.outcome.edited_files)
     verdict = success if success is not None else traj.outcome.success
-    outcome = Outcome(edited_files=check_edited(peek, files), success=verdict)
+    said = check_summary(summary if summary is not None else traj.outcome.summary)
+    outcome = Outcome(edited_files=check_edited(peek, files), success=verdict, summary=said)
     return traj.model_copy(update={"outcome": outcome})
+
+
+def _summary_needs_outcome(traj: Trajectory) -> None:
+    """A summary says what a change did, so it comes with the change's outcome."""
+    from peek.contextmap.policy import confirmed
+
+    if traj.outcome.summary is not None and not confirmed(traj):
+        raise QueryError("a summary needs an outcome to describe",
+                         "give the edited files and/or success or failure with it")
 
 
 def check_edited(peek: Workspace, files: Sequence[str]) -> list[str]:
@@ -158,7 +177,8 @@ def _persist(peek: Workspace, traj: Trajectory, session: str, source: str) -> An
         o = traj.outcome
         teach_ranker(peek, conn, traj, session)
         save_outcome(conn, peek.corpus_id, PastOutcome(
-            session, traj.question, tuple(o.edited_files), o.success, time.time()), source)
+            session, traj.question, tuple(o.edited_files), o.success, time.time(), o.summary),
+            source)
         index_outcome(conn, peek.corpus_id, o.edited_files)
         remember_code_session(conn, peek.corpus_id, peek.root, traj, session, outcome=True)
 
@@ -190,19 +210,48 @@ def _policy_saw(conn: Connection, corpus_id: int, session: str) -> bool:
         MapSessionRow.status == "applied").limit(1)) is not None
 
 
-def _unchanged(peek: Workspace, traj: Trajectory, session: str, previous: Any) -> UpdateResult:
-    """The same outcome again is a no-op; a different one for the same session is an error."""
-    from peek.contextmap.policy import CachePolicy, UpdateResult
-
+def _repeated(peek: Workspace, traj: Trajectory, session: str, previous: Any) -> UpdateResult:
+    """The same outcome again is a no-op, or amends the summary when it brings a new one (as
+    does a bare summary); a different outcome for the same session is an error."""
     o = traj.outcome
-    if previous is not None and not previous.same_as(tuple(o.edited_files), o.success):
+    bare = not o.edited_files and o.success is None and o.summary is not None
+    if previous is not None and not bare and not previous.same_as(tuple(o.edited_files),
+                                                                  o.success):
         raise QueryError(f"session {session} already has a recorded outcome "
                          f"(edited {', '.join(previous.edited) or 'nothing'}, "
                          f"success {previous.success})",
                          "an outcome is recorded once; report a new session for new work")
+    if o.summary is None or previous is None or o.summary == previous.summary:
+        return _result(peek, session, "unchanged", "outcome already recorded")
+    return _amend(peek, session, o.summary)
+
+
+def _amend(peek: Workspace, session: str, summary: str) -> UpdateResult:
+    """Replace a recorded outcome's summary, the documents made from it and say so in memory,
+    in one write; the outcome's edits, verdict and what they taught are not applied again."""
+    from peek.agent.localize import index_outcome
+    from peek.memory.outcomes import amend_summary, stored_outcome
+    from peek.memory.sessions import remember_summary
+
+    with peek.db.write() as conn:
+        stored = stored_outcome(conn, peek.corpus_id, session)
+        fresh = stored is not None and stored.summary != summary  # else a concurrent report won
+        if stored is not None and fresh:
+            amend_summary(conn, peek.corpus_id, session, summary)
+            index_outcome(conn, peek.corpus_id, stored.edited)
+            remember_summary(conn, peek.corpus_id, stored.question, session, summary)
+    if not fresh:
+        return _result(peek, session, "unchanged", "outcome already recorded")
+    return _result(peek, session, "amended", "summary of the recorded outcome replaced")
+
+
+def _result(peek: Workspace, session: str, status: str, diagnosis: str) -> UpdateResult:
+    """A report that changed the map in no way: the map as it stands."""
+    from peek.contextmap.policy import CachePolicy, UpdateResult
+
     view = CachePolicy(peek.db, peek.corpus_id, root=peek.root).view()
-    return UpdateResult(corpus=view.corpus, session=session, status="unchanged",
-                        version=view.version, diagnosis="outcome already recorded", tags={},
+    return UpdateResult(corpus=view.corpus, session=session, status=status,
+                        version=view.version, diagnosis=diagnosis, tags={},
                         edits=(), evicted=(), tokens=view.tokens,
                         budget_tokens=view.budget_tokens)
 

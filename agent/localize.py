@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from peek.db import driver
-from peek.memory.outcomes import PastOutcome, similar_outcomes
+from peek.memory.outcomes import PastOutcome, outcome_document, similar_outcomes
 from peek.retrieval.graph import FileGraph
 from peek.retrieval.lexical import (
     create_fts,
@@ -37,7 +37,7 @@ from peek.retrieval.lexical import (
     table_exists,
 )
 from peek.retrieval.locate import FileScore, rank_files
-from peek.text import expand_for_index, query_terms
+from peek.text import query_terms
 
 if TYPE_CHECKING:
     from peek.db import AnyConnection
@@ -226,16 +226,20 @@ def profile_table(corpus_id: int) -> str:
     return f"outcome_files_fts_{int(corpus_id)}"
 
 
-def index_outcome(conn: AnyConnection, corpus_id: int, edited: Iterable[str]) -> None:
-    """Rebuild the profile rows of the edited files from every request that edited them."""
+def index_outcome(conn: AnyConnection, corpus_id: int, edited: Iterable[str],
+                  summaries: bool = True) -> None:
+    """Rebuild the profile rows of the edited files from every request that edited them and
+    what each change did (`summaries=False` for a store whose outcomes have no summary column
+    yet: a migration rebuilding indexes at an older revision)."""
     table = profile_table(corpus_id)
     create_fts(conn, table, "path UNINDEXED", "body")
+    summary = "o.summary" if summaries else "NULL"
     for path in sorted(set(edited)):
-        questions = [r[0] for r in driver(conn).execute(
-            "SELECT o.question FROM session_outcomes o, json_each(o.edited) j "
-            "WHERE o.corpus_id = :c AND j.value = :p ORDER BY o.id", {"c": corpus_id, "p": path})]
+        rows = driver(conn).execute(
+            f"SELECT o.question, {summary} FROM session_outcomes o, json_each(o.edited) j "
+            "WHERE o.corpus_id = :c AND j.value = :p ORDER BY o.id", {"c": corpus_id, "p": path})
         fts_delete_key(conn, table, "path", path)
-        body = "\n".join(expand_for_index(q) for q in questions)
+        body = "\n".join(outcome_document(q, s) for q, s in rows)
         fts_add(conn, table, [(None, path, body)], key="path")
 
 

@@ -137,5 +137,7 @@ def _is_busy(exc: Exception) -> bool:
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"peek: error: {' '.join(message.split())}\n")
+    from peek.cli.terminal import escape_controls
+
+    sys.stderr.write(f"peek: error: {escape_controls(' '.join(message.split()))}\n")
     return code

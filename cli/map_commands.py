@@ -242,6 +242,22 @@ def print_update(result: UpdateResult) -> None:
         print(f"  {e.op:<8} {e.entry_id or '':<10} {e.text or ''}")
 
 
+def _summary(summary: str | None, trajectory: Path | None) -> str | None:
+    """--summary as given, or stdin's UTF-8 text for '-' (which one option at most reads)."""
+    from peek.errors import QueryError
+
+    if summary != "-":
+        return summary
+    if trajectory is not None and str(trajectory) == "-":
+        raise typer.BadParameter("only one of --trajectory and --summary can read stdin",
+                                 param_hint="--summary")
+    try:
+        return sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise QueryError(f"summary from stdin is not UTF-8: byte {exc.start} ({exc.reason})",
+                         "pipe UTF-8 text") from None
+
+
 def _outcome(success: bool, failure: bool) -> bool | None:
     """--success, --failure or neither (no outcome reported); both at once is a mistake."""
     if success and failure:
@@ -263,6 +279,9 @@ def record(
         "--success", help="The session solved the task.")] = False,
     failure: Annotated[bool, typer.Option(
         "--failure", help="The session did not solve the task.")] = False,
+    summary: Annotated[str | None, typer.Option(
+        "--summary", help="What the change did, in words (e.g. its commit message; '-' reads "
+        "stdin); a new one amends a recorded session's.")] = None,
     budget: BudgetOpt = None,
     evolve_steps: EvolveOpt = None,
     model: Annotated[str | None, typer.Option(
@@ -280,12 +299,14 @@ def record(
     from peek.agent.registry import resolve_model
 
     outcome = _outcome(success, failure)
+    said = _summary(summary, trajectory)
     raw = _read(trajectory, "trajectory") if trajectory is not None else None
     with opened(path, home) as (peek, _cid):
         result = peek.record(raw, session=session, edited=[*(edited or []), *(files or [])],
                              success=outcome, budget=budget,
                              evolve_steps="stored" if evolve_steps is None else evolve_steps,
-                             model=resolve_model(model, api_base, home=home) if model else None)
+                             model=resolve_model(model, api_base, home=home) if model else None,
+                             summary=said)
     if as_json:
         emit(result.to_dict())
     else:

@@ -28,6 +28,8 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field, ValidationError
 
+from peek.bounds import SUMMARY_MAX
+
 if TYPE_CHECKING:
     from peek.agent.models import Model
     from peek.sandbox import FileTools
@@ -84,9 +86,11 @@ DESCRIPTIONS = {
     "peek_record": (
         "Call peek_record last, after you finish a task in a corpus: give the task or question, "
         "the files you read (files_read) and edited (files_edited), and whether it worked "
-        "(success). peek's cache policy learns from it, so the next peek_map sends future "
-        "sessions to the right files sooner. If you have a full trajectory object ({question, "
-        "steps, answer, citations, outcome}), pass it as `trajectory` instead of files_read."
+        "(success), and, if you can, what the change did in a sentence or two or its commit "
+        "message (summary). peek's cache policy learns from it, so the next peek_map sends "
+        "future sessions to the right files sooner. If you have a full trajectory object "
+        "({question, steps, answer, citations, outcome}), pass it as `trajectory` instead of "
+        "files_read."
     ),
     "peek_status": (
         "Call peek_status to check whether peek's index still matches the corpus: indexed git "
@@ -128,12 +132,17 @@ ReadArg = Annotated[list[str] | None, Field(description="Files you read, in read
 EditedArg = Annotated[list[str] | None, Field(description="Files you edited to finish the task.")]
 SuccessArg = Annotated[bool | None, Field(
     description="Whether the task succeeded (tests passed, the user accepted); omit if unknown.")]
+SummaryArg = Annotated[str | None, Field(
+    description="What the change did, in words (its commit message or a short paragraph, at "
+                f"most {SUMMARY_MAX} characters); omit if unknown. A new summary for a "
+                "recorded session replaces its old one.")]
 SessionArg = Annotated[str | None, Field(
     description="The `session` peek_ask returned, or your own stable id for this task: an "
                 "outcome is applied once per session, so repeating a report changes nothing.")]
 TrajectoryArg = Annotated[dict[str, Any] | None, Field(
     description="A full trajectory: {question, steps: [{tool, args, paths, ok}], answer, "
-                "citations: [{path, start_line, end_line}], outcome: {edited_files, success}}.")]
+                "citations: [{path, start_line, end_line}], outcome: {edited_files, success, "
+                "summary?}}.")]
 
 
 @dataclass
@@ -325,7 +334,7 @@ class PeekTools:
     def record(self, corpus: str, question: str, files_read: list[str] | None,
                files_edited: list[str] | None, success: bool | None,
                trajectory: dict[str, Any] | None, roots: Roots = (),
-               session: str | None = None) -> dict[str, Any]:
+               session: str | None = None, summary: str | None = None) -> dict[str, Any]:
         """Teach the map from a host agent's session report (once per session id)."""
         from peek.errors import QueryError
         from peek.sandbox.paths import corpus_path
@@ -341,7 +350,7 @@ class PeekTools:
         else:
             raw = host_trajectory(question, [corpus_path(peek.root, p) for p in files_read or ()])
         result = peek.record(raw, session=session, edited=files_edited or (), success=success,
-                             model=self.model())
+                             model=self.model(), summary=summary)
         return result.to_dict()
 
     def ask(self, corpus: str, question: str, max_steps: int, roots: Roots = ()) -> dict[str, Any]:
@@ -481,12 +490,12 @@ class PeekMcpTools:
     async def peek_record(self, corpus: CorpusArg, question: QuestionArg,
                           files_read: ReadArg = None, files_edited: EditedArg = None,
                           success: SuccessArg = None, trajectory: TrajectoryArg = None,
-                          session: SessionArg = None,
+                          session: SessionArg = None, summary: SummaryArg = None,
                           ctx: Context | None = None) -> CallToolResult:
         """The host's session report, which is what teaches the map."""
         return await run_tool(ctx, lambda roots: self.tools.record(
-            corpus, question, files_read, files_edited, success, trajectory, roots, session),
-            retry=False)
+            corpus, question, files_read, files_edited, success, trajectory, roots, session,
+            summary), retry=False)
 
     async def peek_status(self, corpus: CorpusArg, ctx: Context | None = None) -> CallToolResult:
         """Whether the index still describes the corpus."""

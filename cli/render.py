@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from peek.contextmap.citation import shown_path
+
 if TYPE_CHECKING:
     from peek.agent.session import AskResult
     from peek.retrieval.indexer import IndexStats
@@ -102,11 +104,6 @@ def print_index_stats(stats: IndexStats) -> None:
         print(f"  replaced {stats.decode_errors} invalid UTF-8 sequences")
 
 
-def shown(path: str) -> str:
-    """A path on one line: a newline or other control character in a file name is escaped."""
-    if path.isprintable():
-        return path
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
 
 
 def print_hits(hits: list[Hit]) -> None:
@@ -117,7 +114,7 @@ def print_hits(hits: list[Hit]) -> None:
     width = len(str(len(hits)))
     for rank, hit in enumerate(hits, 1):
         label = f"  {hit.symbol}" if hit.symbol else ""
-        where = f"{shown(hit.path)}:{hit.start_line}-{hit.end_line}"
+        where = f"{shown_path(hit.path)}:{hit.start_line}-{hit.end_line}"
         print(f"{rank:>{width}}. {where}{label}  ({hit.score:.2f})")
 
 
@@ -126,17 +123,24 @@ def step_printer() -> Callable[[dict[str, Any]], None] | None:
     if not sys.stderr.isatty():
         return None
     from rich.console import Console
+    from rich.markup import escape
+
+    from peek.cli.terminal import escape_controls
 
     console = Console(stderr=True)
+
+    def said(value: object) -> str:  # a model's words: neither markup nor terminal controls
+        return escape(escape_controls(str(value)))
 
     def show(event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "tool":
             mark = "[green]✓[/]" if event.get("ok") else "[red]✗[/]"
             args = ", ".join(f"{k}={v!r}" for k, v in (event.get("args") or {}).items())
-            console.print(f"{mark} step {event.get('step')}: {event.get('tool')}({args[:120]})")
+            console.print(f"{mark} step {said(event.get('step'))}: "
+                          f"{said(event.get('tool'))}({said(args[:120])})")
         elif kind in ("stopped", "learned"):
-            console.print(f"[dim]{kind}: {event.get('stopped_by') or event.get('status')}[/]")
+            console.print(f"[dim]{kind}: {said(event.get('stopped_by') or event.get('status'))}[/]")
 
     return show
 
@@ -186,7 +190,7 @@ def print_status(status: CorpusStatus) -> None:
     for label, paths in (("changed", status.changed), ("added", status.added),
                          ("removed", status.removed)):
         for path in paths[:20]:
-            print(f"  {label:<8} {shown(path)}")
+            print(f"  {label:<8} {shown_path(path)}")
         if len(paths) > 20:
             print(f"  ... and {len(paths) - 20} more {label}")
 

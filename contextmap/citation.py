@@ -18,5 +18,12 @@ class Citation:
     end_line: int
 
     def label(self) -> str:
-        """`path:start-end`, the form every answer cites."""
-        return f"{self.path}:{self.start_line}-{self.end_line}"
+        """`path:start-end`, the form every answer cites, on one line whatever the name."""
+        return f"{shown_path(self.path)}:{self.start_line}-{self.end_line}"
+
+
+def shown_path(path: str) -> str:
+    """A path on one line: a newline or other control character in a file name is escaped."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)

@@ -351,6 +351,8 @@ def trajectory_digest(trajectory: Trajectory, max_steps: int = 60) -> str:
     o = trajectory.outcome
     known = "unknown (nobody confirmed this answer)" if o.success is None else o.success
     lines.append(f"Outcome: edited={o.edited_files} success={known}")
+    if o.summary:
+        lines.append(f"Summary of the change: {_clip(o.summary, 2000)}")
     return "\n".join(lines)
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from peek.contextmap.citation import Citation as Citation  # the contract's citation type
 from peek.contextmap.errors import TrajectoryError
@@ -14,7 +22,7 @@ _CONTRACT = (
     '{"question": str, "steps": [{"tool": str, "args": object, "paths": [str], "ok": bool, '
     '"output": str?, "thought": str?}], '
     '"answer": str, "citations": [{"path": str, "start_line": int, "end_line": int}], '
-    '"outcome": {"edited_files": [str], "success": bool|null}}'
+    '"outcome": {"edited_files": [str], "success": bool|null, "summary": str?}}'
 )
 
 
@@ -31,11 +39,21 @@ class Step(BaseModel):
 
 
 class Outcome(BaseModel):
-    """What happened after the answer: files edited, and success if the host knows it."""
+    """What happened after the answer: files edited, success if the host knows it, and what
+    the change did in words (a commit message) if the host can say."""
 
     model_config = ConfigDict(extra="ignore")
     edited_files: list[str] = Field(default_factory=list)
     success: bool | None = None
+    summary: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_summary(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """No `summary` key when there is none, so stored trajectories stay as they were."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("summary") is None:
+            data.pop("summary", None)
+        return data
 
 
 class Trajectory(BaseModel):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from peek.agent.session import Budgets
+from peek.bounds import check_summary
 from peek.config import database_url
 from peek.errors import QueryError
 from peek.evals.evaluate import (
@@ -48,6 +49,7 @@ class ReplayRow:
     corpus: str
     question: str
     gold_files: tuple[str, ...]
+    summary: str | None = None  # what the change did (e.g. its commit body), if the row says
 
     def as_question(self) -> GoldQuestion:
         """The row as an evaluation item."""
@@ -55,7 +57,8 @@ class ReplayRow:
 
 
 def load_replay(path: Path) -> list[ReplayRow]:
-    """JSON lines with `corpus`, `question` and `gold_files` (and `id`), oldest first."""
+    """JSON lines with `corpus`, `question` and `gold_files` (and `id`, and `summary`: what the
+    change did, recorded with its outcome as a host would), oldest first."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -77,8 +80,12 @@ def _row(line: str, n: int, path: Path) -> ReplayRow:
     if not ok:
         raise QueryError(f"{path}:{n} needs 'corpus' and 'question' (strings) and a non-empty "
                          "'gold_files' list")
+    try:
+        summary = check_summary(raw.get("summary"))
+    except QueryError as exc:
+        raise QueryError(f"{path}:{n}: {exc.message}", exc.hint) from None
     return ReplayRow(str(raw.get("id", n)), raw["corpus"], raw["question"],
-                     tuple(str(f) for f in raw["gold_files"]))
+                     tuple(str(f) for f in raw["gold_files"]), summary)
 
 
 def resolve_corpora(rows: Sequence[ReplayRow], given: Sequence[Path]) -> dict[str, Path]:
@@ -156,7 +163,8 @@ def _run_arm(peek: Peek, arm: str, items: Sequence[ReplayRow], budgets: Budgets,
         asked = time.perf_counter()
         out.append(score(result, item.as_question(), asked - start))
         if arm == "learned":
-            peek.record(session=result.session, edited=list(item.gold_files), success=True)
+            peek.record(session=result.session, edited=list(item.gold_files), success=True,
+                        summary=item.summary)
             timing["ask"].append(asked - start)
             timing["record"].append(time.perf_counter() - asked)
         if on_row is not None:

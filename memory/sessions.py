@@ -66,9 +66,23 @@ def _outcome_turn(conn: Connection, corpus_id: int, traj: Trajectory, session: s
     verdict = {True: "succeeded", False: "failed", None: "outcome unknown"}[o.success]
     edited = ", ".join(sorted(set(o.edited_files))) or "nothing"
     text = f"Outcome of: {traj.question}\nEdited: {edited}; {verdict}"
+    if o.summary:
+        text += f"\nSummary: {o.summary}"
     blobs = _indexed_blobs(conn, corpus_id, sorted(set(o.edited_files)))
     return NewTurn(f"session:{session}:outcome", "user", text, when, f"session:{session}",
                    "code", blobs)
+
+
+def remember_summary(conn: Connection, corpus_id: int, question: str, session: str,
+                     summary: str) -> None:
+    """A recorded outcome's new summary as one more turn of its session (turns are never
+    rewritten); its id holds the summary's digest, so the same amendment is remembered once."""
+    import hashlib
+
+    digest = hashlib.sha256(summary.encode("utf-8")).hexdigest()[:12]
+    turn = NewTurn(f"session:{session}:summary:{digest}", "user",
+                   f"Summary of: {question}\n{summary}", _now(), f"session:{session}", "code")
+    remember(conn, corpus_id, [turn])
 
 
 def _now() -> str:

@@ -146,3 +146,4 @@ class OutcomeRow(Base):
     success: Mapped[bool | None] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(16))  # record | trajectory | mcp
     recorded_at: Mapped[float] = mapped_column(Float)
+    summary: Mapped[str | None] = mapped_column(Text)  # what the change did (commit message)

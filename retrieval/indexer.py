@@ -165,6 +165,39 @@ def _index(
     stats.first_index = not known
     todo = [e for e in report.files
             if not _unchanged(e, known.get(e.path)) and not still_skipped(e, skipped)]
+    corpus_id = _drop_gone(db, root, corpus_id, known, report, stats)
+    jobs = [(root, max_file_bytes, e, known[e.path].blob_sha if e.path in known else None)
+            for e in todo]
+    batches = early.batches if early is not None and early.batches.jobs == jobs else Batches(jobs)
+    batches.on_last = on_last_batch
+    left_out = _parse_all(db, corpus_id, known, batches, stats, progress)
+    git = git_state(root)  # runs git: before the write transaction, not inside it
+    with db.raw_write() as conn:
+        _remember_skipped(conn, corpus_id, report.files, skipped, left_out)
+        _finish(conn, corpus_id, stats, not has_graph, on_graph)
+        stats.seconds = time.perf_counter() - started
+        _stamp(conn, corpus_id, git, stats.seconds)
+    if db.backend == "postgresql" and (stats.added or stats.changed or stats.removed):
+        from peek.retrieval.pg_lexical import tables
+
+        db.vacuum(tables(fts_table(corpus_id)))
+    if stats.first_index and not stats.files:
+        raise _nothing_indexed(root, stats)
+    return stats
+
+
+def _nothing_indexed(root: Path, stats: IndexStats) -> CorpusError:
+    """A first index that stored no file says why (what it skipped is remembered for later)."""
+    why = [f"{n} {what}" for n, what in ((stats.skipped_binary, "binary"),
+                                         (stats.skipped_large, "too large"),
+                                         (len(stats.unreadable), "unreadable")) if n]
+    return CorpusError(f"no indexable files in {root}" + (f" ({', '.join(why)})" if why else ""),
+                       "add text files, or check .peekignore and PEEK_MAX_FILE_BYTES")
+
+
+def _drop_gone(db: Database, root: Path, corpus_id: int | None, known: dict[str, Known],
+               report: WalkReport, stats: IndexStats) -> int:
+    """Register the corpus and forget the files no longer on disk, before any parse lands."""
     on_disk = {e.path for e in report.files}
     gone = [k.id for p, k in known.items() if p not in on_disk]
     with db.raw_write() as conn:
@@ -172,10 +205,13 @@ def _index(
         ensure_fts(conn, corpus_id)
         _delete_files(conn, corpus_id, gone)
     stats.removed = len(gone)
-    jobs = [(root, max_file_bytes, e, known[e.path].blob_sha if e.path in known else None)
-            for e in todo]
-    batches = early.batches if early is not None and early.batches.jobs == jobs else Batches(jobs)
-    batches.on_last = on_last_batch
+    return corpus_id
+
+
+def _parse_all(db: Database, corpus_id: int, known: dict[str, Known], batches: Batches,
+               stats: IndexStats, progress: Progress | None) -> dict[str, str]:
+    """Store each parsed batch in its own transaction (a kill loses one batch, not the run);
+    returns the files found binary or unreadable."""
     done = 0
     left_out: dict[str, str] = {}
     with gcpause.paused():
@@ -185,24 +221,20 @@ def _index(
             left_out.update((e.path, o) for e, o in batch if o in ("binary", "unreadable"))
             done += len(batch)
             if progress is not None:
-                progress(done, len(todo))
-    git = git_state(root)
-    with db.raw_write() as conn:
-        _remember_skipped(conn, corpus_id, report.files, skipped, left_out)
-        if stats.added or stats.changed or stats.removed or not has_graph:
-            from peek.retrieval.graph import refresh_saved_graph
+                progress(done, len(batches.jobs))
+    return left_out
 
-            graph = refresh_saved_graph(conn, corpus_id)
-            if on_graph is not None:
-                on_graph(graph)
-        stats.files, stats.chunks = _totals(conn, corpus_id)
-        stats.seconds = time.perf_counter() - started
-        _stamp(conn, corpus_id, git, stats.seconds)
-    if db.backend == "postgresql" and (stats.added or stats.changed or stats.removed):
-        from peek.retrieval.pg_lexical import tables
 
-        db.vacuum(tables(fts_table(corpus_id)))
-    return stats
+def _finish(conn: sqlite3.Connection, corpus_id: int, stats: IndexStats, no_graph: bool,
+            on_graph: Callable[[FileGraph], None] | None) -> None:
+    """Rebuild the graph if files moved (or was never built) and count the totals."""
+    if stats.added or stats.changed or stats.removed or no_graph:
+        from peek.retrieval.graph import refresh_saved_graph
+
+        graph = refresh_saved_graph(conn, corpus_id)
+        if on_graph is not None:
+            on_graph(graph)
+    stats.files, stats.chunks = _totals(conn, corpus_id)
 
 
 def _unchanged(entry: FileEntry, known: Known | None) -> bool:

@@ -242,6 +242,16 @@ def fts_delete_key(conn: AnyConnection, table: str, key: str, value: str) -> Non
     driver(conn).execute(f"DELETE FROM {table} WHERE {key} = ?", (value,))
 
 
+def fts_delete_row(conn: AnyConnection, table: str, row_id: int) -> None:
+    """Drop the document with this row id (to index it anew)."""
+    if is_postgres(conn):
+        from peek.retrieval import pg_lexical
+
+        pg_lexical.delete_docs(driver(conn), table, ids=[row_id])
+        return
+    driver(conn).execute(f"DELETE FROM {table} WHERE rowid = ?", (row_id,))
+
+
 def fts_match(conn: AnyConnection, table: str, terms: list[str], k: int,
               key: str | None = None) -> list[tuple[int | None, str | None, float]]:
     """(row id, key, BM25: higher is better) of the k best documents holding any term."""

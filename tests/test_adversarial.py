@@ -441,6 +441,12 @@ def test_a_newline_in_a_file_name_stays_on_its_citation_line(tmp_path: Path) -> 
     assert found.stdout.splitlines()[0].startswith("1. odd\\nname.py:1-"), found.stdout
     exact = json.loads(run_peek("search", str(root), "zebra_crossing", "--json", env=env).stdout)
     assert exact["results"][0]["path"] == "odd\nname.py"
+    asked = run_peek("ask", str(root), "where is zebra_crossing", env=env)
+    assert asked.returncode == 0, asked.stderr
+    assert "1. odd\\nname.py:1-" in asked.stdout and "\nname.py" not in asked.stdout
+    cited = json.loads(run_peek("ask", str(root), "where is zebra_crossing", "--json",
+                                env=env).stdout)["citations"]
+    assert cited[0]["path"] == "odd\nname.py"
 
 
 def test_a_folder_a_database_url_names_gets_no_gitignore(tmp_path: Path) -> None:

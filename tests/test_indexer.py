@@ -244,3 +244,13 @@ def test_parse_workers_never_free_what_they_inherit(make_corpus, tmp_path: Path)
     pid, files, integrity = run.stdout.split()
     assert (files, integrity) == (str(PARALLEL_MIN + 10), "ok")
     assert log.read_text().split() == [pid]  # freed once, by the process that owned it
+
+
+def test_first_index_of_only_binary_files_is_an_error_naming_why(make_corpus,
+                                                                  home: Path) -> None:
+    root = make_corpus({"notes.txt": "x"})
+    (root / "notes.txt").write_bytes(b"\0\1\2")
+    with pytest.raises(CorpusError, match=r"no indexable files in .* \(1 binary\)"):
+        Peek(root).index()
+    (root / "notes.txt").write_text("now text\n")
+    assert Peek(root).index().files == 1
