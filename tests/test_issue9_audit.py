@@ -365,6 +365,7 @@ BAD_LEARNING_INPUTS = [
 ]
 
 
+@pytest.mark.slow
 def test_bad_inputs_on_the_learning_paths_are_one_line_and_write_nothing(
         click: Path, home: Path, tmp_path: Path) -> None:
     session = ask_json(click, QUESTION)["session"]
@@ -413,6 +414,7 @@ def test_a_file_only_past_requests_point_to_says_it_was_learned(click: Path) -> 
 # ------------------------------------------------------------------ 5. evolve steps
 
 
+@pytest.mark.slow
 def test_evolve_steps_on_ask_and_record_freeze_the_map_after_m_updates(click: Path) -> None:
     asked = ask_json(click, QUESTION, "--evolve-steps", "2")
     state = exported(click)
