@@ -114,7 +114,9 @@ def candidates(conn: AnyConnection, corpus_id: int, question: str,
             profile.get(path, 0.0), _share(hist.kinds, _suffix(path), hist.total),
             _share(hist.areas, _area(path), hist.total), _edits(hist, path),
             min(coedit.get(path, 0.0), 1.0)]
-        out.append(Candidate(path, vector, reasons=_reasons(f, path, why), found=f))
+        reasons = _reasons(f, path, why) or (["learned: edited for requests like this"]
+                                             if path in profile else [])
+        out.append(Candidate(path, vector, reasons=reasons, found=f))
     return out
 
 

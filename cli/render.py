@@ -75,6 +75,15 @@ def print_replay(report: dict[str, Any]) -> None:
     if "learned_ms" in report:
         print(f"learned arm p50: ask {report['learned_ms']['ask']} ms, "
               f"record {report['learned_ms']['record']} ms")
+    for corpus, state in report["arms"].get("learned", {}).get("map", {}).items():
+        print(f"learned map {corpus}: {map_line(state)}")
+
+
+def map_line(state: dict[str, Any]) -> str:
+    """A learned store's map as an eval saw it last: version, updates, evolve steps."""
+    m = state["evolve_steps"]
+    steps = "" if m is None else f" of {m} evolve steps" + (", frozen" if state["frozen"] else "")
+    return f"v{state['version']}, {state['updates']} policy updates{steps}"
 
 
 def print_index_stats(stats: IndexStats) -> None:
@@ -158,6 +167,8 @@ def print_eval(report: dict[str, object]) -> None:
     for name, run in runs:
         values = " | ".join(f"{run.get(k, ''):>12}" for k in keys)  # type: ignore[attr-defined]
         print(f"| {name:<6} | {values} |")
+    if isinstance(report.get("map"), dict):
+        print(f"map: {map_line(report['map'])}")  # type: ignore[arg-type]
 
 
 def print_status(status: CorpusStatus) -> None:

@@ -62,7 +62,7 @@ def _like(value: str) -> str:
 
 def _symbol_refs(entry_text: str, view: CorpusView) -> list[Anchor]:
     out: list[Anchor] = []
-    for name in dict.fromkeys(_SYMBOL.findall(_REF.sub(" ", entry_text))):
+    for name in dict.fromkeys(_SYMBOL.findall(_without_paths(entry_text, view))):
         if not _codey(name):
             continue
         rows = list(driver(view.conn).execute(_SYMBOL_SQL, {"c": view.corpus_id, "n": name,
@@ -70,6 +70,12 @@ def _symbol_refs(entry_text: str, view: CorpusView) -> list[Anchor]:
         if 0 < len(rows) <= MAX_SYMBOL_FILES:
             out.extend(Anchor(p, s, e, view.current_blob(p) or "") for p, s, e in rows)
     return out
+
+
+def _without_paths(entry_text: str, view: CorpusView) -> str:
+    """The text with its corpus paths removed; a dotted name that is no file (such as
+    `Option.resolve_envvar_value`, which looks like `name.ext`) stays to be read as a symbol."""
+    return _REF.sub(lambda m: " " if _resolve(m.group(1), view) else m.group(0), entry_text)
 
 
 def _codey(name: str) -> bool:

@@ -146,7 +146,8 @@ class DeterministicDistiller:
              evidence: list[FileEvidence], touched: set[str]) -> dict[str, Tag]:
         """Stale for touched entries whose code changed; otherwise only entries this session
         used (named, or sharing the question's words) get a tag: helpful when their anchors
-        hold the evidence, harmful on failure."""
+        hold the evidence, harmful on failure. Being named is not evidence for an anchored
+        entry (an offline answer names the entries that ranked its own citations)."""
         mentioned = mentioned_ids(trajectory)
         words = {w.lower() for w in salient_terms(trajectory.question, limit=12)}
         answered = {e.path for e in evidence}
@@ -162,7 +163,7 @@ class DeterministicDistiller:
                 continue
             if failed:
                 tags[entry.id] = "harmful"
-            elif paths & answered or entry.id in mentioned:
+            elif paths & answered or (entry.id in mentioned and not paths):
                 tags[entry.id] = "helpful"
             else:
                 tags[entry.id] = "neutral"

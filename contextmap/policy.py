@@ -265,8 +265,10 @@ class CachePolicy:
             log.info("map changed while planning; edits on vanished entries are skipped")
         for entry_id, tag in sorted(plan.distillation.tags.items()):
             apply_tag(cs, entry_id, tag, step)
+        kept = _persons(cs, self.corpus_id) if not confirmed(traj) else set()
         for edit in plan.cartography.edits:
-            apply_edit(cs, edit, step)
+            if edit.entry_id not in kept:
+                apply_edit(cs, edit, step)
         view = self._view(cs, plan.blobs)  # the tree as planning saw it, a moment ago
         apply_outdated(cs, outdated_changes(cs.map.entries.values(), view))
         cs.set_state(op="UPDATE", updates=step, reason="policy update")
@@ -308,6 +310,14 @@ class CachePolicy:
         return MapView(self.corpus, cmap.state.version, cmap.state.budget_tokens,
                        exact_tokens(text), text,
                        tuple((e, self.evictor.score(e, step)) for e in entries))
+
+
+def _persons(cs: ChangeSet, corpus_id: int) -> set[str]:
+    """Entries a person edited or pinned: a hypothesis (a session without an outcome) may tag
+    them but never rewrite or drop them; a person's word outranks an unconfirmed answer."""
+    from peek.contextmap.snapshot import vouched
+
+    return vouched(cs.conn, corpus_id, cs.map.entries.values())
 
 
 def confirmed(traj: Trajectory) -> bool:

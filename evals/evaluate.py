@@ -151,8 +151,16 @@ def evaluate(corpus: Path, items: list[GoldQuestion], *, home: Path | None, mode
         out["no_map"] = None
         if empty is not None:
             out["no_map"] = summarize(ask_all(empty, scored, model, budgets, learn=False))
+        out["map"] = map_state(learned)
     out["learned_from"] = learn_n
     return out
+
+
+def map_state(peek: Peek) -> dict[str, Any]:
+    """The learned map's version, policy updates, evolve steps and whether it froze: how a
+    report shows what `--evolve-steps` did to a store that is gone afterwards."""
+    state = peek.map_export()
+    return {k: state[k] for k in ("version", "updates", "evolve_steps", "frozen")}
 
 
 class ScratchStores:

@@ -25,7 +25,15 @@ from peek.agent.session import Budgets
 from peek.bounds import check_summary
 from peek.config import database_url
 from peek.errors import QueryError
-from peek.evals.evaluate import KS, GoldQuestion, Scored, score, scratch_stores, summarize
+from peek.evals.evaluate import (
+    KS,
+    GoldQuestion,
+    Scored,
+    map_state,
+    score,
+    scratch_stores,
+    summarize,
+)
 from peek.service import Peek
 
 ARMS = ("learned", "off")
@@ -84,6 +92,9 @@ def resolve_corpora(rows: Sequence[ReplayRow], given: Sequence[Path]) -> dict[st
     """Each row's corpus folder: a given folder of that name, or that name inside one."""
     found: dict[str, Path] = {}
     for name in dict.fromkeys(r.corpus for r in rows):
+        if name in ("", ".", ".."):
+            raise QueryError(f"corpus {name!r} is not a folder name",
+                             "name the corpus's folder, as in corpora.json")
         for base in given:
             for candidate in (base, base / name):
                 if candidate.name == name and candidate.is_dir():
@@ -92,6 +103,19 @@ def resolve_corpora(rows: Sequence[ReplayRow], given: Sequence[Path]) -> dict[st
             raise QueryError(f"no folder for corpus {name!r}",
                              "pass --corpus PATH naming it or the folder that holds it")
     return found
+
+
+def check_gold(rows: Sequence[ReplayRow], corpora: dict[str, Path]) -> None:
+    """Every gold file is a file inside its corpus, checked before anything runs: a bad row
+    found after an hour of replay would lose the hour, and the off arm would score it 0."""
+    for row in rows:
+        root = corpora[row.corpus].resolve()
+        for gold in row.gold_files:
+            path = (root / gold).resolve()
+            if Path(gold).is_absolute() or not path.is_relative_to(root) or not path.is_file():
+                raise QueryError(f"row {row.id}: gold file {gold!r} is not a file in corpus "
+                                 f"{row.corpus} ({root})",
+                                 "gold files are paths relative to the corpus folder")
 
 
 def replay(rows: Sequence[ReplayRow], corpora: dict[str, Path], *,
@@ -105,11 +129,13 @@ def replay(rows: Sequence[ReplayRow], corpora: dict[str, Path], *,
     if unknown or not arms:
         raise QueryError(f"unknown arm {', '.join(unknown) or '(none)'}",
                          f"choose from {', '.join(ARMS)}")
+    check_gold(rows, corpora)
     budgets = budgets or Budgets()
     by_corpus: dict[str, list[ReplayRow]] = {}
     for r in rows:
         by_corpus.setdefault(r.corpus, []).append(r)
     scored: dict[str, dict[str, list[Scored]]] = {a: {} for a in arms}
+    maps: dict[str, dict[str, Any]] = {}
     timing: dict[str, list[float]] = {"ask": [], "record": []}
     with scratch_stores(database_url()) as scratch:
         for name, items in by_corpus.items():
@@ -120,7 +146,12 @@ def replay(rows: Sequence[ReplayRow], corpora: dict[str, Path], *,
                 if arm == "learned" and evolve_steps is not None:
                     peek.map_configure(evolve_steps=evolve_steps)
                 scored[arm][name] = _run_arm(peek, arm, items, budgets, timing, on_row)
-    return _report(scored, by_corpus, timing)
+                if arm == "learned":
+                    maps[name] = map_state(peek)
+    report = _report(scored, by_corpus, timing)
+    if maps:
+        report["arms"]["learned"]["map"] = maps
+    return report
 
 
 def _run_arm(peek: Peek, arm: str, items: Sequence[ReplayRow], budgets: Budgets,
