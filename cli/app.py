@@ -176,12 +176,17 @@ def _replay(path: Path, corpora: list[Path], arms: str, budgets: Any,
             evolve_steps: int | None, as_json: bool) -> None:
     """`peek eval --replay`: a progress bar on a terminal, then the table or JSON."""
     from peek.cli.render import print_replay, replay_progress
-    from peek.evals.replay import load_replay, replay, resolve_corpora
+    from peek.evals.replay import check_gold, load_replay, replay, resolve_corpora
 
     rows = load_replay(path)
     found = resolve_corpora(rows, corpora)
     chosen = [a.strip() for a in arms.split(",") if a.strip()]
-    with replay_progress(len(rows) * len(chosen)) as advance:
+    kept, dropped = check_gold(rows, found)
+    if dropped and kept:  # none kept: replay says so in its one error line
+        print(f"peek: warning: {len(dropped)} rows dropped, their gold files are not in the "
+              f"corpus: {', '.join(str(d['id']) for d in dropped[:10])}"
+              f"{' ...' if len(dropped) > 10 else ''}", file=sys.stderr)
+    with replay_progress(len(kept) * len(chosen)) as advance:
         report = replay(rows, found, arms=chosen, budgets=budgets, on_row=advance,
                         evolve_steps=evolve_steps)
     if as_json:

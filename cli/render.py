@@ -57,6 +57,8 @@ def print_replay(report: dict[str, Any]) -> None:
     """Per arm and corpus: recall@1/5/10 and MRR on the later halves, then the curves."""
     keys = ("n", "recall@1", "recall@5", "recall@10", "mrr")
     print(f"replay of {report['rows']} rows; reported: {report['reported']}")
+    if report.get("dropped"):
+        print(f"dropped {len(report['dropped'])} rows whose gold files are not in the corpus")
     print("| arm     | corpus               | " + " | ".join(f"{k:>9}" for k in keys) + " |")
     for arm, data in report["arms"].items():
         for corpus, row in [*data["corpora"].items(), ("all", data["all"])]:

@@ -105,17 +105,31 @@ def resolve_corpora(rows: Sequence[ReplayRow], given: Sequence[Path]) -> dict[st
     return found
 
 
-def check_gold(rows: Sequence[ReplayRow], corpora: dict[str, Path]) -> None:
-    """Every gold file is a file inside its corpus, checked before anything runs: a bad row
-    found after an hour of replay would lose the hour, and the off arm would score it 0."""
+def check_gold(rows: Sequence[ReplayRow], corpora: dict[str, Path],
+               ) -> tuple[list[ReplayRow], list[dict[str, Any]]]:
+    """The rows to replay and those dropped, checked before anything runs: a gold path that
+    leaves its corpus is an error; a row whose gold file is not in the corpus (a history
+    newer or older than the corpus) is dropped and reported, so one row cannot lose the run."""
+    kept: list[ReplayRow] = []
+    dropped: list[dict[str, Any]] = []
     for row in rows:
-        root = corpora[row.corpus].resolve()
-        for gold in row.gold_files:
-            path = (root / gold).resolve()
-            if Path(gold).is_absolute() or not path.is_relative_to(root) or not path.is_file():
-                raise QueryError(f"row {row.id}: gold file {gold!r} is not a file in corpus "
-                                 f"{row.corpus} ({root})",
-                                 "gold files are paths relative to the corpus folder")
+        missing = [g for g in row.gold_files if not _gold_file(corpora[row.corpus], row, g)]
+        if missing:
+            dropped.append({"id": row.id, "corpus": row.corpus, "missing": missing})
+        else:
+            kept.append(row)
+    return kept, dropped
+
+
+def _gold_file(corpus: Path, row: ReplayRow, gold: str) -> bool:
+    """Whether a gold path names a file inside its corpus; a path leaving it is an error."""
+    root = corpus.resolve()
+    path = (root / gold).resolve()
+    if Path(gold).is_absolute() or not path.is_relative_to(root):
+        raise QueryError(f"row {row.id}: gold file {gold!r} is not a path in corpus "
+                         f"{row.corpus} ({root})",
+                         "gold files are paths relative to the corpus folder")
+    return path.is_file()
 
 
 def replay(rows: Sequence[ReplayRow], corpora: dict[str, Path], *,
@@ -129,7 +143,10 @@ def replay(rows: Sequence[ReplayRow], corpora: dict[str, Path], *,
     if unknown or not arms:
         raise QueryError(f"unknown arm {', '.join(unknown) or '(none)'}",
                          f"choose from {', '.join(ARMS)}")
-    check_gold(rows, corpora)
+    rows, dropped = check_gold(rows, corpora)
+    if not rows:
+        raise QueryError("no row of the replay has its gold files in its corpus",
+                         "check that --corpus names the folders the rows were made for")
     budgets = budgets or Budgets()
     by_corpus: dict[str, list[ReplayRow]] = {}
     for r in rows:
@@ -149,6 +166,7 @@ def replay(rows: Sequence[ReplayRow], corpora: dict[str, Path], *,
                 if arm == "learned":
                     maps[name] = map_state(peek)
     report = _report(scored, by_corpus, timing)
+    report["dropped"] = dropped
     if maps:
         report["arms"]["learned"]["map"] = maps
     return report
