@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import CLICK as CLICK_CORPUS
 from helpers import run_peek, write_tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,38 +33,7 @@ from peek.contextmap.render import render_entries
 from peek.contextmap.tokens import exact_tokens
 from peek.service import Peek
 
-CLICK = {
-    "src/click/core.py": (
-        "class Parameter:\n"
-        '    """A parameter of a command."""\n\n'
-        "    def get_default(self, ctx):\n"
-        "        return self.default\n\n\n"
-        "class Option(Parameter):\n"
-        '    """An option; its value may come from an envvar."""\n\n'
-        "    def resolve_envvar_value(self, ctx):\n"
-        "        rv = os.environ.get(self.envvar)\n"
-        "        return rv\n\n"
-        "    def value_from_envvar(self, ctx):\n"
-        "        return self.resolve_envvar_value(ctx)\n"
-    ),
-    "src/click/testing.py": (
-        "class CliRunner:\n"
-        '    """Invoke a command in isolation with environment variables set."""\n\n'
-        "    def __init__(self, env=None):\n"
-        "        self.env = env  # environment variables for the invoked command\n\n"
-        "    def isolation(self, env=None):\n"
-        '        """Set environment variables, read options, restore the environment."""\n'
-        "        environment = dict(env or {})  # environment variables\n"
-        "        return environment\n"
-    ),
-    "src/click/utils.py": "def echo(message):\n    print(message)\n",
-    "src/click/decorators.py": (
-        "def option(*names, envvar=None):\n"
-        '    """Attach an option to a command."""\n'
-        "    return names\n"
-    ),
-    "src/click/shell.py": "def complete_words(prefix):\n    return [prefix]\n",
-}
+CLICK = {**CLICK_CORPUS, "src/click/shell.py": "def complete_words(prefix):\n    return [prefix]\n"}
 QUESTION = "where are environment variables read for options?"
 CORE, TESTING, UTILS = "src/click/core.py", "src/click/testing.py", "src/click/utils.py"
 REASONS = ("learned: similar request", "learned: past requests", "map cr-", "graph", "search",

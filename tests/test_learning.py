@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import run_peek
+from helpers import CLICK, run_peek
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -21,39 +21,6 @@ from peek.errors import QueryError
 from peek.memory.store import load_turns
 from peek.service import Peek
 
-# A small click-like corpus: the test runner mentions environment variables far more often
-# than the place that really reads them for options, so plain search ranks it first.
-CLICK = {
-    "src/click/core.py": (
-        "class Parameter:\n"
-        '    """A parameter of a command."""\n\n'
-        "    def get_default(self, ctx):\n"
-        "        return self.default\n\n\n"
-        "class Option(Parameter):\n"
-        '    """An option; its value may come from an envvar."""\n\n'
-        "    def resolve_envvar_value(self, ctx):\n"
-        "        rv = os.environ.get(self.envvar)\n"
-        "        return rv\n\n"
-        "    def value_from_envvar(self, ctx):\n"
-        "        return self.resolve_envvar_value(ctx)\n"
-    ),
-    "src/click/testing.py": (
-        "class CliRunner:\n"
-        '    """Invoke a command in isolation with environment variables set."""\n\n'
-        "    def __init__(self, env=None):\n"
-        "        self.env = env  # environment variables for the invoked command\n\n"
-        "    def isolation(self, env=None):\n"
-        '        """Set environment variables, read options, restore the environment."""\n'
-        "        environment = dict(env or {})  # environment variables\n"
-        "        return environment\n"
-    ),
-    "src/click/utils.py": "def echo(message):\n    print(message)\n",
-    "src/click/decorators.py": (
-        "def option(*names, envvar=None):\n"
-        '    """Attach an option to a command."""\n'
-        "    return names\n"
-    ),
-}
 QUESTION = "where are environment variables read for options?"
 
 
