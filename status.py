@@ -29,6 +29,9 @@ class CorpusStatus:
     added: list[str]
     removed: list[str]
     map_version: int
+    sessions: int = 0  # asks stored for this corpus
+    outcomes: int = 0  # outcomes recorded: what taught the ranker, the map and memory
+    ranker_updates: int = 0  # learning steps the ranker took from them
 
     @property
     def dirty(self) -> bool:
@@ -62,6 +65,7 @@ def corpus_status(db: Database, root: Path, corpus_id: int, max_file_bytes: int)
             "SELECT path, size, mtime_ns FROM files WHERE corpus_id = ?", (corpus_id,))}
         version = conn.execute("SELECT version FROM map_state WHERE corpus_id = ?",
                                (corpus_id,)).fetchone()
+        learned = conn.execute(_LEARNED_SQL, {"c": corpus_id}).fetchone()
     skipped = load_skipped(db, corpus_id)
     on_disk = {e.path: (e.size, e.mtime_ns) for e in
                walk_corpus(root, max_file_bytes).files
@@ -71,8 +75,15 @@ def corpus_status(db: Database, root: Path, corpus_id: int, max_file_bytes: int)
     return CorpusStatus(
         str(root), True, indexed_commit, head, age, len(known), changed,
         sorted(on_disk.keys() - known.keys()), sorted(known.keys() - on_disk.keys()),
-        int(version[0]) if version else 0,
+        int(version[0]) if version else 0, *(int(n) for n in learned),
     )
+
+
+_LEARNED_SQL = """
+SELECT (SELECT COUNT(*) FROM agent_sessions WHERE corpus_id = :c),
+       (SELECT COUNT(*) FROM session_outcomes WHERE corpus_id = :c),
+       COALESCE((SELECT updates FROM ranker_state WHERE corpus_id = :c), 0)
+"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,6 +187,8 @@ def print_status(status: CorpusStatus) -> None:
     commit = f", commit {status.indexed_commit[:10]}" if status.indexed_commit else ""
     print(f"{status.corpus}: {status.files} files indexed {age}{commit}; {state}; "
           f"map v{status.map_version}")
+    print(f"  learned from {_n(status.outcomes, 'recorded outcome')} of "
+          f"{_n(status.sessions, 'session')} ({_n(status.ranker_updates, 'ranker update')})")
     if status.head_commit and status.head_commit != status.indexed_commit:
         print(f"  HEAD is now {status.head_commit[:10]}")
     for label, paths in (("changed", status.changed), ("added", status.added),
@@ -195,6 +197,10 @@ def print_status(status: CorpusStatus) -> None:
             print(f"  {label:<8} {shown_path(path)}")
         if len(paths) > 20:
             print(f"  ... and {len(paths) - 20} more {label}")
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def print_corpora(home: str, corpora: list[StoredCorpus]) -> None:

@@ -153,6 +153,8 @@ def test_read_paths_never_write(click: Path) -> None:
     for command in (["map", str(click)], ["status", str(click)], ["search", str(click), "env"]):
         assert run_peek(*command).returncode == 0
     assert counts(Peek(click)) == before
+    shown = run_peek("status", str(click))
+    assert "learned from 1 recorded outcome of 1 session (1 ranker update)" in shown.stdout
 
 
 def test_learn_false_with_a_model_writes_nothing(click: Path) -> None:

@@ -80,6 +80,8 @@ def test_record_and_memory_answer_as_on_sqlite(
         found = [round(i.score, 6) for i in pg.memory_search(question).results]
         assert found == [round(i.score, 6) for i in lite.memory_search(question).results]
     assert pg.map().text == lite.map().text
+    learned = [(s.sessions, s.outcomes, s.ranker_updates) for s in (lite.status(), pg.status())]
+    assert learned[0] == learned[1] and learned[0][1] == len(QUESTIONS)
     lite.close()
     pg.close()
 
