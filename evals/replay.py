@@ -139,15 +139,7 @@ def replay(rows: Sequence[ReplayRow], corpora: dict[str, Path], *,
 
     `evolve_steps` freezes the learned arm's map after that many updates (PEEK's m).
     """
-    unknown = [a for a in arms if a not in ARMS]
-    if unknown or not arms:
-        raise QueryError(f"unknown arm {', '.join(unknown) or '(none)'}",
-                         f"choose from {', '.join(ARMS)}")
-    rows, dropped = check_gold(rows, corpora)
-    if not rows:
-        raise QueryError("no row of the replay has its gold files in its corpus",
-                         "check that --corpus names the folders the rows were made for")
-    budgets = budgets or Budgets()
+    rows, dropped = _checked(rows, corpora, arms)
     by_corpus: dict[str, list[ReplayRow]] = {}
     for r in rows:
         by_corpus.setdefault(r.corpus, []).append(r)
@@ -162,7 +154,8 @@ def replay(rows: Sequence[ReplayRow], corpora: dict[str, Path], *,
                 peek = scratch.copy(base, f"{name}/{arm}")
                 if arm == "learned" and evolve_steps is not None:
                     peek.map_configure(evolve_steps=evolve_steps)
-                scored[arm][name] = _run_arm(peek, arm, items, budgets, timing, on_row)
+                scored[arm][name] = _run_arm(peek, arm, items, budgets or Budgets(), timing,
+                                             on_row)
                 if arm == "learned":
                     maps[name] = map_state(peek)
     report = _report(scored, by_corpus, timing)
@@ -170,6 +163,20 @@ def replay(rows: Sequence[ReplayRow], corpora: dict[str, Path], *,
     if maps:
         report["arms"]["learned"]["map"] = maps
     return report
+
+
+def _checked(rows: Sequence[ReplayRow], corpora: dict[str, Path], arms: Sequence[str],
+             ) -> tuple[list[ReplayRow], list[dict[str, Any]]]:
+    """The arms and rows checked before any work: the rows to replay and those dropped."""
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms:
+        raise QueryError(f"unknown arm {', '.join(unknown) or '(none)'}",
+                         f"choose from {', '.join(ARMS)}")
+    kept, dropped = check_gold(rows, corpora)
+    if not kept:
+        raise QueryError("no row of the replay has its gold files in its corpus",
+                         "check that --corpus names the folders the rows were made for")
+    return kept, dropped
 
 
 def _run_arm(peek: Peek, arm: str, items: Sequence[ReplayRow], budgets: Budgets,
