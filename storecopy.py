@@ -176,17 +176,12 @@ def rebuild_outcome_indexes(conn: Connection, corpus_ids: list[int]) -> None:
     """Drop and rebuild these corpora's outcome indexes from the stored rows (migration 0015's
     downgrade: documents made with summaries become the questions alone again)."""
     from peek.agent.localize import profile_table
-    from peek.db import driver
     from peek.memory.outcomes import fts_name
-    from peek.retrieval import pg_lexical
+    from peek.retrieval.lexical import drop_fts
 
-    raw = driver(conn)
     for corpus_id in corpus_ids:
         for table in (fts_name(corpus_id), profile_table(corpus_id)):
-            if conn.dialect.name == "postgresql":
-                pg_lexical.drop_table(raw, table)
-            else:
-                raw.execute(f"DROP TABLE IF EXISTS {table}")
+            drop_fts(conn, table)
         _rebuild_outcomes(conn, corpus_id)
 
 

@@ -106,8 +106,6 @@ def print_index_stats(stats: IndexStats) -> None:
         print(f"  replaced {stats.decode_errors} invalid UTF-8 sequences")
 
 
-
-
 def print_hits(hits: list[Hit]) -> None:
     """Ranked hits, each with a path:start-end citation."""
     if not hits:

@@ -74,6 +74,15 @@ def create_fts(conn: AnyConnection, table: str, *columns: str) -> None:
     )
 
 
+def drop_fts(conn: AnyConnection, table: str) -> None:
+    """Drop a table `create_fts` made (on either backend), so it can be made anew."""
+    if is_postgres(conn):
+        from peek.retrieval import pg_lexical
+
+        return pg_lexical.drop_table(driver(conn), table)
+    driver(conn).execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def table_exists(conn: AnyConnection, table: str) -> bool:
     """Whether a table (an FTS index made on first use, for one) exists yet."""
     if is_postgres(conn):
