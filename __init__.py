@@ -34,9 +34,10 @@ if TYPE_CHECKING:
     from peek.contextmap.store import EditRecord, EntryChange, VersionRecord
     from peek.contextmap.trajectory import Trajectory
     from peek.errors import CorpusError, NotIndexedError, PeekError, QueryError, StoreError
+    from peek.memory.forget import Forgotten
     from peek.memory.pipeline import Remembered
     from peek.memory.query import MemoryHit, MemorySearch
-    from peek.memory.summaries import EntitySummary, EpisodeSummary
+    from peek.memory.summaries import EntitySummary, EpisodeSummary, ForgottenTurn
     from peek.retrieval.graph import FileGraph, SymbolRow
     from peek.retrieval.indexer import IndexStats
     from peek.retrieval.lexical import Hit
@@ -70,6 +71,8 @@ _EXPORTS = {
     "Remembered": "peek.memory.pipeline",
     "EpisodeSummary": "peek.memory.summaries",
     "EntitySummary": "peek.memory.summaries",
+    "ForgottenTurn": "peek.memory.summaries",
+    "Forgotten": "peek.memory.forget",
     "PeekError": "peek.errors",
     "CorpusError": "peek.errors",
     "NotIndexedError": "peek.errors",
@@ -86,7 +89,8 @@ _EXPORTS = {
 __all__ = [
     "Anchor", "AppliedEdit", "AskResult", "BudgetError", "Budgets", "Citation", "CorpusError",
     "CorpusStatus", "EditRecord", "EntitySummary", "Entry", "EntryChange", "EntryNotFoundError",
-    "EpisodeSummary", "FileGraph", "Hit", "IndexStats", "MapError", "MapImportError", "MapView",
+    "EpisodeSummary", "FileGraph", "Forgotten", "ForgottenTurn", "Hit", "IndexStats",
+    "MapError", "MapImportError", "MapView",
     "MemoryHit", "MemorySearch", "Model", "NotIndexedError", "Peek", "PeekError", "QueryError",
     "Remembered", "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
     "UpdateResult", "VersionError", "VersionRecord", "__version__",

@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from peek.agent.session import AskResult, Budgets
     from peek.contextmap.policy import MapView, UpdateResult
     from peek.contextmap.store import EntryChange, VersionRecord
+    from peek.memory.forget import Forgotten
     from peek.memory.pipeline import Remembered
     from peek.memory.query import MemorySearch
-    from peek.memory.summaries import EntitySummary, EpisodeSummary
+    from peek.memory.summaries import EntitySummary, EpisodeSummary, ForgottenTurn
     from peek.retrieval.dense import DenseStats
     from peek.retrieval.graph import FileGraph
     from peek.retrieval.indexer import EarlyParse, IndexStats, Progress
@@ -303,6 +304,30 @@ class Peek:
         from peek.memory.summaries import EntitySummary
 
         return [EntitySummary(**row) for row in list_entities(self.db, self.corpus_id)]
+
+    def memory_forget(self, turn_ids: Sequence[str] = (), sessions: Sequence[str] = (),
+                      reason: str | None = None) -> Forgotten:
+        """Forget remembered turns (and every turn of `sessions`) with everything derived from
+        them, in one transaction; each is logged with a sha256 of its text, never the text."""
+        from peek.memory.forget import forget_turns, session_turn_ids
+
+        ids = [turn_ids] if isinstance(turn_ids, str) else list(turn_ids)
+        named = [sessions] if isinstance(sessions, str) else list(sessions)
+        if not ids and not named:
+            raise QueryError("no turn to forget", "name turn ids or a session")
+        with self.db.write() as conn:
+            for session in named:
+                ids += session_turn_ids(conn, self.corpus_id, session)
+            return forget_turns(conn, self.corpus_id, ids,
+                                None if reason is None else utf8_text(reason))
+
+    def memory_forgotten(self) -> list[ForgottenTurn]:
+        """The audit log of forgotten turns, oldest first (no text: a sha256 of it)."""
+        from peek.memory.forget import forgotten_log
+        from peek.memory.summaries import ForgottenTurn
+
+        with self.db.read() as conn:
+            return [ForgottenTurn(**row) for row in forgotten_log(conn, self.corpus_id)]
 
     def memory_invalidate(self) -> int:
         """Mark memory that cites changed code as stale; returns how many items changed."""

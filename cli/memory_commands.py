@@ -2,7 +2,8 @@
 
 Like every group, the command comes first, then the corpus: `peek memory ingest <corpus>
 FILE.jsonl`, `peek memory search <corpus> "q" -k 5 --budget 1500 --json`, `peek memory episodes
-<corpus>`, `peek memory entities <corpus>`; `peek memory <corpus>` alone prints a summary. The
+<corpus>`, `peek memory entities <corpus>`, `peek memory forget <corpus> TURN_ID...` (and
+`peek memory forgotten <corpus>`, its log); `peek memory <corpus>` alone prints a summary. The
 old order (`peek memory <corpus> ingest FILE`) still works and prints a deprecation line. The
 corpus must be indexed first (`peek index <corpus>`); for conversation-only material, index the
 folder that holds the JSONL file. numpy and faiss load only when a command runs.
@@ -39,7 +40,8 @@ memory_app = command_group(
     "memory",
     "Episodic memory of a corpus: `peek memory ingest <corpus> FILE.jsonl`, "
     "`peek memory search <corpus> \"q\"`, `peek memory episodes <corpus>`, "
-    "`peek memory entities <corpus>`; `peek memory <corpus>` shows a summary. "
+    "`peek memory entities <corpus>`, `peek memory forget <corpus> TURN_ID...`; "
+    "`peek memory <corpus>` shows a summary. "
     "Options go last.",
     MemoryGroup,
 )
@@ -144,3 +146,46 @@ def entities(corpus: CorpusArg,
               f"{e.first} … {e.last}")
     if not listed:
         print("(no entities yet)")
+
+
+@memory_app.command("forget")
+def forget(corpus: CorpusArg,
+           turn_ids: Annotated[list[str] | None, typer.Argument(
+               help="Ids of the turns to forget (`peek memory search` shows them in "
+                    "brackets).", show_default=False)] = None,
+           session: Annotated[list[str] | None, typer.Option(
+               "--session", help="Forget every turn of this session (repeatable).",
+               show_default=False)] = None,
+           reason: Annotated[str | None, typer.Option(
+               "--reason", help="Why, kept in the log (`peek memory forgotten`).")] = None,
+           home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Forget turns and everything derived from them; the log keeps a sha256, never the text."""
+    with opened(corpus, home) as (peek, _cid):
+        done = peek.memory_forget(turn_ids or [], session or [], reason)
+    if as_json:
+        emit(done.to_dict())
+        return
+    damaged = f" ({len(done.damaged)} unreadable)" if done.damaged else ""
+    print(f"forgot {len(done.turns)} turns{damaged}: {done.windows_removed} windows removed, "
+          f"{done.windows_changed} re-embedded, {len(done.episodes_rebuilt)} episodes rebuilt, "
+          f"{len(done.episodes_removed)} removed; workspace: {done.nodes_removed} nodes "
+          f"removed, {done.nodes_changed} rewritten")
+
+
+@memory_app.command("forgotten")
+def forgotten(corpus: CorpusArg, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """The log of forgotten turns: id, session, when, why and a sha256 of the text."""
+    import time
+
+    with opened(corpus, home) as (peek, _cid):
+        listed = peek.memory_forgotten()
+    if as_json:
+        emit({"forgotten": [f.to_dict() for f in listed]})
+        return
+    for f in listed:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(f.forgotten_at))
+        digest = f.text_sha256[:16] if f.text_sha256 else "(unreadable)"
+        why = f"  ·  {f.reason}" if f.reason else ""
+        print(f"{when}  {f.turn_id}  session {f.session or '-'}  sha256 {digest}{why}")
+    if not listed:
+        print("(nothing forgotten)")

@@ -118,15 +118,16 @@ def rebuild(conn: Connection, state: State, windows: list[WindowRecord] | None =
 
 
 def assign(conn: Connection, state: State, changed: list[int],
-           windows: list[WindowRecord]) -> list[EpisodeRecord]:
-    """Put new or grown windows in their nearest episode and rebuild only the touched blocks."""
+           windows: list[WindowRecord], lost: set[int] | None = None) -> list[EpisodeRecord]:
+    """Put new or grown windows in their nearest episode and rebuild only the touched blocks
+    (and those of the episodes in `lost`, which lost windows)."""
     import numpy as np
 
     episodes = {e.id: e for e in load_episodes(conn, state.corpus_id)}
     by_idx = {w.idx: w for w in windows}
     ids = sorted(episodes)
     centroids = np.stack([unpack(episodes[i].centroid, state.dim) for i in ids])
-    touched = {by_idx[i].episode for i in changed if i in by_idx}
+    touched = {by_idx[i].episode for i in changed if i in by_idx} | (lost or set())
     touched.discard(None)
     for idx in changed:
         window = by_idx[idx]
@@ -143,6 +144,24 @@ def assign(conn: Connection, state: State, changed: list[int],
             rebuilt.append(_episode(conn, state, eid, matrix.mean(axis=0), members[eid], matrix))
     replace_episodes(conn, state.corpus_id, rebuilt, everything=False)
     return rebuilt
+
+
+def drop(conn: Connection, corpus_id: int, windows: list[WindowRecord]) -> set[int]:
+    """Delete windows left without turns and the episodes left without windows; the episodes
+    that lost a window and still have others."""
+    if not windows:
+        return set()
+    listed = json.dumps(sorted(w.idx for w in windows))
+    raw = driver(conn)
+    raw.execute("DELETE FROM memory_windows WHERE corpus_id = ? AND idx IN "
+                "(SELECT value FROM json_each(?))", (corpus_id, listed))
+    lost = {w.episode for w in windows if w.episode is not None}
+    left = {r[0] for r in raw.execute(
+        "SELECT DISTINCT episode FROM memory_windows WHERE corpus_id = ? AND episode IN "
+        "(SELECT value FROM json_each(?))", (corpus_id, json.dumps(sorted(lost))))}
+    raw.execute("DELETE FROM memory_episodes WHERE corpus_id = ? AND id IN "
+                "(SELECT value FROM json_each(?))", (corpus_id, json.dumps(sorted(lost - left))))
+    return lost & left
 
 
 def refresh(conn: Connection, state: State, episode_ids: set[int]) -> None:

@@ -73,11 +73,17 @@ def create(conn: sqlite3.Connection, corpus_id: int) -> None:
         pg_lexical.ensure_table(conn, t)
         pg_lexical.ensure_table(conn, n)
         return
-    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t} USING fts5(body, content = '', "
-                 f'tokenize = "{TOKENIZE}")')
+    _create_turn_table(conn, t)
     _create_verb_table(conn, n)
-    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vi USING fts5vocab({t}, instance)")
-    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vr USING fts5vocab({t}, row)")
+
+
+def _create_turn_table(conn: sqlite3.Connection, table: str) -> None:
+    """The SQLite turn index and its vocabulary views."""
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5(body, content = '', "
+                 f'tokenize = "{TOKENIZE}")')
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table}_vi USING fts5vocab({table}, "
+                 "instance)")
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table}_vr USING fts5vocab({table}, row)")
 
 
 def _create_verb_table(conn: sqlite3.Connection, table: str) -> None:
@@ -194,6 +200,80 @@ def index_new_turns(conn: sqlite3.Connection, corpus_id: int, first_seq: int) ->
     earlier = [t for t in turns if t.seq < first_seq]  # the previous turn was the last one
     replaced = [(earlier[i].row_id, context_doc(earlier, i)) for i in before]
     write_turn_docs(conn, corpus_id, turns, before + fresh, replaced)
+
+
+def unindex_turns(conn: sqlite3.Connection, corpus_id: int, gone: Sequence[int],
+                  seqs: Sequence[int]) -> bool:
+    """Take forgotten turns (row ids `gone`, at `seqs`) out of the turn index and rewrite
+    their session neighbours' documents without them; call it before the rows are deleted.
+    False when SQLite's contentless index cannot delete them exactly (a forgotten turn's
+    stored terms are damaged): then `rebuild_turn_index` once the rows are gone."""
+    if not gone or not exists(conn, corpus_id):
+        return True
+    near = json.dumps(sorted({s + d for s in seqs for d in range(-2, 3)}))
+    beside = {s + d for s in seqs for d in (-1, 1)} - set(seqs)
+    where = "corpus_id = ? AND seq IN (SELECT value FROM json_each(?)) "
+    if is_postgres(conn):
+        pg_lexical.delete_docs(conn, turns_table(corpus_id), ids=list(gone))
+        after = _turns(conn, where + "AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY "
+                       "seq", (corpus_id, near, json.dumps(list(gone))))
+        write_turn_docs(conn, corpus_id, after,
+                        [i for i, t in enumerate(after) if t.seq in beside])
+        return True
+    try:
+        before = _turns(conn, where + "ORDER BY seq", (corpus_id, near))
+    except StoreError:
+        return False
+    dropped = set(gone)
+    replaced = [(t.row_id, context_doc(before, i)) for i, t in enumerate(before)
+                if t.row_id in dropped or t.seq in beside]
+    after = [t for t in before if t.row_id not in dropped]
+    write_turn_docs(conn, corpus_id, after, [i for i, t in enumerate(after) if t.seq in beside],
+                    replaced)
+    return True
+
+
+def rebuild_turn_index(conn: sqlite3.Connection, corpus_id: int) -> None:
+    """Make a corpus's turn index anew from its stored turns."""
+    table = turns_table(corpus_id)
+    if is_postgres(conn):
+        pg_lexical.drop_table(conn, table)
+        pg_lexical.ensure_table(conn, table)
+    else:
+        for name in (f"{table}_vi", f"{table}_vr", table):
+            conn.execute(f"DROP TABLE IF EXISTS {name}")
+        _create_turn_table(conn, table)
+    turns = _turns(conn, "corpus_id = ? ORDER BY seq", (corpus_id,))
+    write_turn_docs(conn, corpus_id, turns, range(len(turns)))
+
+
+def purge(conn: sqlite3.Connection, corpus_id: int) -> None:
+    """Merge the SQLite indexes' segments, so that deleted documents' terms are gone from the
+    file, not only masked by delete markers (PostgreSQL's rows are deleted as they are)."""
+    if is_postgres(conn) or not exists(conn, corpus_id):
+        return
+    for table in (turns_table(corpus_id), nodes_table(corpus_id)):
+        conn.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
+
+
+def unindex_verbs(conn: sqlite3.Connection, corpus_id: int, ids: list[str]) -> bool:
+    """Take verbs about to be deleted out of the verb index (before their rows go); False
+    when a saved document is damaged, so that `rebuild_verb_index` must follow."""
+    if not ids or not exists(conn, corpus_id):
+        return True
+    table = nodes_table(corpus_id)
+    if is_postgres(conn):
+        pg_lexical.delete_docs(conn, table, keys=ids)
+        return True
+    stored = conn.execute("SELECT rowid, doc FROM memory_nodes WHERE corpus_id = ? AND id IN "
+                          "(SELECT value FROM json_each(?)) AND doc IS NOT NULL",
+                          (corpus_id, json.dumps(ids))).fetchall()
+    try:
+        old = [(r[0], unpack_text(r[1])) for r in stored]
+    except StoreError:
+        return False
+    conn.executemany(f"INSERT INTO {table}({table}, rowid, body) VALUES ('delete', ?, ?)", old)
+    return True
 
 
 def verb_docs(conn: sqlite3.Connection, corpus_id: int,

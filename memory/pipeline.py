@@ -300,6 +300,12 @@ def _update_windows(conn: Connection, state: State, embedder: Embedder, changed:
     return [windows[i] for i in sorted(windows)]
 
 
+def reembed_windows(conn: Connection, state: State, embedder: Embedder, changed: list[int],
+                    ) -> list[WindowRecord]:
+    """Re-embed windows whose turns changed (as `remember` does); every window, in order."""
+    return _update_windows(conn, state, embedder, changed)
+
+
 def _window_spans(conn: Connection, corpus_id: int) -> list[WindowRecord]:
     """Every stored window without its vector (inflating thousands of vectors per batch to
     read a few is what grew with memory)."""

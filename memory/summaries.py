@@ -40,3 +40,20 @@ class EntitySummary:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (the `peek memory entities --json` row)."""
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ForgottenTurn:
+    """One audit row of `peek memory forget`: the turn, when and why, a sha256 of its text
+    (None when the stored text could not be read), never the text."""
+
+    turn_id: str
+    session: str | None
+    source: str
+    text_sha256: str | None
+    reason: str | None
+    forgotten_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (the `peek memory forgotten --json` row)."""
+        return asdict(self)

@@ -147,3 +147,19 @@ class OutcomeRow(Base):
     source: Mapped[str] = mapped_column(String(16))  # record | trajectory | mcp
     recorded_at: Mapped[float] = mapped_column(Float)
     summary: Mapped[str | None] = mapped_column(Text)  # what the change did (commit message)
+
+
+class MemoryForgottenRow(Base):
+    """One forgotten turn (`peek memory forget`): which, when and why, and a sha256 of its
+    text (never the text itself; None when the stored text could not be read)."""
+
+    __tablename__ = "memory_forgotten"
+    __table_args__ = (Index("ix_memory_forgotten_corpus_turn", "corpus_id", "turn_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    corpus_id: Mapped[int] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"))
+    turn_id: Mapped[str] = mapped_column(Text)
+    session: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    text_sha256: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    forgotten_at: Mapped[float] = mapped_column(Float)
