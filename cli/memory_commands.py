@@ -67,7 +67,8 @@ def summary(peek: Peek, corpus_id: int) -> dict[str, Any]:
     return {"corpus": str(peek.root), "embedder": active_embedder_name(),
             "episodes": len(episodes), "windows": sum(e.size for e in episodes),
             "entities": len(peek.memory_entities()),
-            "stale": stale_summary(peek.db, corpus_id)}
+            "stale": stale_summary(peek.db, corpus_id),
+            "forgotten": len(peek.memory_forgotten())}
 
 
 def print_summary(report: dict[str, Any]) -> None:
@@ -77,6 +78,8 @@ def print_summary(report: dict[str, Any]) -> None:
     stale = report["stale"]
     if stale["turns"] or stale["nodes"]:
         print(f"stale: {stale['turns']} turns, {stale['nodes']} workspace nodes cite changed code")
+    if report["forgotten"]:
+        print(f"{report['forgotten']} turns forgotten (`peek memory forgotten` lists them)")
 
 
 @memory_app.command("ingest")

@@ -248,10 +248,11 @@ async def mcp_calls(root: Path, home: Path, session: str) -> dict[str, tuple[boo
     return out
 
 
-def test_a_damaged_turn_fails_peek_index_after_the_code_index_is_written(
-        tmp_path: Path) -> None:
+def test_a_damaged_turn_fails_peek_index_until_it_is_forgotten(tmp_path: Path) -> None:
     """`peek index` marks memory citing changed code stale, which reads every turn: a damaged
-    one is its one-line error, after the code index (which needs no memory) was written."""
+    one is its one-line error, after the code index (which needs no memory) was written.
+    `peek memory forget` removes the damaged turn (it need not be read), and the next index
+    marks memory stale again and exits 0."""
     root, home = learned(tmp_path, 8)
     with closing(sqlite3.connect(home / "peek.db")) as conn, conn:
         conn.execute("UPDATE memory_turns SET body = ? WHERE turn_id = 't3'", (b"\x01junk",))
@@ -260,6 +261,24 @@ def test_a_damaged_turn_fails_peek_index_after_the_code_index_is_written(
     found = run_peek("search", str(root), "late_arrival", "--json", env=env(home))
     assert "src/http/late.py" in found.stdout
     assert revision(home / "peek.db")[1] == "ok"
+    forgot = run_peek("memory", "forget", str(root), "t3", "--reason", "damaged", "--json",
+                      env=env(home))
+    assert forgot.returncode == 0, forgot.stderr
+    assert json.loads(forgot.stdout)["damaged"] == ["t3"]
+    (root / EDITED).write_text((root / EDITED).read_text() + "\n# edited after the repair\n")
+    assert run_peek("index", str(root), env=env(home)).returncode == 0
+    with Peek(root, home) as peek:
+        found = peek.memory_search("redirect 3 cookie jar", k=10).results
+        assert found and all(h.turn_ids != ["t3"] for h in found)
+        assert any(t.stale for t in _recorded(peek))  # the edit marked the sessions stale
+    assert revision(home / "peek.db")[1] == "ok"
+
+
+def _recorded(peek: Peek) -> list[Any]:
+    from peek.memory.store import load_turns
+
+    with peek.db.read() as conn:
+        return [t for t in load_turns(conn, peek.corpus_id) if t.source == "code"]
 
 
 def test_damaged_verb_documents_are_rebuilt_by_the_next_record(
