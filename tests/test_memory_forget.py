@@ -417,6 +417,32 @@ def test_llm_chunk_sources_go_with_any_turn_of_their_session() -> None:
     assert sources.needles().search('{"source":"s0#2"}')
 
 
+def test_a_recorded_session_goes_and_the_files_other_sessions_touched_stay(
+        tmp_path: Path) -> None:
+    """A `peek record`ed session is two turns of session `session:ID` (what was asked and
+    answered, and its outcome); forgetting the session takes its words out of the workspace,
+    while files that other sessions read keep their entities, restamped."""
+    from test_store_attacks import EDITED, QUESTIONS, learned
+
+    root, home = learned(tmp_path, 8)
+    with Peek(root, home) as peek, peek.db.read() as conn:
+        sessions = [r[0] for r in conn.exec_driver_sql(
+            "SELECT DISTINCT session FROM memory_turns WHERE source = 'code' ORDER BY seq")]
+    done = forget(root, home, "--session", sessions[0], "--reason", "wrong answer")
+    assert done["turns"] == [sessions[0], f"{sessions[0]}:outcome"]
+    db = home / "peek.db"
+    texts = [json.dumps(unpack_json(r[0])) for r in rows(db, "SELECT data FROM memory_nodes")]
+    assert not [t for t in texts if QUESTIONS[0] in t or f'"{sessions[0]}"' in t]
+    assert [t for t in texts if QUESTIONS[1] in t]  # the other sessions' words stay
+    files = [json.loads(t) for t in texts if f'"name": "{EDITED}"' in t]
+    assert files and all(f["source"] != sessions[0] for f in files)
+    with Peek(root, home) as peek:
+        assert _verb_index(peek.db, peek.corpus_id) == _rebuilt_index(peek.db,
+                                                                       peek.corpus_id)[0]
+        live, fresh = _turn_index(peek.db, peek.corpus_id)
+        assert live == fresh
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 
