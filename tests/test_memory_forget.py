@@ -443,6 +443,55 @@ def test_a_recorded_session_goes_and_the_files_other_sessions_touched_stay(
         assert live == fresh
 
 
+def test_model_extracted_evidence_of_a_session_goes_with_any_of_its_turns(
+        tmp_path: Path) -> None:
+    """Through `remember` with a chunk maker as `ingest --model` builds one: the LLM
+    Operator's chunks `SESSION#N` cover a whole session, so forgetting one of its turns takes
+    what they alone said; the session's other turns stay."""
+    from peek.memory.models import OperatorOutput
+    from peek.memory.operator import Chunk, workspace_from_output
+    from peek.memory.pipeline import NewTurn, remember
+
+    root = write_tree(tmp_path / "corpus", {"README.md": "notes\n"}).resolve()
+    extracted = OperatorOutput.model_validate({
+        "entity_nodes": [{"id": "e1", "name": "Obscura Lantern", "kind": "object",
+                          "roles": [{"role": "heirloom", "states": ["lost"]}]}],
+        "verb_phrase_nodes": [{"id": "v1", "phrase": "lost", "questions": [
+            {"text": "What was lost?", "answers": ["e1"]},
+            {"text": "Where?", "answers": ["TEXT:in the attic"]}]}]})
+
+    def maker(records: list[Any]) -> list[Chunk]:
+        ws = workspace_from_output(extracted, None, "s0#0", records[0].seq, None)
+        return [Chunk("s0#0", records[0].seq, "", ws)]
+
+    turns = [NewTurn(f"t{i}", "Ann", f"a line about {fruit} in the attic", None, "s0")
+             for i, fruit in enumerate(["apples", "pears", "plums", "figs"])]
+    with Peek(root, tmp_path / "home") as peek:
+        peek.index()
+        with peek.db.write() as conn:
+            remember(conn, peek.corpus_id, turns, chunks=maker)
+        assert "Obscura Lantern" in {e.name for e in peek.memory_entities()}
+        peek.memory_forget(["t2"])
+        assert "Obscura Lantern" not in {e.name for e in peek.memory_entities()}
+        assert [h.turn_ids for h in peek.memory_search("pears", k=1).results] == [["t1"]]
+    texts = [json.dumps(unpack_json(r[0])) for r in rows(tmp_path / "home" / "peek.db",
+                                                          "SELECT data FROM memory_nodes")]
+    assert not [t for t in texts if "s0#0" in t or "in the attic" in t]
+
+
+def test_a_damaged_verb_document_is_rebuilt_by_a_forget(memory: tuple[Path, Path]) -> None:
+    """A deleted verb's saved document is what deletes it from the contentless index: when it
+    cannot be read, the forget rebuilds the verb index from the verbs left."""
+    root, home = memory
+    with closing(sqlite3.connect(home / "peek.db")) as conn, conn:
+        conn.execute("UPDATE memory_nodes SET doc = ? WHERE doc IS NOT NULL",
+                     (b"\x01" + bytes(range(40)),))
+    forget(root, home, SECRET)
+    with Peek(root, home) as peek:
+        assert _verb_index(peek.db, peek.corpus_id) == _rebuilt_index(peek.db,
+                                                                       peek.corpus_id)[0]
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 
