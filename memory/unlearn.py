@@ -77,11 +77,11 @@ def forget_sources(conn: Connection, corpus_id: int, sources: Sources) -> Unlear
     others = {n.id: n for n in touched if not isinstance(n, VerbPhrase)}
     kept_verbs = {i: v for i, v in verbs.items() if _strip_verb(v, sources.gone)}
     bare = [i for i, n in others.items() if not _strip_node(n, sources.gone)]
-    support = _support(conn, corpus_id, bare, set(verbs), kept_verbs.values())
+    support = _support(conn, corpus_id, bare, set(verbs), kept_verbs.values(), sources.gone)
     removed = set(verbs) - set(kept_verbs) | {i for i in bare if not support.get(i)}
     kept = [*kept_verbs.values(), *(n for i, n in others.items() if i not in removed)]
     for node in kept:
-        _drop_links(node, removed)
+        _drop_links(node, removed, sources.gone)
     _restamp(conn, corpus_id, kept, sources.gone, support)
     _delete(conn, corpus_id, sorted(removed), [i for i in verbs if i in removed])
     save_nodes(conn, corpus_id, kept)
@@ -141,8 +141,10 @@ def _strip_node(node: Node, gone: Callable[[str], bool]) -> bool:
 
 
 def _support(conn: Connection, corpus_id: int, ids: list[str], touched_verbs: set[str],
-             kept_verbs: Iterable[VerbPhrase]) -> dict[str, list[str]]:
-    """For nodes left without evidence of their own: the remaining verbs that name them."""
+             kept_verbs: Iterable[VerbPhrase], gone: Callable[[str], bool],
+             ) -> dict[str, list[str]]:
+    """For nodes left without evidence of their own: the remaining verbs that name them in
+    questions of a remaining source."""
     if not ids:
         return {}
     wanted = set(ids)
@@ -154,24 +156,34 @@ def _support(conn: Connection, corpus_id: int, ids: list[str], touched_verbs: se
         if verb_id not in touched_verbs:
             found.setdefault(node_id, []).append(verb_id)
     for verb in kept_verbs:
-        for answer in {a for q in verb.questions for a in q.answers} & wanted:
+        said = {a for q in verb.questions if not gone(_question_source(verb, q.source))
+                for a in q.answers}
+        for answer in said & wanted:
             found.setdefault(answer, []).append(verb.id)
     return found
 
 
-def _drop_links(node: Node, removed: set[str]) -> None:
-    """Remove answers and links that name removed nodes (an emptied question is open again)."""
+def _drop_links(node: Node, removed: set[str], gone: Callable[[str], bool]) -> None:
+    """Remove answers and links that name removed nodes: a question so emptied goes when a
+    forgotten source asked it, and is open again otherwise."""
     if isinstance(node, VerbPhrase):
+        kept = []
         for q in node.questions:
-            if any(a in removed for a in q.answers):
-                q.answers = [a for a in q.answers if a not in removed] or [NONE_ANSWER]
+            left = [a for a in q.answers if a not in removed]
+            if len(left) < len(q.answers):
+                if not left and gone(_question_source(node, q.source)):
+                    continue
+                q.answers = left or [NONE_ANSWER]
+            kept.append(q)
+        node.questions = kept
     elif isinstance(node, SpaceTimeNode):
         node.entity_ids = [e for e in node.entity_ids if e not in removed]
 
 
 def _restamp(conn: Connection, corpus_id: int, nodes: list[Node], gone: Callable[[str], bool],
              support: dict[str, list[str]]) -> None:
-    """A kept node whose first source was forgotten takes its earliest remaining one."""
+    """A kept node whose first source was forgotten takes its earliest remaining one, and so
+    do a kept verb's questions stamped with a forgotten source."""
     restamped = [n for n in nodes if gone(n.source)]
     for node in restamped:
         if isinstance(node, Entity) and node.roles:
@@ -185,6 +197,10 @@ def _restamp(conn: Connection, corpus_id: int, nodes: list[Node], gone: Callable
         else:
             node.source = _verb_source(conn, corpus_id, support.get(node.id, []), gone)
     _reseq(conn, corpus_id, [n for n in restamped if isinstance(n, VerbPhrase | SpaceTimeNode)])
+    for verb in (n for n in nodes if isinstance(n, VerbPhrase)):
+        for q in verb.questions:  # a kept question two sources said: now the remaining one's
+            if gone(_question_source(verb, q.source)):
+                q.source = verb.source
 
 
 def _verb_source(conn: Connection, corpus_id: int, verb_ids: list[str],

@@ -492,6 +492,57 @@ def test_a_damaged_verb_document_is_rebuilt_by_a_forget(memory: tuple[Path, Path
                                                                        peek.corpus_id)[0]
 
 
+def _moved(source: str, seq: int, day: str) -> Any:
+    """A chunk: Ann moved the box (roles stamped by `source`), on `day`."""
+    from peek.memory.models import Entity, Question, Role, SpaceTimeNode, VerbPhrase, Workspace
+    from peek.memory.operator import Chunk
+
+    def entity(local: str, name: str, kind: str, role: str) -> Entity:
+        return Entity(id=local, name=name, kind=kind, source=source, seq=seq,
+                      roles=[Role(role=role, source=source, seq=seq)])
+
+    ask = [("Who moved it?", "e1"), ("What was moved?", "e2"), ("When?", "t0")]
+    verb = VerbPhrase(id="v0", phrase="moved", source=source, seq=seq, questions=[
+        Question(id=f"v0q{i}", text=t, answers=[a], source=source) for i, (t, a) in
+        enumerate(ask)])
+    when = SpaceTimeNode(id="t0", kind="time", current_name=day, name_history={source: day},
+                         source=source, seq=seq, entity_ids=["e1", "e2"])
+    return Chunk(source, seq, "", Workspace(
+        entities=[entity("e1", "Ann", "person", "mover"), entity("e2", "Blue Box", "object",
+                                                                   "moved thing")],
+        verb_phrases=[verb], space_time=[when]))
+
+
+def test_a_verb_two_turns_said_keeps_the_other_turn_and_loses_the_forgotten_ones_time(
+        tmp_path: Path) -> None:
+    """Two turns say Ann moved the box, on different days: one verb, its questions stamped
+    by the first turn, plus the second's day. Forgetting the first keeps the verb (the second
+    said it), restamped, without the first's day, whose time node goes."""
+    from peek.memory.models import SpaceTimeNode, VerbPhrase
+    from peek.memory.pipeline import NewTurn, remember
+    from peek.memory.store import load_nodes
+
+    root = write_tree(tmp_path / "corpus", {"README.md": "notes\n"}).resolve()
+    days = {"t0": "Monday", "t1": "Friday"}
+    with Peek(root, tmp_path / "home") as peek:
+        peek.index()
+        for turn, day in days.items():
+            with peek.db.write() as conn:
+                remember(conn, peek.corpus_id, [NewTurn(turn, "Ann", f"moved it {day}", None,
+                                                        turn)],
+                         chunks=lambda records, t=turn, d=day: [_moved(t, records[0].seq, d)])
+        peek.memory_forget(["t0"])
+        with peek.db.read() as conn:
+            nodes = load_nodes(conn, peek.corpus_id)
+    [verb] = [n for n in nodes if isinstance(n, VerbPhrase)]
+    times = {n.id: n.current_name for n in nodes if isinstance(n, SpaceTimeNode)}
+    assert verb.source == "t1" and {q.source for q in verb.questions} == {"t1"}
+    assert sorted(q.text for q in verb.questions) == ["What was moved?", "When?",
+                                                      "Who moved it?"]
+    assert list(times.values()) == ["Friday"]
+    assert [a for q in verb.questions if q.text == "When?" for a in q.answers] == list(times)
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 
