@@ -12,9 +12,10 @@ PUBLIC = [
     "Anchor", "AppliedEdit", "AskResult", "BudgetError", "Budgets", "Citation", "CorpusError",
     "CorpusStatus", "EditRecord", "EntitySummary", "Entry", "EntryChange", "EntryNotFoundError",
     "EpisodeSummary", "FileGraph", "Hit", "IndexStats", "MapError", "MapImportError", "MapView",
-    "MemoryHit", "MemorySearch", "Model", "NotIndexedError", "Peek", "PeekError", "QueryError",
-    "Remembered", "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
-    "UpdateResult", "VersionError", "VersionRecord", "__version__",
+    "MemoryHit", "MemorySearch", "Model", "NotIndexedError", "OutcomeCorrection", "Peek",
+    "PeekError", "QueryError", "Remembered", "ScriptedModel", "StoreError", "SymbolRow",
+    "Trajectory", "TrajectoryError", "UpdateResult", "VersionError", "VersionRecord",
+    "__version__",
 ]
 
 
