@@ -104,6 +104,9 @@ def test_a_wrong_outcome_corrected_teaches_the_right_file_and_unteaches_the_wron
     trail = peek.corrections(session)
     assert [(t.before["edited"], (t.after or {})["edited"], t.reason) for t in trail] == [
         ([WRONG], [RIGHT], "corrected")]
+    status = run_peek("status", str(shop))
+    assert "1 recorded outcome of 3 sessions" in status.stdout, status.stdout
+    assert "1 outcome corrected or retracted" in status.stdout, status.stdout
 
 
 def test_a_retraction_leaves_the_ranker_indexes_and_map_as_before(shop: Path) -> None:
