@@ -57,7 +57,7 @@ def record_session(peek: Workspace, trajectory: dict[str, Any] | str | None, *,
     previous = _previous(peek, session)
     if correct and previous is not None and not _same(previous, traj):
         _correction_needs_outcome(traj)
-        take_back(peek, session, traj, "corrected")
+        take_back(peek, session, traj, "corrected")  # None: a concurrent correction did
         previous = None
     if previous is not None:  # checked again inside the write, against concurrent reports
         return _repeated(peek, traj, session, previous)
@@ -128,18 +128,24 @@ def _correction_needs_outcome(traj: Trajectory) -> None:
 def retract_session(peek: Workspace, session: str) -> UpdateResult:
     """Withdraw a session's recorded outcome, as if it had never been reported."""
     version = take_back(peek, session, None, "retracted")
+    if version is None:
+        raise QueryError(f"session {session} has no recorded outcome",
+                         "check the session id; only a recorded outcome can be withdrawn")
     return _result(peek, session, "retracted",
                    f"outcome withdrawn; map version {version} reverses what it taught")
 
 
-def take_back(peek: Workspace, session: str, replaced_by: Trajectory | None, verb: str) -> int:
+def take_back(peek: Workspace, session: str, replaced_by: Trajectory | None,
+              verb: str) -> int | None:
     """Undo a recorded outcome in one write (ranker step, outcome indexes, map update, memory)
-    and log it; returns the map's version after."""
+    and log it; returns the map's version after, or None if there was no outcome."""
     from peek.contextmap.evictor import Evictor
     from peek.contextmap.store import MapStore
 
     with MapStore(peek.db, peek.corpus_id).change(session) as cs:
         old = _unteach(peek, cs.conn, session)
+        if old is None:
+            return None
         _log_correction(peek, cs.conn, old, replaced_by, verb)
         retract_map(cs, session, f"outcome of session {session} {verb}")
         Evictor().enforce(cs)
@@ -147,14 +153,14 @@ def take_back(peek: Workspace, session: str, replaced_by: Trajectory | None, ver
 
 
 def _unteach(peek: Workspace, conn: Connection, session: str) -> Any:
-    """Remove the outcome and what it taught the ranker and the outcome indexes."""
+    """Remove the outcome and what it taught the ranker and the outcome indexes (None when
+    the session has no outcome)."""
     from peek.agent.localize import index_outcome, unlearn
     from peek.memory.outcomes import remove_outcome
 
     removed = remove_outcome(conn, peek.corpus_id, session)
     if removed is None:
-        raise QueryError(f"session {session} has no recorded outcome",
-                         "check the session id; only a recorded outcome can be withdrawn")
+        return None
     old, step = removed
     if step is not None:
         unlearn(conn, peek.corpus_id, step)

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import run_alembic, run_peek
+from helpers import PEEK_BIN, run_alembic, run_peek
 from sqlalchemy import text
 from test_learning import counts
 from test_mcp import stdio_session, text_of
 from test_outcome_summary import SHOP
 
-from peek.agent.localize import history, load_weights, profile_scores
+from peek.agent.localize import FEATURES, history, load_weights, profile_scores
 from peek.db import open_database
 from peek.errors import QueryError
 from peek.memory.outcomes import similar_outcomes
@@ -221,3 +221,26 @@ def test_migration_0016_round_trips_on_postgres(make_corpus: Any, tmp_path: Path
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PEEK_DATABASE_URL", pg_url)
     _round_trip(make_corpus(SHOP), tmp_path / "home", pg_url)
+
+
+def test_two_corrections_at_once_leave_one_outcome_and_a_consistent_ranker(shop: Path) -> None:
+    peek = Peek(shop)
+    session = peek.ask(STEPPED).session
+    initial = _taught(peek)["weights"]
+    peek.record(session=session, edited=["shop/ledger.py"], success=True)
+    procs = [subprocess.Popen([str(PEEK_BIN), "record", str(shop), "--session", session,
+                               "--edited", path, "--success", "--correct"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for path in (RIGHT, "shop/report.py")]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert all(rc == 0 or (rc == 2 and "already has a recorded outcome" in err)
+               for rc, err in results), results
+    with peek.db.read() as conn:
+        rows = conn.execute(text("SELECT edited, ranker_delta FROM session_outcomes")).all()
+    assert len(rows) == 1
+    step = json.loads(rows[0][1])
+    taught = _taught(peek)
+    assert taught["updates"] == 1
+    expected = [w + step.get(n, 0.0) for n, w in zip(FEATURES, initial, strict=True)]
+    assert taught["weights"] == pytest.approx(expected, abs=1e-5)
+    assert (peek.corrections()[-1].after or {}).get("edited") == json.loads(rows[0][0])
