@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from peek.contextmap.trajectory import Trajectory
     from peek.errors import CorpusError, NotIndexedError, PeekError, QueryError, StoreError
     from peek.memory.forget import Forgotten
+    from peek.memory.outcomes import OutcomeCorrection
     from peek.memory.pipeline import Remembered
     from peek.memory.query import MemoryHit, MemorySearch
     from peek.memory.summaries import EntitySummary, EpisodeSummary, ForgottenTurn
@@ -69,6 +70,7 @@ _EXPORTS = {
     "MemoryHit": "peek.memory.query",
     "MemorySearch": "peek.memory.query",
     "Remembered": "peek.memory.pipeline",
+    "OutcomeCorrection": "peek.memory.outcomes",
     "EpisodeSummary": "peek.memory.summaries",
     "EntitySummary": "peek.memory.summaries",
     "ForgottenTurn": "peek.memory.summaries",
@@ -90,9 +92,9 @@ __all__ = [
     "Anchor", "AppliedEdit", "AskResult", "BudgetError", "Budgets", "Citation", "CorpusError",
     "CorpusStatus", "EditRecord", "EntitySummary", "Entry", "EntryChange", "EntryNotFoundError",
     "EpisodeSummary", "FileGraph", "Forgotten", "ForgottenTurn", "Hit", "IndexStats",
-    "MapError", "MapImportError", "MapView",
-    "MemoryHit", "MemorySearch", "Model", "NotIndexedError", "Peek", "PeekError", "QueryError",
-    "Remembered", "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
+    "MapError", "MapImportError", "MapView", "MemoryHit", "MemorySearch", "Model",
+    "NotIndexedError", "OutcomeCorrection", "Peek", "PeekError", "QueryError", "Remembered",
+    "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
     "UpdateResult", "VersionError", "VersionRecord", "__version__",
 ]
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # Every revision this peek knows, oldest first; tests check it against migrations/versions.
 REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0012", "0008", "0013",
-             "0009", "0011", "0014", "0015", "0017")
+             "0009", "0011", "0014", "0015", "0016", "0017")
 HEAD_REVISION = REVISIONS[-1]
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000

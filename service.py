@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from peek.contextmap.policy import MapView, UpdateResult
     from peek.contextmap.store import EntryChange, VersionRecord
     from peek.memory.forget import Forgotten
+    from peek.memory.outcomes import OutcomeCorrection
     from peek.memory.pipeline import Remembered
     from peek.memory.query import MemorySearch
     from peek.memory.summaries import EntitySummary, EpisodeSummary, ForgottenTurn
@@ -346,10 +347,12 @@ class Peek:
         model: Model | None = None,
         evolve_steps: int | None | Literal["stored"] = "stored",
         summary: str | None = None,
+        correct: bool = False,
     ) -> UpdateResult:
         """Teach the map and memory from what a session led to; once per session (see
         `peek.agent.feedback` for the signal each path gives). `summary` says what the change
-        did (a commit message): it teaches similar-request matching; a new one amends it."""
+        did (a commit message): it teaches similar-request matching; a new one amends it.
+        `correct` replaces the session's recorded outcome with this one."""
         from peek.agent.feedback import record_session
         from peek.agent.workspace import Workspace
 
@@ -359,7 +362,22 @@ class Peek:
             edited = [edited]
         return record_session(Workspace.of(self), trajectory, session=session, edited=edited,
                               success=success, budget=budget, model=model,
-                              evolve_steps=evolve_steps, summary=summary)
+                              evolve_steps=evolve_steps, summary=summary, correct=correct)
+
+    def retract(self, session: str) -> UpdateResult:
+        """Withdraw a session's recorded outcome: what it taught is taken back, the audit
+        trail keeps what it said (`outcome_corrections`)."""
+        from peek.agent.feedback import retract_session
+        from peek.agent.workspace import Workspace
+
+        return retract_session(Workspace.of(self), session)
+
+    def corrections(self, session: str | None = None) -> list[OutcomeCorrection]:
+        """The audit trail of retracted and corrected outcomes, oldest first."""
+        from peek.memory.outcomes import corrections
+
+        with self.db.read() as conn:
+            return corrections(conn, self.corpus_id, session)
 
     # --- the context map -------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ class CorpusStatus:
     sessions: int = 0  # asks stored for this corpus
     outcomes: int = 0  # outcomes recorded: what taught the ranker, the map and memory
     ranker_updates: int = 0  # learning steps the ranker took from them
+    corrections: int = 0  # outcomes corrected or retracted (the audit trail's rows)
 
     @property
     def dirty(self) -> bool:
@@ -82,7 +83,8 @@ def corpus_status(db: Database, root: Path, corpus_id: int, max_file_bytes: int)
 _LEARNED_SQL = """
 SELECT (SELECT COUNT(*) FROM agent_sessions WHERE corpus_id = :c),
        (SELECT COUNT(*) FROM session_outcomes WHERE corpus_id = :c),
-       COALESCE((SELECT updates FROM ranker_state WHERE corpus_id = :c), 0)
+       COALESCE((SELECT updates FROM ranker_state WHERE corpus_id = :c), 0),
+       (SELECT COUNT(*) FROM outcome_corrections WHERE corpus_id = :c)
 """
 
 

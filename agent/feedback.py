@@ -12,6 +12,12 @@ The signal each path gives (the README's "What teaches peek" table says the same
   with the outcome. A new summary for a session already recorded (with the same outcome, or
   no outcome given) amends it: the summary and those documents are replaced, a memory turn
   notes it, and nothing of the outcome is applied again. A summary with no outcome is refused.
+- `record --retract` withdraws a recorded outcome: the ranker's step from it is taken back,
+  it leaves similar-request matching, file profiles, edit counts and co-edits, its map update is
+  reversed where nothing has built on it since (`peek.contextmap.retraction`), memory forgets
+  the session, and the audit trail keeps what it said. `record --correct` retracts the recorded
+  outcome and records the new one in its place (a kill between the two leaves it retracted,
+  logged; running the command again records the new one).
 - `map edit/pin/forget` are a person's word and always win over what sessions learned.
 """
 
@@ -41,13 +47,18 @@ def record_session(peek: Workspace, trajectory: dict[str, Any] | str | None, *,
                    session: str | None, edited: Sequence[str], success: bool | None,
                    budget: int | None = None, model: Model | None = None,
                    evolve_steps: int | None | Literal["stored"] = "stored",
-                   source: str = "record", summary: str | None = None) -> UpdateResult:
+                   source: str = "record", summary: str | None = None,
+                   correct: bool = False) -> UpdateResult:
     """Teach the map and memory from one session's outcome; a repeated report changes nothing
-    (a new summary amends the stored one)."""
+    (a new summary amends the stored one; `correct` replaces a different recorded outcome)."""
     traj = _trajectory(peek, trajectory, session)
     session = session or _new_id()
     traj = _with_outcome(peek, traj, edited, success, summary)
     previous = _previous(peek, session)
+    if correct and previous is not None and not _same(previous, traj):
+        _correction_needs_outcome(traj)
+        take_back(peek, session, traj, "corrected")  # None: a concurrent correction did
+        previous = None
     if previous is not None:  # checked again inside the write, against concurrent reports
         return _repeated(peek, traj, session, previous)
     _summary_needs_outcome(traj)
@@ -96,6 +107,85 @@ def _with_outcome(peek: Workspace, traj: Trajectory, edited: Sequence[str],
     said = check_summary(summary if summary is not None else traj.outcome.summary)
     outcome = Outcome(edited_files=check_edited(peek, files), success=verdict, summary=said)
     return traj.model_copy(update={"outcome": outcome})
+
+
+def _same(previous: Any, traj: Trajectory) -> bool:
+    """Whether a report says what the recorded outcome says (a new summary only amends)."""
+    o = traj.outcome
+    return bool(previous.same_as(tuple(o.edited_files), o.success))
+
+
+def _correction_needs_outcome(traj: Trajectory) -> None:
+    """A correction says what the session really led to; withdrawing is `--retract`."""
+    from peek.contextmap.policy import confirmed
+
+    if not confirmed(traj):
+        raise QueryError("a correction needs the outcome that replaces the recorded one",
+                         "give the edited files and/or success or failure; to withdraw the "
+                         "outcome use --retract")
+
+
+def retract_session(peek: Workspace, session: str) -> UpdateResult:
+    """Withdraw a session's recorded outcome, as if it had never been reported."""
+    version = take_back(peek, session, None, "retracted")
+    if version is None:
+        raise QueryError(f"session {session} has no recorded outcome",
+                         "check the session id; only a recorded outcome can be withdrawn")
+    return _result(peek, session, "retracted",
+                   f"outcome withdrawn; map version {version} reverses what it taught")
+
+
+def take_back(peek: Workspace, session: str, replaced_by: Trajectory | None,
+              verb: str) -> int | None:
+    """Undo a recorded outcome in one write (ranker step, outcome indexes, map update, memory)
+    and log it; returns the map's version after, or None if there was no outcome."""
+    from peek.contextmap.evictor import Evictor
+    from peek.contextmap.store import MapStore
+
+    with MapStore(peek.db, peek.corpus_id).change(session) as cs:
+        old = _unteach(peek, cs.conn, session)
+        if old is None:
+            return None
+        _log_correction(peek, cs.conn, old, replaced_by, verb)
+        retract_map(cs, session, f"outcome of session {session} {verb}")
+        Evictor().enforce(cs)
+        return cs.finish()
+
+
+def _unteach(peek: Workspace, conn: Connection, session: str) -> Any:
+    """Remove the outcome and what it taught the ranker and the outcome indexes (None when
+    the session has no outcome)."""
+    from peek.agent.localize import index_outcome, unlearn
+    from peek.memory.outcomes import remove_outcome
+
+    removed = remove_outcome(conn, peek.corpus_id, session)
+    if removed is None:
+        return None
+    old, step = removed
+    if step is not None:
+        unlearn(conn, peek.corpus_id, step)
+    index_outcome(conn, peek.corpus_id, old.edited)
+    return old
+
+
+def _log_correction(peek: Workspace, conn: Connection, old: Any,
+                    replaced_by: Trajectory | None, verb: str) -> None:
+    """Keep what the withdrawn outcome said, and what replaced it, in the audit trail."""
+    from peek.memory.outcomes import PastOutcome, log_correction
+
+    new = None
+    if replaced_by is not None:
+        o = replaced_by.outcome
+        new = PastOutcome(old.session, replaced_by.question, tuple(o.edited_files), o.success,
+                          time.time(), o.summary)
+    log_correction(conn, peek.corpus_id, old, new, verb)
+
+
+def retract_map(cs: Any, session: str, reason: str) -> None:
+    """Reverse the session's outcome update in the map, where nothing built on it since."""
+    from peek.contextmap.retraction import outcome_edits, retract_edits
+
+    retract_edits(cs, outcome_edits(cs, session), reason)
 
 
 def _summary_needs_outcome(traj: Trajectory) -> None:
@@ -175,28 +265,32 @@ def _persist(peek: Workspace, traj: Trajectory, session: str, source: str) -> An
         if stored_outcome(conn, peek.corpus_id, session) is not None:
             raise AlreadyRecorded(session)
         o = traj.outcome
-        teach_ranker(peek, conn, traj, session)
+        step = teach_ranker(peek, conn, traj, session)
         save_outcome(conn, peek.corpus_id, PastOutcome(
             session, traj.question, tuple(o.edited_files), o.success, time.time(), o.summary),
-            source)
+            source, step)
         index_outcome(conn, peek.corpus_id, o.edited_files)
         remember_code_session(conn, peek.corpus_id, peek.root, traj, session, outcome=True)
 
     return write
 
 
-def teach_ranker(peek: Workspace, conn: Connection, traj: Trajectory, session: str) -> None:
+def teach_ranker(peek: Workspace, conn: Connection, traj: Trajectory,
+                 session: str) -> dict[str, float] | None:
     """Move the ranker's weights toward what was edited, from the candidates the ask scored
-    (scored again now if the session came from elsewhere). A failure teaches nothing here."""
-    from peek.agent.localize import learn, localize, unpack
+    (scored again now if the session came from elsewhere); returns the step taken, so a
+    retraction can take it back. A failure teaches nothing here."""
+    from peek.agent.localize import learn, load_weights, localize, unpack, weight_step
     from peek.agent.session import stored_ranking
 
     if traj.outcome.success is False or not traj.outcome.edited_files:
-        return
+        return None
     cands = unpack(stored_ranking(conn, peek.corpus_id, session))
     if cands is None:
         _, cands = localize(conn, peek.corpus_id, traj.question, peek.graph(), {}, 0)
+    before = load_weights(conn, peek.corpus_id)
     learn(conn, peek.corpus_id, cands, traj.outcome.edited_files)
+    return weight_step(before, load_weights(conn, peek.corpus_id))
 
 
 def _policy_saw(conn: Connection, corpus_id: int, session: str) -> bool:
@@ -220,7 +314,8 @@ def _repeated(peek: Workspace, traj: Trajectory, session: str, previous: Any) ->
         raise QueryError(f"session {session} already has a recorded outcome "
                          f"(edited {', '.join(previous.edited) or 'nothing'}, "
                          f"success {previous.success})",
-                         "an outcome is recorded once; report a new session for new work")
+                         "to replace it, record again with --correct (MCP and SDK: correct); "
+                         "to withdraw it, --retract")
     if o.summary is None or previous is None or o.summary == previous.summary:
         return _result(peek, session, "unchanged", "outcome already recorded")
     return _amend(peek, session, o.summary)

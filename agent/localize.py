@@ -240,7 +240,8 @@ def index_outcome(conn: AnyConnection, corpus_id: int, edited: Iterable[str],
             "WHERE o.corpus_id = :c AND j.value = :p ORDER BY o.id", {"c": corpus_id, "p": path})
         fts_delete_key(conn, table, "path", path)
         body = "\n".join(outcome_document(q, s) for q, s in rows)
-        fts_add(conn, table, [(None, path, body)], key="path")
+        if body:  # a file whose every outcome was retracted has no profile
+            fts_add(conn, table, [(None, path, body)], key="path")
 
 
 # ------------------------------------------------------------------ the online ranker
@@ -275,12 +276,27 @@ def learn(conn: AnyConnection, corpus_id: int, ranked: Sequence[Candidate],
     return pairs
 
 
-def _save_weights(conn: AnyConnection, corpus_id: int, weights: list[float]) -> None:
+def _save_weights(conn: AnyConnection, corpus_id: int, weights: list[float],
+                  counted: int = 1) -> None:
     data = json.dumps({n: round(w, 6) for n, w in zip(FEATURES, weights, strict=True)})
     driver(conn).execute(
-        "INSERT INTO ranker_state(corpus_id, weights, updates) VALUES (:c, :w, 1) "
-        "ON CONFLICT(corpus_id) DO UPDATE SET weights = :w, updates = ranker_state.updates + 1",
-        {"c": corpus_id, "w": data})
+        "INSERT INTO ranker_state(corpus_id, weights, updates) VALUES (:c, :w, :first) "
+        "ON CONFLICT(corpus_id) DO UPDATE SET weights = :w, updates = CASE WHEN "
+        "ranker_state.updates + :n < 0 THEN 0 ELSE ranker_state.updates + :n END",
+        {"c": corpus_id, "w": data, "first": max(0, counted), "n": counted})
+
+
+def weight_step(before: Sequence[float], after: Sequence[float]) -> dict[str, float]:
+    """The step one outcome moved the weights by, per feature (kept to take it back)."""
+    return {n: round(b - a, 6) for n, a, b in zip(FEATURES, before, after, strict=True)
+            if round(b - a, 6) != 0.0}
+
+
+def unlearn(conn: AnyConnection, corpus_id: int, step: dict[str, float]) -> None:
+    """Take one retracted outcome's step back (later steps stay: they were taken since)."""
+    weights = [w - step.get(n, 0.0) for n, w in zip(FEATURES, load_weights(conn, corpus_id),
+                                                     strict=True)]
+    _save_weights(conn, corpus_id, weights, counted=-1)
 
 
 def pack(cands: Sequence[Candidate]) -> bytes:

@@ -265,6 +265,22 @@ def _outcome(success: bool, failure: bool) -> bool | None:
     return True if success else (False if failure else None)
 
 
+def _retract(path: Path, session: str | None, home: Path | None, as_json: bool,
+             more: bool) -> None:
+    """`record --retract`: one session's outcome withdrawn, nothing else said with it."""
+    if session is None:
+        raise typer.BadParameter("--retract needs --session ID", param_hint="--session")
+    if more:
+        raise typer.BadParameter("--retract withdraws an outcome; give no outcome, trajectory "
+                                 "or --correct with it", param_hint="--retract")
+    with opened(path, home) as (peek, _cid):
+        result = peek.retract(session)
+    if as_json:
+        emit(result.to_dict())
+    else:
+        print_update(result)
+
+
 def record(
     path: CorpusArg,
     files: Annotated[list[str] | None, typer.Argument(
@@ -282,6 +298,12 @@ def record(
     summary: Annotated[str | None, typer.Option(
         "--summary", help="What the change did, in words (e.g. its commit message; '-' reads "
         "stdin); a new one amends a recorded session's.")] = None,
+    correct: Annotated[bool, typer.Option(
+        "--correct", help="Replace the session's recorded outcome with this one (the audit "
+        "trail keeps the old one).")] = False,
+    retract: Annotated[bool, typer.Option(
+        "--retract", help="Withdraw the session's recorded outcome: what it taught is taken "
+        "back (needs --session and nothing else).")] = False,
     budget: BudgetOpt = None,
     evolve_steps: EvolveOpt = None,
     model: Annotated[str | None, typer.Option(
@@ -294,11 +316,16 @@ def record(
 ) -> None:
     """Report what a session led to (edited files, success): the signal that teaches peek.
 
-    Applied once per session: recording the same outcome again changes nothing.
+    Applied once per session: recording the same outcome again changes nothing; --correct
+    replaces a recorded outcome, --retract withdraws it.
     """
     from peek.agent.registry import resolve_model
 
     outcome = _outcome(success, failure)
+    if retract:
+        _retract(path, session, home, as_json, bool(edited or files or trajectory or summary)
+                 or outcome is not None or correct)
+        return
     said = _summary(summary, trajectory)
     raw = _read(trajectory, "trajectory") if trajectory is not None else None
     with opened(path, home) as (peek, _cid):
@@ -306,7 +333,7 @@ def record(
                              success=outcome, budget=budget,
                              evolve_steps="stored" if evolve_steps is None else evolve_steps,
                              model=resolve_model(model, api_base, home=home) if model else None,
-                             summary=said)
+                             summary=said, correct=correct)
     if as_json:
         emit(result.to_dict())
     else:

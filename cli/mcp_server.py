@@ -139,10 +139,24 @@ SummaryArg = Annotated[str | None, Field(
 SessionArg = Annotated[str | None, Field(
     description="The `session` peek_ask returned, or your own stable id for this task: an "
                 "outcome is applied once per session, so repeating a report changes nothing.")]
+CorrectArg = Annotated[bool, Field(
+    description="True replaces the session's recorded outcome with this report (the old one "
+                "is kept in the audit trail); use it when an earlier report was wrong.")]
+RetractArg = Annotated[bool, Field(
+    description="True withdraws the session's recorded outcome (give `session` and no "
+                "outcome): what it taught is taken back.")]
 TrajectoryArg = Annotated[dict[str, Any] | None, Field(
     description="A full trajectory: {question, steps: [{tool, args, paths, ok}], answer, "
                 "citations: [{path, start_line, end_line}], outcome: {edited_files, success, "
                 "summary?}}.")]
+
+
+@dataclass(frozen=True)
+class Amend:
+    """How a report relates to the session's recorded outcome: replace it, or withdraw it."""
+
+    correct: bool = False
+    retract: bool = False
 
 
 @dataclass
@@ -334,12 +348,17 @@ class PeekTools:
     def record(self, corpus: str, question: str, files_read: list[str] | None,
                files_edited: list[str] | None, success: bool | None,
                trajectory: dict[str, Any] | None, roots: Roots = (),
-               session: str | None = None, summary: str | None = None) -> dict[str, Any]:
+               session: str | None = None, summary: str | None = None,
+               amend: Amend | None = None) -> dict[str, Any]:
         """Teach the map from a host agent's session report (once per session id)."""
         from peek.errors import QueryError
         from peek.sandbox.paths import corpus_path
 
+        amend = amend or Amend()
         peek = self.corpora.get(corpus, roots).peek
+        if amend.retract:
+            return self.retract(peek, session, bool(files_edited or trajectory or summary)
+                                or success is not None or amend.correct)
         if not question.strip() and not str((trajectory or {}).get("question") or "").strip():
             raise QueryError("the question is empty", "say what the task or question was")
         raw: dict[str, Any] | None
@@ -350,8 +369,18 @@ class PeekTools:
         else:
             raw = host_trajectory(question, [corpus_path(peek.root, p) for p in files_read or ()])
         result = peek.record(raw, session=session, edited=files_edited or (), success=success,
-                             model=self.model(), summary=summary)
+                             model=self.model(), summary=summary, correct=amend.correct)
         return result.to_dict()
+
+    @staticmethod
+    def retract(peek: Peek, session: str | None, more: bool) -> dict[str, Any]:
+        """`retract`: one session's outcome withdrawn, nothing else said with it."""
+        from peek.errors import QueryError
+
+        if session is None or more:
+            raise QueryError("retract needs a session and no outcome, trajectory or correct",
+                             "give only corpus, question, session and retract=true")
+        return peek.retract(session).to_dict()
 
     def ask(self, corpus: str, question: str, max_steps: int, roots: Roots = ()) -> dict[str, Any]:
         """Answer with peek's own agent; the model is loaded on the first ask, not at start."""
@@ -491,11 +520,12 @@ class PeekMcpTools:
                           files_read: ReadArg = None, files_edited: EditedArg = None,
                           success: SuccessArg = None, trajectory: TrajectoryArg = None,
                           session: SessionArg = None, summary: SummaryArg = None,
+                          correct: CorrectArg = False, retract: RetractArg = False,
                           ctx: Context | None = None) -> CallToolResult:
         """The host's session report, which is what teaches the map."""
         return await run_tool(ctx, lambda roots: self.tools.record(
             corpus, question, files_read, files_edited, success, trajectory, roots, session,
-            summary), retry=False)
+            summary, Amend(correct, retract)), retry=False)
 
     async def peek_status(self, corpus: CorpusArg, ctx: Context | None = None) -> CallToolResult:
         """Whether the index still describes the corpus."""

@@ -186,7 +186,9 @@ def print_status(status: CorpusStatus) -> None:
     print(f"{status.corpus}: {status.files} files indexed {age}{commit}; {state}; "
           f"map v{status.map_version}")
     print(f"  learned from {_n(status.outcomes, 'recorded outcome')} of "
-          f"{_n(status.sessions, 'session')} ({_n(status.ranker_updates, 'ranker update')})")
+          f"{_n(status.sessions, 'session')} ({_n(status.ranker_updates, 'ranker update')})"
+          + (f"; {_n(status.corrections, 'outcome')} corrected or retracted"
+             if status.corrections else ""))
     if status.head_commit and status.head_commit != status.indexed_commit:
         print(f"  HEAD is now {status.head_commit[:10]}")
     for label, paths in (("changed", status.changed), ("added", status.added),

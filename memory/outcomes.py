@@ -78,16 +78,18 @@ def _flag(value: Any) -> bool | None:
 
 
 def save_outcome(conn: AnyConnection, corpus_id: int, outcome: PastOutcome,
-                 source: str = "record") -> None:
-    """Store an outcome and index its question (inside the caller's write transaction)."""
+                 source: str = "record", ranker_delta: dict[str, float] | None = None) -> None:
+    """Store an outcome, the ranker step it taught (so a retraction can take it back) and
+    index its question (inside the caller's write transaction)."""
     raw = driver(conn)
     row_id = raw.execute(
-        f"INSERT INTO session_outcomes (corpus_id, {_COLUMNS}, source) VALUES (:c, :session, "
-        ":question, :edited, :success, :recorded_at, :summary, :source) RETURNING id",
+        f"INSERT INTO session_outcomes (corpus_id, {_COLUMNS}, source, ranker_delta) VALUES "
+        "(:c, :session, :question, :edited, :success, :recorded_at, :summary, :source, :delta) "
+        "RETURNING id",
         {"c": corpus_id, "session": outcome.session, "question": outcome.question,
          "edited": json.dumps(sorted(set(outcome.edited))), "success": outcome.success,
          "source": source, "recorded_at": outcome.recorded_at or time.time(),
-         "summary": outcome.summary}).fetchone()[0]
+         "summary": outcome.summary, "delta": _compact(ranker_delta)}).fetchone()[0]
     ensure_fts(conn, corpus_id)
     fts_add(conn, fts_name(corpus_id),
             [(row_id, None, outcome_document(outcome.question, outcome.summary))],
@@ -106,6 +108,71 @@ def amend_summary(conn: AnyConnection, corpus_id: int, session: str, summary: st
     fts_delete_row(conn, fts_name(corpus_id), row[0])
     fts_add(conn, fts_name(corpus_id), [(row[0], None, outcome_document(row[1], summary))],
             column="question")
+
+
+def _compact(data: dict[str, float] | None) -> str | None:
+    return None if data is None else json.dumps(data, separators=(",", ":"))
+
+
+def outcome_fields(outcome: PastOutcome) -> dict[str, Any]:
+    """What an outcome said, as the correction log keeps it."""
+    return {"question": outcome.question, "edited": list(outcome.edited),
+            "success": outcome.success, "summary": outcome.summary}
+
+
+def remove_outcome(conn: AnyConnection, corpus_id: int, session: str
+                   ) -> tuple[PastOutcome, dict[str, float] | None] | None:
+    """Delete a session's outcome and its indexed document; returns it with the ranker step it
+    taught (None if it took none, or was recorded before steps were kept)."""
+    raw = driver(conn)
+    row = raw.execute(f"SELECT id, {_COLUMNS}, ranker_delta FROM session_outcomes WHERE "
+                      "corpus_id = :c AND session = :s", {"c": corpus_id, "s": session}).fetchone()
+    if row is None:
+        return None
+    raw.execute("DELETE FROM session_outcomes WHERE id = :i", {"i": row[0]})
+    if table_exists(conn, fts_name(corpus_id)):
+        fts_delete_row(conn, fts_name(corpus_id), row[0])
+    delta = None if row[7] is None else {str(k): float(v) for k, v in json.loads(row[7]).items()}
+    return _past(row[1:7]), delta
+
+
+def log_correction(conn: AnyConnection, corpus_id: int, before: PastOutcome,
+                   after: PastOutcome | None, reason: str) -> None:
+    """One row of the audit trail: the outcome retracted and what (if anything) replaced it."""
+    driver(conn).execute(
+        "INSERT INTO outcome_corrections (corpus_id, session, before, after, reason, created_at) "
+        "VALUES (:c, :s, :b, :a, :r, :t)",
+        {"c": corpus_id, "s": before.session, "b": json.dumps(outcome_fields(before)),
+         "a": None if after is None else json.dumps(outcome_fields(after)), "r": reason,
+         "t": time.time()})
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeCorrection:
+    """One entry of the audit trail: a withdrawn outcome and what replaced it (None: nothing)."""
+
+    session: str
+    before: dict[str, Any]  # {question, edited, success, summary}
+    after: dict[str, Any] | None
+    reason: str  # corrected | retracted
+    at: float  # seconds since the epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"session": self.session, "before": self.before, "after": self.after,
+                "reason": self.reason, "at": self.at}
+
+
+def corrections(conn: AnyConnection, corpus_id: int,
+                session: str | None = None) -> list[OutcomeCorrection]:
+    """The audit trail, oldest first (one session's, or the corpus's)."""
+    only = "" if session is None else " AND session = :s"
+    rows = driver(conn).execute(
+        "SELECT session, before, after, reason, created_at FROM outcome_corrections WHERE "
+        f"corpus_id = :c{only} ORDER BY id", {"c": corpus_id, "s": session})
+    return [OutcomeCorrection(str(r[0]), json.loads(r[1]),
+                              None if r[2] is None else json.loads(r[2]), str(r[3]), float(r[4]))
+            for r in rows]
 
 
 def similar_outcomes(conn: AnyConnection, corpus_id: int, question: str,

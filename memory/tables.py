@@ -147,6 +147,21 @@ class OutcomeRow(Base):
     source: Mapped[str] = mapped_column(String(16))  # record | trajectory | mcp
     recorded_at: Mapped[float] = mapped_column(Float)
     summary: Mapped[str | None] = mapped_column(Text)  # what the change did (commit message)
+    ranker_delta: Mapped[str | None] = mapped_column(Text)  # JSON {feature: step} it taught
+
+
+class OutcomeCorrectionRow(Base):
+    """The audit trail of retracted and corrected outcomes: what each said, what replaced it."""
+
+    __tablename__ = "outcome_corrections"
+    __table_args__ = (Index("ix_outcome_corrections_corpus_session", "corpus_id", "session"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corpus_id: Mapped[int] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"))
+    session: Mapped[str] = mapped_column(String(64))
+    before: Mapped[str] = mapped_column(Text)  # JSON {edited, success, summary}
+    after: Mapped[str | None] = mapped_column(Text)  # the same, or null for a retraction
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 class MemoryForgottenRow(Base):

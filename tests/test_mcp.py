@@ -256,7 +256,8 @@ def test_contract_argument_names(exchange: Exchange) -> None:
     assert props["peek_search"] == {"corpus", "query", "k"}
     assert props["peek_read"] == {"corpus", "path", "start_line", "end_line"}
     assert props["peek_record"] == {"corpus", "question", "files_read", "files_edited",
-                                    "success", "trajectory", "session", "summary"}
+                                    "success", "trajectory", "session", "summary", "correct",
+                                    "retract"}
     assert props["peek_status"] == props["peek_index"] == {"corpus"}
     assert exchange.tools["peek_record"].input_schema["required"] == ["corpus", "question"]
 

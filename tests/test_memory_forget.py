@@ -576,7 +576,7 @@ def test_forgetting_answers_on_postgres_as_on_sqlite(
 
 
 def _round_trip(root: Path, home: Path, target: str | Path) -> None:
-    """Forget, downgrade to 0015 (the log table goes, the turns stay forgotten), upgrade."""
+    """Forget, downgrade to 0016 (the log table goes, the turns stay forgotten), upgrade."""
     from alembic import command
     from sqlalchemy import inspect
 
@@ -585,7 +585,7 @@ def _round_trip(root: Path, home: Path, target: str | Path) -> None:
         peek.memory_ingest(chat(home.parent / "round.jsonl", 24))
         peek.memory_forget([SECRET], reason="before the downgrade")
     db = open_database(target)
-    run_alembic(db, command.downgrade, "0015")
+    run_alembic(db, command.downgrade, "0016")
     assert "memory_forgotten" not in inspect(db.engine).get_table_names()
     db.close()
     open_database(target).close()  # opening migrates to the head revision

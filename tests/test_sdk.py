@@ -12,9 +12,9 @@ PUBLIC = [
     "Anchor", "AppliedEdit", "AskResult", "BudgetError", "Budgets", "Citation", "CorpusError",
     "CorpusStatus", "EditRecord", "EntitySummary", "Entry", "EntryChange", "EntryNotFoundError",
     "EpisodeSummary", "FileGraph", "Forgotten", "ForgottenTurn", "Hit", "IndexStats",
-    "MapError", "MapImportError", "MapView",
-    "MemoryHit", "MemorySearch", "Model", "NotIndexedError", "Peek", "PeekError", "QueryError",
-    "Remembered", "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
+    "MapError", "MapImportError", "MapView", "MemoryHit", "MemorySearch", "Model",
+    "NotIndexedError", "OutcomeCorrection", "Peek", "PeekError", "QueryError", "Remembered",
+    "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
     "UpdateResult", "VersionError", "VersionRecord", "__version__",
 ]
 
