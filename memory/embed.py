@@ -90,6 +90,10 @@ class TermEmbedder(Protocol):
         """`embed` of documents already split into terms."""
         ...
 
+    def forget_terms(self, docs: Iterable[list[str]]) -> None:
+        """Take documents the fit counted back out of it."""
+        ...
+
 
 def features(text: str) -> Counter[str]:
     """Unigram terms and adjacent-term bigrams (prefixed '~'), with their counts."""
@@ -246,6 +250,26 @@ class HashEmbedder:
                             per_feature[per_feature > 0].tolist(), strict=True):
             df[names[i]] = df.get(names[i], 0) + count
         self.n_docs += len(listed)
+        self._forget_idf()
+
+    def forget_terms(self, docs: Iterable[list[str]]) -> None:
+        """Take counted documents back out of the fit (`peek memory forget`): the table that
+        fitting the others alone gives, and a feature no other document has is gone."""
+        import numpy as np
+
+        listed = list(docs)
+        table = _feature_table(self.dim)
+        _, ids, _ = _doc_features(table, listed)
+        per_feature = np.bincount(ids, minlength=len(table.names)) if len(ids) else ids
+        df, names = self.df, table.names
+        for i, count in zip(np.flatnonzero(per_feature).tolist(),
+                            per_feature[per_feature > 0].tolist(), strict=True):
+            left = df.get(names[i], 0) - count
+            if left > 0:
+                df[names[i]] = left
+            else:
+                df.pop(names[i], None)
+        self.n_docs -= len(listed)
         self._forget_idf()
 
     def idf(self, feature: str) -> float:

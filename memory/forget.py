@@ -7,8 +7,9 @@ What goes, so that no search path can serve the turn's words again:
 - its window's vector (re-embedded from the turns left, or the window deleted when none is),
   and the blocks of the episodes that held that window, rebuilt as `remember` rebuilds the
   episodes it touches (other episodes keep their bytes; an episode left without windows goes);
-- the lexical embedder's document frequencies, refitted exactly on the turns its last fit
-  counted, less the forgotten ones (the stored fit names every word it has seen);
+- the lexical embedder's document frequencies: the forgotten turns its last fit counted are
+  taken back out (the same table a fit of the others gives; the stored fit names every word
+  it has seen), or, when one of them cannot be read, it is refitted on the others;
 - its evidence in the GSW workspace (`unlearn.py`).
 
 Each forgotten turn leaves a row in `memory_forgotten`: id, session, when, why and the
@@ -70,6 +71,7 @@ class _Gone:
     source: str
     window: int
     text: str | None
+    terms: str | None
 
 
 def forget_turns(conn: Connection, corpus_id: int, turn_ids: list[str],
@@ -146,14 +148,17 @@ def _stored(conn: Connection, corpus_id: int, ids: list[str]) -> list[_Gone]:
         "SELECT id, turn_id, seq, session, source, window, body FROM memory_turns "
         "WHERE corpus_id = ? AND turn_id IN (SELECT value FROM json_each(?)) ORDER BY seq",
         (corpus_id, json.dumps(ids)))
-    return [_Gone(r[0], r[1], int(r[2]), r[3], r[4], int(r[5]), _text(r[6], r[1])) for r in rows]
+    return [_Gone(r[0], r[1], int(r[2]), r[3], r[4], int(r[5]), *_words(r[6], r[1]))
+            for r in rows]
 
 
-def _text(body: Any, turn_id: str) -> str | None:
+def _words(body: Any, turn_id: str) -> tuple[str | None, str | None]:
+    """(text, terms) of a stored body; (None, None) when it cannot be read."""
     try:
-        return unpack_turn(body, turn_id)[0]
+        text, terms, _ = unpack_turn(body, turn_id)
     except StoreError:
-        return None
+        return None, None
+    return text, terms
 
 
 def _missing_message(conn: Connection, corpus_id: int, missing: list[str]) -> str:
@@ -178,24 +183,29 @@ def _sources(conn: Connection, corpus_id: int, gone: list[_Gone]) -> Sources:
     return Sources([g.turn_id for g in gone], names, kept)
 
 
-def _counted(conn: Connection, state: State, gone: list[_Gone]) -> int:
-    """How many forgotten turns the embedder's last fit counted (the first `fitted_n` by seq)."""
+def _counted(conn: Connection, state: State, gone: list[_Gone]) -> list[_Gone]:
+    """The forgotten turns the embedder's last fit counted (the first `fitted_n` by seq)."""
     if not state.fitted_n:
-        return 0
+        return []
     rows = driver(conn).execute("SELECT seq FROM memory_turns WHERE corpus_id = ? ORDER BY seq "
                                 "LIMIT ?", (state.corpus_id, state.fitted_n))
     fitted = {int(r[0]) for r in rows}
-    return sum(1 for g in gone if g.seq in fitted)
+    return [g for g in gone if g.seq in fitted]
 
 
-def _refit(conn: Connection, state: State, counted: int) -> Embedder:
-    """The embedder to re-embed with: a fitted one refitted on the turns its last fit counted
-    less the forgotten ones (the same table those turns alone give)."""
+def _refit(conn: Connection, state: State, counted: list[_Gone]) -> Embedder:
+    """The embedder to re-embed with: a fitted one without the forgotten turns its last fit
+    counted (their terms taken out, or, when one cannot be read, a refit on the others)."""
     embedder = state.embedder()
     if not counted or not isinstance(embedder, Fittable):
         return embedder
     embedder = copy.deepcopy(embedder)  # the restored one is shared by the process
-    state.fitted_n -= counted
+    state.fitted_n -= len(counted)
+    readable = [g.terms for g in counted if g.terms is not None]
+    if isinstance(embedder, TermEmbedder) and len(readable) == len(counted):
+        embedder.forget_terms([t.split() for t in readable])
+        state.embedder_state = embedder.state()
+        return embedder
     rows = driver(conn).execute("SELECT body, turn_id, speaker FROM memory_turns WHERE "
                                 "corpus_id = ? ORDER BY seq LIMIT ?",
                                 (state.corpus_id, state.fitted_n))

@@ -125,9 +125,22 @@ def test_a_forgotten_turn_leaves_every_search_path_and_the_file(
         fitted = json.loads(zlib.decompress(state.embedder_state))
         assert fitted["n"] == TURNS - 1 == state.fitted_n
         assert not [f for f in fitted["df"] if "hunter2xyz" in f or "zebulon" in f]
+        assert state.embedder_state == _fit_of_stored_turns(peek)  # exactly a fresh fit
     db = home / "peek.db"  # closed: the write-ahead log is checkpointed into the file
     raw = db.read_bytes()
     assert not any(w.lower().encode() in raw.lower() for w in WORDS)
+
+
+def _fit_of_stored_turns(peek: Peek) -> bytes:
+    """The hash embedder's state fitted afresh on every stored turn's terms."""
+    from peek.memory.embed import HashEmbedder
+    from peek.memory.store import load_turns
+
+    with peek.db.read() as conn:
+        turns = load_turns(conn, peek.corpus_id)
+    fresh = HashEmbedder()
+    fresh.fit_terms([t.terms for t in turns])
+    return fresh.state()
 
 
 def test_the_log_keeps_a_digest_never_the_text(memory: tuple[Path, Path]) -> None:
@@ -369,6 +382,9 @@ def test_a_damaged_turn_can_be_forgotten(memory: tuple[Path, Path]) -> None:
     assert searched(root, home, "redirect 12")[0]["turn_ids"] == ["t12"]
     assert rows(db, "SELECT text_sha256, reason FROM memory_forgotten") == [(None, "damaged")]
     with Peek(root, home) as peek:
+        with peek.db.read() as conn:
+            state = load_state(conn, peek.corpus_id)
+        assert state is not None and state.embedder_state == _fit_of_stored_turns(peek)
         live, fresh = _turn_index(peek.db, peek.corpus_id)
         assert live == fresh
         assert "Zebulon Quartermaine" not in {e.name for e in peek.memory_entities()}
