@@ -104,7 +104,8 @@ def session_turn_ids(conn: Connection, corpus_id: int, session: str) -> list[str
         (corpus_id, session))]
     if not ids:
         raise QueryError(f"memory has no turn of session {session!r}",
-                         "`peek memory search --json` shows each turn's session")
+                         "a session is an ingested turn's `session`, or `session:ID` of a "
+                         "recorded one")
     return ids
 
 
