@@ -367,7 +367,7 @@ class Peek:
     def retract(self, session: str) -> UpdateResult:
         """Withdraw a session's recorded outcome: what it taught is taken back, the audit
         trail keeps what it said (`outcome_corrections`)."""
-        from peek.agent.feedback import retract_session
+        from peek.agent.corrections import retract_session
         from peek.agent.workspace import Workspace
 
         return retract_session(Workspace.of(self), session)

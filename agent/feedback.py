@@ -12,10 +12,8 @@ The signal each path gives (the README's "What teaches peek" table says the same
   with the outcome. A new summary for a session already recorded (with the same outcome, or
   no outcome given) amends it: the summary and those documents are replaced, a memory turn
   notes it, and nothing of the outcome is applied again. A summary with no outcome is refused.
-- `record --retract` withdraws a recorded outcome: the ranker's step from it is taken back,
-  it leaves similar-request matching, file profiles, edit counts and co-edits, its map update is
-  reversed where nothing has built on it since (`peek.contextmap.retraction`), memory forgets
-  the session, and the audit trail keeps what it said. `record --correct` retracts the recorded
+- `record --retract` withdraws a recorded outcome and what it taught (`peek.agent.corrections`),
+  and the audit trail keeps what it said. `record --correct` retracts the recorded
   outcome and records the new one in its place (a kill between the two leaves it retracted,
   logged; running the command again records the new one).
 - `map edit/pin/forget` are a person's word and always win over what sessions learned.
@@ -37,6 +35,7 @@ if TYPE_CHECKING:
     from peek.agent.workspace import Workspace
     from peek.contextmap.policy import CachePolicy, UpdateResult
     from peek.contextmap.trajectory import Trajectory
+    from peek.memory.outcomes import PastOutcome
 
 
 class AlreadyRecorded(Exception):
@@ -57,6 +56,8 @@ def record_session(peek: Workspace, trajectory: dict[str, Any] | str | None, *,
     previous = _previous(peek, session)
     if correct and previous is not None and not _same(previous, traj):
         _correction_needs_outcome(traj)
+        from peek.agent.corrections import take_back
+
         take_back(peek, session, traj, "corrected")  # None: a concurrent correction did
         previous = None
     if previous is not None:  # checked again inside the write, against concurrent reports
@@ -109,7 +110,7 @@ def _with_outcome(peek: Workspace, traj: Trajectory, edited: Sequence[str],
     return traj.model_copy(update={"outcome": outcome})
 
 
-def _same(previous: Any, traj: Trajectory) -> bool:
+def _same(previous: PastOutcome, traj: Trajectory) -> bool:
     """Whether a report says what the recorded outcome says (a new summary only amends)."""
     o = traj.outcome
     return bool(previous.same_as(tuple(o.edited_files), o.success))
@@ -123,69 +124,6 @@ def _correction_needs_outcome(traj: Trajectory) -> None:
         raise QueryError("a correction needs the outcome that replaces the recorded one",
                          "give the edited files and/or success or failure; to withdraw the "
                          "outcome use --retract")
-
-
-def retract_session(peek: Workspace, session: str) -> UpdateResult:
-    """Withdraw a session's recorded outcome, as if it had never been reported."""
-    version = take_back(peek, session, None, "retracted")
-    if version is None:
-        raise QueryError(f"session {session} has no recorded outcome",
-                         "check the session id; only a recorded outcome can be withdrawn")
-    return _result(peek, session, "retracted",
-                   f"outcome withdrawn; map version {version} reverses what it taught")
-
-
-def take_back(peek: Workspace, session: str, replaced_by: Trajectory | None,
-              verb: str) -> int | None:
-    """Undo a recorded outcome in one write (ranker step, outcome indexes, map update, memory)
-    and log it; returns the map's version after, or None if there was no outcome."""
-    from peek.contextmap.evictor import Evictor
-    from peek.contextmap.store import MapStore
-
-    with MapStore(peek.db, peek.corpus_id).change(session) as cs:
-        old = _unteach(peek, cs.conn, session)
-        if old is None:
-            return None
-        _log_correction(peek, cs.conn, old, replaced_by, verb)
-        retract_map(cs, session, f"outcome of session {session} {verb}")
-        Evictor().enforce(cs)
-        return cs.finish()
-
-
-def _unteach(peek: Workspace, conn: Connection, session: str) -> Any:
-    """Remove the outcome and what it taught the ranker and the outcome indexes (None when
-    the session has no outcome)."""
-    from peek.agent.localize import index_outcome, unlearn
-    from peek.memory.outcomes import remove_outcome
-
-    removed = remove_outcome(conn, peek.corpus_id, session)
-    if removed is None:
-        return None
-    old, step = removed
-    if step is not None:
-        unlearn(conn, peek.corpus_id, step)
-    index_outcome(conn, peek.corpus_id, old.edited)
-    return old
-
-
-def _log_correction(peek: Workspace, conn: Connection, old: Any,
-                    replaced_by: Trajectory | None, verb: str) -> None:
-    """Keep what the withdrawn outcome said, and what replaced it, in the audit trail."""
-    from peek.memory.outcomes import PastOutcome, log_correction
-
-    new = None
-    if replaced_by is not None:
-        o = replaced_by.outcome
-        new = PastOutcome(old.session, replaced_by.question, tuple(o.edited_files), o.success,
-                          time.time(), o.summary)
-    log_correction(conn, peek.corpus_id, old, new, verb)
-
-
-def retract_map(cs: Any, session: str, reason: str) -> None:
-    """Reverse the session's outcome update in the map, where nothing built on it since."""
-    from peek.contextmap.retraction import outcome_edits, retract_edits
-
-    retract_edits(cs, outcome_edits(cs, session), reason)
 
 
 def _summary_needs_outcome(traj: Trajectory) -> None:
@@ -317,7 +255,7 @@ def _repeated(peek: Workspace, traj: Trajectory, session: str, previous: Any) ->
                          "to replace it, record again with --correct (MCP and SDK: correct); "
                          "to withdraw it, --retract")
     if o.summary is None or previous is None or o.summary == previous.summary:
-        return _result(peek, session, "unchanged", "outcome already recorded")
+        return map_result(peek, session, "unchanged", "outcome already recorded")
     return _amend(peek, session, o.summary)
 
 
@@ -336,11 +274,11 @@ def _amend(peek: Workspace, session: str, summary: str) -> UpdateResult:
             index_outcome(conn, peek.corpus_id, stored.edited)
             remember_summary(conn, peek.corpus_id, stored.question, session, summary)
     if not fresh:
-        return _result(peek, session, "unchanged", "outcome already recorded")
-    return _result(peek, session, "amended", "summary of the recorded outcome replaced")
+        return map_result(peek, session, "unchanged", "outcome already recorded")
+    return map_result(peek, session, "amended", "summary of the recorded outcome replaced")
 
 
-def _result(peek: Workspace, session: str, status: str, diagnosis: str) -> UpdateResult:
+def map_result(peek: Workspace, session: str, status: str, diagnosis: str) -> UpdateResult:
     """A report that changed the map in no way: the map as it stands."""
     from peek.contextmap.policy import CachePolicy, UpdateResult
 

@@ -30,12 +30,12 @@ COUNTERS = ("uses", "helpful", "harmful", "stale")
 
 
 def outcome_edits(cs: ChangeSet, session: str) -> list[EditRecord]:
-    """The edits of the session's newest applied policy update (its outcome's), in order."""
+    """The edits of the session's newest policy update (its outcome's), in order; none when
+    that update changed nothing (the map was frozen, or the plan failed)."""
     row = driver(cs.conn).execute(
-        "SELECT version FROM map_sessions WHERE corpus_id = :c AND session = :s AND "
-        "status = 'applied' ORDER BY id DESC LIMIT 1",
-        {"c": cs.corpus_id, "s": session}).fetchone()
-    if row is None:
+        "SELECT version, status FROM map_sessions WHERE corpus_id = :c AND session = :s "
+        "ORDER BY id DESC LIMIT 1", {"c": cs.corpus_id, "s": session}).fetchone()
+    if row is None or row[1] != "applied":
         return []
     edits = edits_between(cs.conn, cs.corpus_id, int(row[0]) - 1, int(row[0]))
     return [e for e in edits if e.session == session and e.op != OP]
