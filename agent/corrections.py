@@ -4,7 +4,9 @@
 transaction: the outcome row and its indexed document go, the ranker's exact step from it is
 taken back (kept with the outcome since migration 0016), the file profiles it joined are rebuilt
 without it, its map update is reversed where nothing built on it since
-(`peek.contextmap.retraction`), and the audit trail (`outcome_corrections`) keeps what it said.
+(`peek.contextmap.retraction`), memory forgets the session (`peek.memory.forget`; a correction
+remembers it again with the new outcome), and the audit trail (`outcome_corrections`) keeps
+what it said.
 Edit counts and co-edits are computed from the outcomes, so they follow by themselves.
 """
 
@@ -50,6 +52,7 @@ def take_back(peek: Workspace, session: str, replaced_by: Trajectory | None,
             return None
         _log_correction(peek, cs.conn, old, replaced_by, verb)
         retract_map(cs, session, f"outcome of session {session} {verb}")
+        forget_session(cs.conn, peek.corpus_id, session, f"its outcome was {verb}")
         Evictor().enforce(cs)
         return cs.finish()
 
@@ -81,6 +84,19 @@ def _log_correction(peek: Workspace, conn: Connection, old: PastOutcome,
         new = PastOutcome(old.session, replaced_by.question, tuple(o.edited_files), o.success,
                           time.time(), o.summary)
     log_correction(conn, peek.corpus_id, old, new, verb)
+
+
+def forget_session(conn: Connection, corpus_id: int, session: str, reason: str) -> None:
+    """Memory forgets the session's turns (its text may state the withdrawn outcome); a
+    correction then remembers the session again with the new outcome."""
+    from peek.db import driver
+    from peek.memory.forget import forget_turns
+
+    ids = [str(r[0]) for r in driver(conn).execute(
+        "SELECT turn_id FROM memory_turns WHERE corpus_id = :c AND session = :s ORDER BY seq",
+        {"c": corpus_id, "s": f"session:{session}"})]
+    if ids:
+        forget_turns(conn, corpus_id, ids, reason, missing_ok=True)
 
 
 def retract_map(cs: ChangeSet, session: str, reason: str) -> None:

@@ -27,6 +27,7 @@ from peek.agent.localize import FEATURES, history, load_weights, profile_scores
 from peek.db import open_database
 from peek.errors import QueryError
 from peek.memory.outcomes import similar_outcomes
+from peek.memory.store import load_turns
 from peek.service import Peek
 
 PAST = "fix rounding of invoice totals"
@@ -77,6 +78,13 @@ def _taught(peek: Peek) -> dict[str, Any]:
                 "profiles": profile_scores(conn, peek.corpus_id, PAST)}
 
 
+def _remembered(peek: Peek, session: str) -> list[str]:
+    """The texts of the session's memory turns."""
+    with peek.db.read() as conn:
+        return [t.text for t in load_turns(conn, peek.corpus_id)
+                if t.session == f"session:{session}"]
+
+
 def _entries(peek: Peek) -> dict[str, tuple[Any, ...]]:
     return {e.id: (e.text, e.helpful, e.harmful, e.stale, e.uses, e.anchors)
             for e, _ in peek.map().entries}
@@ -104,6 +112,9 @@ def test_a_wrong_outcome_corrected_teaches_the_right_file_and_unteaches_the_wron
     trail = peek.corrections(session)
     assert [(t.before["edited"], (t.after or {})["edited"], t.reason) for t in trail] == [
         ([WRONG], [RIGHT], "corrected")]
+    remembered = _remembered(peek, session)
+    assert any(RIGHT in t for t in remembered) and not any(WRONG in t for t in remembered)
+    assert any(RIGHT in h.text for h in peek.memory_search("Outcome of invoice totals").results)
     status = run_peek("status", str(shop))
     assert "1 recorded outcome of 3 sessions" in status.stdout, status.stdout
     assert "1 outcome corrected or retracted" in status.stdout, status.stdout
@@ -126,6 +137,9 @@ def test_a_retraction_leaves_the_ranker_indexes_and_map_as_before(shop: Path) ->
     assert {k: v for k, v in after.items() if k != "weights"} == {
         k: v for k, v in before.items() if k != "weights"}
     assert _entries(peek) == entries
+    assert _remembered(peek, session) == []
+    assert {f.turn_id for f in peek.memory_forgotten()} == {
+        f"session:{session}", f"session:{session}:outcome"}
     with pytest.raises(QueryError, match="has no recorded outcome"):
         peek.retract(session)
     assert peek.corrections()[-1].after is None
