@@ -239,38 +239,35 @@ class HashEmbedder:
     def extend_terms(self, docs: Iterable[list[str]]) -> None:
         """Add documents to the fit: the same table as fitting everything again, since
         document frequencies only add up."""
-        import numpy as np
-
         listed = list(docs)
-        table = _feature_table(self.dim)
-        _, ids, _ = _doc_features(table, listed)
-        per_feature = np.bincount(ids, minlength=len(table.names)) if len(ids) else ids
-        df, names = self.df, table.names
-        for i, count in zip(np.flatnonzero(per_feature).tolist(),
-                            per_feature[per_feature > 0].tolist(), strict=True):
-            df[names[i]] = df.get(names[i], 0) + count
+        for name, count in self._feature_counts(listed):
+            self.df[name] = self.df.get(name, 0) + count
         self.n_docs += len(listed)
         self._forget_idf()
 
     def forget_terms(self, docs: Iterable[list[str]]) -> None:
         """Take counted documents back out of the fit (`peek memory forget`): the table that
         fitting the others alone gives, and a feature no other document has is gone."""
-        import numpy as np
-
         listed = list(docs)
-        table = _feature_table(self.dim)
-        _, ids, _ = _doc_features(table, listed)
-        per_feature = np.bincount(ids, minlength=len(table.names)) if len(ids) else ids
-        df, names = self.df, table.names
-        for i, count in zip(np.flatnonzero(per_feature).tolist(),
-                            per_feature[per_feature > 0].tolist(), strict=True):
-            left = df.get(names[i], 0) - count
+        for name, count in self._feature_counts(listed):
+            left = self.df.get(name, 0) - count
             if left > 0:
-                df[names[i]] = left
+                self.df[name] = left
             else:
-                df.pop(names[i], None)
+                self.df.pop(name, None)
         self.n_docs -= len(listed)
         self._forget_idf()
+
+    def _feature_counts(self, docs: list[list[str]]) -> list[tuple[str, int]]:
+        """How many of the documents have each feature (the features at least one has)."""
+        import numpy as np
+
+        table = _feature_table(self.dim)
+        _, ids, _ = _doc_features(table, docs)
+        per_feature = np.bincount(ids, minlength=len(table.names)) if len(ids) else ids
+        return [(table.names[i], count) for i, count in zip(
+            np.flatnonzero(per_feature).tolist(), per_feature[per_feature > 0].tolist(),
+            strict=True)]
 
     def idf(self, feature: str) -> float:
         """Smoothed IDF; a feature never seen counts as the rarest."""
