@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from peek.agent.workspace import Workspace
-    from peek.contextmap.policy import UpdateResult
+    from peek.contextmap.policy import AppliedEdit, UpdateResult
     from peek.contextmap.store import ChangeSet
     from peek.contextmap.trajectory import Trajectory
     from peek.memory.outcomes import PastOutcome
@@ -31,19 +31,22 @@ def retract_session(peek: Workspace, session: str) -> UpdateResult:
     """Withdraw a session's recorded outcome, as if it had never been reported."""
     from peek.agent.feedback import map_result
 
-    version = take_back(peek, session, None, "retracted")
-    if version is None:
+    done = take_back(peek, session, None, "retracted")
+    if done is None:
         raise QueryError(f"session {session} has no recorded outcome",
                          "check the session id; only a recorded outcome can be withdrawn")
+    version, edits = done
     return map_result(peek, session, "retracted",
-                      f"outcome withdrawn; map version {version} reverses what it taught")
+                      f"outcome withdrawn; map version {version} reverses what it taught", edits)
 
 
 def take_back(peek: Workspace, session: str, replaced_by: Trajectory | None,
-              verb: str) -> int | None:
+              verb: str) -> tuple[int, tuple[AppliedEdit, ...]] | None:
     """Undo a recorded outcome in one write (ranker step, outcome indexes, map update, memory)
-    and log it; returns the map's version after, or None if there was no outcome."""
+    and log it; returns the map's version after and the map edits made, or None if there was
+    no outcome."""
     from peek.contextmap.evictor import Evictor
+    from peek.contextmap.policy import applied
     from peek.contextmap.store import MapStore
 
     with MapStore(peek.db, peek.corpus_id).change(session) as cs:
@@ -54,7 +57,8 @@ def take_back(peek: Workspace, session: str, replaced_by: Trajectory | None,
         retract_map(cs, session, f"outcome of session {session} {verb}")
         forget_session(cs.conn, peek.corpus_id, session, f"its outcome was {verb}")
         Evictor().enforce(cs)
-        return cs.finish()
+        edits = tuple(applied(r, cs) for r in cs.records)
+        return cs.finish(), edits
 
 
 def _unteach(peek: Workspace, conn: Connection, session: str) -> PastOutcome | None:

@@ -33,7 +33,7 @@ from peek.errors import QueryError
 if TYPE_CHECKING:
     from peek.agent.models import Model
     from peek.agent.workspace import Workspace
-    from peek.contextmap.policy import CachePolicy, UpdateResult
+    from peek.contextmap.policy import AppliedEdit, CachePolicy, UpdateResult
     from peek.contextmap.trajectory import Trajectory
     from peek.memory.outcomes import PastOutcome
 
@@ -278,14 +278,16 @@ def _amend(peek: Workspace, session: str, summary: str) -> UpdateResult:
     return map_result(peek, session, "amended", "summary of the recorded outcome replaced")
 
 
-def map_result(peek: Workspace, session: str, status: str, diagnosis: str) -> UpdateResult:
+def map_result(peek: Workspace, session: str, status: str, diagnosis: str,
+               edits: tuple[AppliedEdit, ...] = ()) -> UpdateResult:
     """A report that changed the map in no way: the map as it stands."""
     from peek.contextmap.policy import CachePolicy, UpdateResult
 
     view = CachePolicy(peek.db, peek.corpus_id, root=peek.root).view()
     return UpdateResult(corpus=view.corpus, session=session, status=status,
                         version=view.version, diagnosis=diagnosis, tags={},
-                        edits=(), evicted=(), tokens=view.tokens,
+                        edits=edits, evicted=tuple(e.entry_id or "" for e in edits
+                                                   if e.op == "EVICT"), tokens=view.tokens,
                         budget_tokens=view.budget_tokens)
 
 

@@ -131,7 +131,8 @@ def test_a_retraction_leaves_the_ranker_indexes_and_map_as_before(shop: Path) ->
     assert _entries(peek) != entries
 
     result = peek.retract(session)
-    assert result.status == "retracted"
+    assert result.status == "retracted" and result.edits
+    assert {e.op for e in result.edits} == {"RETRACT"}
     after = _taught(peek)
     assert after["weights"] == pytest.approx(before["weights"], abs=2e-6)
     assert {k: v for k, v in after.items() if k != "weights"} == {
