@@ -14,6 +14,7 @@ any installed package: otherwise every run compiles peek from source.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -29,6 +30,7 @@ CANDIDATES = [HERE.parents[2] / "peek-corpora" / "sympy-1.14.0",
               HERE.parents[2] / "corpora" / "sympy-1.14.0"]
 QUESTION = "where is the risch algorithm for integrating elementary functions"
 QUERY = "integrate rational function"
+EDITED = "sympy/integrals/risch.py"
 
 
 def peek_command() -> list[str]:
@@ -51,8 +53,9 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, cpu
 
 
-def cases(root: Path) -> list[tuple[str, list[str], float | None]]:
-    """(label, argv, target seconds) in the order they are measured."""
+def cases(root: Path, session: str) -> list[tuple[str, list[str], float | None]]:
+    """(label, argv, target seconds) in the order they are measured; `record` and
+    `record --retract` of one asked session alternate, so each run does both for real."""
     peek = peek_command()
     r = str(root)
     return [
@@ -62,7 +65,18 @@ def cases(root: Path) -> list[tuple[str, list[str], float | None]]:
         ("peek status", [*peek, "status", r], 0.35),
         ("peek index (no change)", [*peek, "index", r], 0.4),
         ("peek ask (offline)", [*peek, "ask", r, QUESTION], 0.6),
+        ("peek record", [*peek, "record", r, "--session", session, "--edited", EDITED,
+                         "--success"], None),
+        ("peek record --retract", [*peek, "record", r, "--session", session, "--retract"],
+         None),
     ]
+
+
+def asked_session(root: Path, env: dict[str, str]) -> str:
+    """A stored session to record an outcome for."""
+    out = subprocess.run([*peek_command(), "ask", str(root), QUESTION, "--json"], env=env,
+                         capture_output=True, text=True, check=True)
+    return str(json.loads(out.stdout)["session"])
 
 
 def measure(rows: list[tuple[str, list[str], float | None]], env: dict[str, str],
@@ -110,7 +124,7 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PEEK_HOME"] = str(Path(tmp) / "home")
         cold, _ = timed([*peek_command(), "index", str(root)], env)
-        rows = cases(root)
+        rows = cases(root, asked_session(root, env))
         samples = measure(rows, env, max(args.runs, 5))
         print_table(source.name, cold, rows, samples, max(args.runs, 5))
 
