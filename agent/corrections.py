@@ -36,8 +36,9 @@ def retract_session(peek: Workspace, session: str) -> UpdateResult:
         raise QueryError(f"session {session} has no recorded outcome",
                          "check the session id; only a recorded outcome can be withdrawn")
     version, edits = done
-    return map_result(peek, session, "retracted",
-                      f"outcome withdrawn; map version {version} reverses what it taught", edits)
+    said = (f"map version {version} reverses what it taught" if edits
+            else "the map held nothing of it to reverse")
+    return map_result(peek, session, "retracted", f"outcome withdrawn; {said}", edits)
 
 
 def take_back(peek: Workspace, session: str, replaced_by: Trajectory | None,
