@@ -94,14 +94,11 @@ def _log_correction(peek: Workspace, conn: Connection, old: PastOutcome,
 def forget_session(conn: Connection, corpus_id: int, session: str, reason: str) -> None:
     """Memory forgets the session's turns (its text may state the withdrawn outcome); a
     correction then remembers the session again with the new outcome."""
-    from peek.db import driver
-    from peek.memory.forget import forget_turns
+    from peek.memory.forget import forget_turns, stored_turn_ids
 
-    ids = [str(r[0]) for r in driver(conn).execute(
-        "SELECT turn_id FROM memory_turns WHERE corpus_id = :c AND session = :s ORDER BY seq",
-        {"c": corpus_id, "s": f"session:{session}"})]
+    ids = stored_turn_ids(conn, corpus_id, f"session:{session}")
     if ids:
-        forget_turns(conn, corpus_id, ids, reason, missing_ok=True)
+        forget_turns(conn, corpus_id, ids, reason)
 
 
 def retract_map(cs: ChangeSet, session: str, reason: str) -> None:

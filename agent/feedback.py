@@ -218,7 +218,7 @@ def teach_ranker(peek: Workspace, conn: Connection, traj: Trajectory,
     """Move the ranker's weights toward what was edited, from the candidates the ask scored
     (scored again now if the session came from elsewhere); returns the step taken, so a
     retraction can take it back. A failure teaches nothing here."""
-    from peek.agent.localize import learn, load_weights, localize, unpack, weight_step
+    from peek.agent.localize import learn, localize, unpack
     from peek.agent.session import stored_ranking
 
     if traj.outcome.success is False or not traj.outcome.edited_files:
@@ -226,9 +226,7 @@ def teach_ranker(peek: Workspace, conn: Connection, traj: Trajectory,
     cands = unpack(stored_ranking(conn, peek.corpus_id, session))
     if cands is None:
         _, cands = localize(conn, peek.corpus_id, traj.question, peek.graph(), {}, 0)
-    before = load_weights(conn, peek.corpus_id)
-    learn(conn, peek.corpus_id, cands, traj.outcome.edited_files)
-    return weight_step(before, load_weights(conn, peek.corpus_id))
+    return learn(conn, peek.corpus_id, cands, traj.outcome.edited_files)
 
 
 def _policy_saw(conn: Connection, corpus_id: int, session: str) -> bool:
@@ -247,8 +245,7 @@ def _repeated(peek: Workspace, traj: Trajectory, session: str, previous: Any) ->
     does a bare summary); a different outcome for the same session is an error."""
     o = traj.outcome
     bare = not o.edited_files and o.success is None and o.summary is not None
-    if previous is not None and not bare and not previous.same_as(tuple(o.edited_files),
-                                                                  o.success):
+    if previous is not None and not bare and not _same(previous, traj):
         raise QueryError(f"session {session} already has a recorded outcome "
                          f"(edited {', '.join(previous.edited) or 'nothing'}, "
                          f"success {previous.success})",

@@ -258,22 +258,21 @@ def load_weights(conn: AnyConnection, corpus_id: int) -> list[float]:
 
 
 def learn(conn: AnyConnection, corpus_id: int, ranked: Sequence[Candidate],
-          edited: Iterable[str]) -> int:
-    """One pairwise logistic step: each edited file above each non-edited top-ten file."""
+          edited: Iterable[str]) -> dict[str, float]:
+    """One pairwise logistic step: each edited file above each non-edited top-ten file;
+    returns the step as stored (kept so a retraction can take it back)."""
     gold = set(edited)
-    weights = load_weights(conn, corpus_id)
+    weights = before = load_weights(conn, corpus_id)
     positives = [c for c in ranked if c.path in gold]
     negatives = [c for c in ranked[:NEGATIVES] if c.path not in gold]
-    pairs = 0
     for pos in positives:
         for neg in negatives:
             diff = [a - b for a, b in zip(pos.features, neg.features, strict=True)]
             margin = sum(w * d for w, d in zip(weights, diff, strict=True))
             step = LEARNING_RATE / (1.0 + math.exp(min(50.0, margin)))
             weights = [w + step * d for w, d in zip(weights, diff, strict=True)]
-            pairs += 1
     _save_weights(conn, corpus_id, weights)
-    return pairs
+    return weight_step(before, [round(w, 6) for w in weights])
 
 
 def _save_weights(conn: AnyConnection, corpus_id: int, weights: list[float],
@@ -288,8 +287,8 @@ def _save_weights(conn: AnyConnection, corpus_id: int, weights: list[float],
 
 def weight_step(before: Sequence[float], after: Sequence[float]) -> dict[str, float]:
     """The step one outcome moved the weights by, per feature (kept to take it back)."""
-    return {n: round(b - a, 6) for n, a, b in zip(FEATURES, before, after, strict=True)
-            if round(b - a, 6) != 0.0}
+    steps = {n: round(b - a, 6) for n, a, b in zip(FEATURES, before, after, strict=True)}
+    return {n: d for n, d in steps.items() if d != 0.0}
 
 
 def unlearn(conn: AnyConnection, corpus_id: int, step: dict[str, float]) -> None:

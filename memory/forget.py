@@ -33,7 +33,7 @@ from peek.errors import QueryError, StoreError
 from peek.memory import episodes as ep
 from peek.memory import fts
 from peek.memory.embed import Embedder, Fittable, TermEmbedder
-from peek.memory.store import State, WindowRecord, load_state, save_state
+from peek.memory.store import State, load_state, save_state, window_spans
 from peek.memory.tables import MemoryForgottenRow
 from peek.memory.turnbody import unpack_turn
 from peek.memory.unlearn import Sources, forget_sources
@@ -97,11 +97,16 @@ def forget_turns(conn: Connection, corpus_id: int, turn_ids: list[str],
     return done
 
 
-def session_turn_ids(conn: Connection, corpus_id: int, session: str) -> list[str]:
-    """The ids of every stored turn of a session, in order (a QueryError when it has none)."""
-    ids = [r[0] for r in driver(conn).execute(
+def stored_turn_ids(conn: Connection, corpus_id: int, session: str) -> list[str]:
+    """The ids of every stored turn of a session, in order (none when it has none)."""
+    return [str(r[0]) for r in driver(conn).execute(
         "SELECT turn_id FROM memory_turns WHERE corpus_id = ? AND session = ? ORDER BY seq",
         (corpus_id, session))]
+
+
+def session_turn_ids(conn: Connection, corpus_id: int, session: str) -> list[str]:
+    """The ids of every stored turn of a session, in order (a QueryError when it has none)."""
+    ids = stored_turn_ids(conn, corpus_id, session)
     if not ids:
         raise QueryError(f"memory has no turn of session {session!r}",
                          "a session is an ingested turn's `session`, or `session:ID` of a "
@@ -226,7 +231,7 @@ def _rewindow(conn: Connection, state: State, embedder: Embedder, windows: set[i
     from peek.memory.pipeline import reembed_windows
 
     cid = state.corpus_id
-    spans = {w.idx: w for w in _spans(conn, cid) if w.idx in windows}
+    spans = {w.idx: w for w in window_spans(conn, cid) if w.idx in windows}
     left = {int(r[0]) for r in driver(conn).execute(
         "SELECT DISTINCT window FROM memory_turns WHERE corpus_id = ? AND window IN "
         "(SELECT value FROM json_each(?))", (cid, json.dumps(sorted(windows))))}
@@ -248,12 +253,6 @@ def episode_ids(conn: Connection, corpus_id: int) -> set[int]:
     """The ids of a corpus's episodes."""
     return {int(r[0]) for r in driver(conn).execute(
         "SELECT id FROM memory_episodes WHERE corpus_id = ?", (corpus_id,))}
-
-
-def _spans(conn: Connection, corpus_id: int) -> list[WindowRecord]:
-    rows = driver(conn).execute("SELECT idx, first_seq, last_seq, session, episode FROM "
-                                "memory_windows WHERE corpus_id = ? ORDER BY idx", (corpus_id,))
-    return [WindowRecord(r[0], r[1], r[2], r[3], None, r[4]) for r in rows]
 
 
 def _log(conn: Connection, corpus_id: int, gone: list[_Gone], reason: str | None) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from peek.db import driver
@@ -159,8 +159,7 @@ class OutcomeCorrection:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"session": self.session, "before": self.before, "after": self.after,
-                "reason": self.reason, "at": self.at}
+        return asdict(self)
 
 
 def corrections(conn: AnyConnection, corpus_id: int,

@@ -52,6 +52,7 @@ from peek.memory.store import (
     set_turn_terms,
     set_turn_vectors,
     window_size,
+    window_spans,
 )
 from peek.memory.tables import MemoryTurnRow
 from peek.memory.turnbody import pack_turn, turn_terms, unpack_turn
@@ -123,7 +124,7 @@ def _remember(conn: Connection, corpus_id: int, turns: list[NewTurn], embedder: 
     fresh = _unique([t for t in turns if t.turn_id not in known])
     done.skipped = len(turns) - len(fresh)
     if not fresh:
-        _counts(conn, corpus_id, fresh, done, len(_window_spans(conn, corpus_id)))
+        _counts(conn, corpus_id, fresh, done, len(window_spans(conn, corpus_id)))
         return done
     fts.ensure_indexed(driver(conn), corpus_id)
     records, changed = _place(conn, corpus_id, fresh)
@@ -287,7 +288,7 @@ def _update_windows(conn: Connection, state: State, embedder: Embedder, changed:
                     every: bool = False) -> list[WindowRecord]:
     """(Re)embed the windows that got turns (their turns' text, one per line), or `every`
     window (after a refit); all windows, the others without their vectors (read when needed)."""
-    windows = {w.idx: w for w in _window_spans(conn, state.corpus_id)}
+    windows = {w.idx: w for w in window_spans(conn, state.corpus_id)}
     grouped = _window_lines(conn, state.corpus_id, None if every else changed,
                             _first_seq(windows, changed), not isinstance(embedder, TermEmbedder))
     order = sorted(grouped)
@@ -304,14 +305,6 @@ def reembed_windows(conn: Connection, state: State, embedder: Embedder, changed:
                     ) -> list[WindowRecord]:
     """Re-embed windows whose turns changed (as `remember` does); every window, in order."""
     return _update_windows(conn, state, embedder, changed)
-
-
-def _window_spans(conn: Connection, corpus_id: int) -> list[WindowRecord]:
-    """Every stored window without its vector (inflating thousands of vectors per batch to
-    read a few is what grew with memory)."""
-    rows = driver(conn).execute("SELECT idx, first_seq, last_seq, session, episode FROM "
-                                "memory_windows WHERE corpus_id = ? ORDER BY idx", (corpus_id,))
-    return [WindowRecord(r[0], r[1], r[2], r[3], None, r[4]) for r in rows]
 
 
 def _window_lines(conn: Connection, corpus_id: int, windows: list[int] | None, first_seq: int,
@@ -377,7 +370,7 @@ def _refit_from_terms(conn: Connection, state: State) -> None:
     if EMBED_WEIGHT.get(embedder.name, 0.5) > 0:
         _reembed_turns(conn, state, embedder)
     windows = _update_windows(conn, state, embedder,
-                              [w.idx for w in _window_spans(conn, state.corpus_id)], every=True)
+                              [w.idx for w in window_spans(conn, state.corpus_id)], every=True)
     _update_episodes(conn, state, windows, [], refitted=True)
 
 

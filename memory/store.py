@@ -263,6 +263,14 @@ def load_windows(conn: Connection, corpus_id: int) -> list[WindowRecord]:
     return [WindowRecord(r[0], r[1], r[2], r[3], window_vector(r[4]), r[5]) for r in rows]
 
 
+def window_spans(conn: Connection, corpus_id: int) -> list[WindowRecord]:
+    """Every stored window without its vector (inflating thousands of vectors per batch to
+    read a few is what grew with memory)."""
+    rows = driver(conn).execute("SELECT idx, first_seq, last_seq, session, episode FROM "
+                                "memory_windows WHERE corpus_id = ? ORDER BY idx", (corpus_id,))
+    return [WindowRecord(r[0], r[1], r[2], r[3], None, r[4]) for r in rows]
+
+
 def window_blob(vector: bytes | None) -> bytes | None:
     """A window vector as stored: deflated float32 bytes, lossless; a window of a few turns
     embedded by the hash embedder is mostly zeros (4 KB raw, ~0.7 KB stored)."""
