@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from contextlib import closing, contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
@@ -193,6 +193,11 @@ def driver(conn: AnyConnection) -> sqlite3.Connection:
     if isinstance(raw, sqlite3.Connection):
         return raw
     return cast("sqlite3.Connection", postgres.PgConnection(cast(Any, raw)))
+
+
+def marks(values: Sized) -> str:
+    """One `?` per value of a non-empty IN list (`x IN (?, ?)`), as SQLAlchemy expands one."""
+    return ", ".join("?" * len(values))
 
 
 def is_postgres(conn: AnyConnection) -> bool:

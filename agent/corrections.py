@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING
 from peek.errors import QueryError
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from peek.agent.workspace import Workspace
     from peek.contextmap.policy import AppliedEdit, UpdateResult
     from peek.contextmap.store import ChangeSet
     from peek.contextmap.trajectory import Trajectory
+    from peek.db import AnyConnection
     from peek.memory.outcomes import PastOutcome
 
 
@@ -62,7 +61,7 @@ def take_back(peek: Workspace, session: str, replaced_by: Trajectory | None,
         return cs.finish(), edits
 
 
-def _unteach(peek: Workspace, conn: Connection, session: str) -> PastOutcome | None:
+def _unteach(peek: Workspace, conn: AnyConnection, session: str) -> PastOutcome | None:
     """Remove the outcome and what it taught the ranker and the outcome indexes (None when
     the session has no outcome)."""
     from peek.agent.localize import index_outcome, unlearn
@@ -78,7 +77,7 @@ def _unteach(peek: Workspace, conn: Connection, session: str) -> PastOutcome | N
     return old
 
 
-def _log_correction(peek: Workspace, conn: Connection, old: PastOutcome,
+def _log_correction(peek: Workspace, conn: AnyConnection, old: PastOutcome,
                     replaced_by: Trajectory | None, verb: str) -> None:
     """Keep what the withdrawn outcome said, and what replaced it, in the audit trail."""
     from peek.memory.outcomes import PastOutcome, log_correction
@@ -91,7 +90,7 @@ def _log_correction(peek: Workspace, conn: Connection, old: PastOutcome,
     log_correction(conn, peek.corpus_id, old, new, verb)
 
 
-def forget_session(conn: Connection, corpus_id: int, session: str, reason: str) -> None:
+def forget_session(conn: AnyConnection, corpus_id: int, session: str, reason: str) -> None:
     """Memory forgets the session's turns (its text may state the withdrawn outcome); a
     correction then remembers the session again with the new outcome."""
     from peek.memory.forget import forget_turns, stored_turn_ids

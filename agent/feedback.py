@@ -26,8 +26,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection
-
 from peek.errors import QueryError
 
 if TYPE_CHECKING:
@@ -35,6 +33,7 @@ if TYPE_CHECKING:
     from peek.agent.workspace import Workspace
     from peek.contextmap.policy import AppliedEdit, CachePolicy, UpdateResult
     from peek.contextmap.trajectory import Trajectory
+    from peek.db import AnyConnection
     from peek.memory.outcomes import PastOutcome
 
 
@@ -73,7 +72,7 @@ def record_session(peek: Workspace, trajectory: dict[str, Any] | str | None, *,
 def distill(peek: Workspace, traj: Trajectory | dict[str, Any], session: str, model: Model | None,
             budget: int | None = None,
             evolve_steps: int | None | Literal["stored"] = "stored",
-            also: Callable[[Connection], None] | None = None) -> UpdateResult:
+            also: Callable[[AnyConnection], None] | None = None) -> UpdateResult:
     """Run the cache policy on a session: the model's Distiller and Cartographer when there is
     a model, the deterministic pair when there is none or their output fails (what `also`
     wrote with the failed attempt stays: it does not depend on the map's plan)."""
@@ -137,15 +136,16 @@ def _summary_needs_outcome(traj: Trajectory) -> None:
 
 def check_edited(peek: Workspace, files: Sequence[str]) -> list[str]:
     """Edited files as corpus paths; files that are neither indexed nor on disk are an error."""
-    from sqlalchemy import select
-
+    from peek.db import marks
     from peek.sandbox.paths import corpus_path
-    from peek.schema import File
 
     rel = list(dict.fromkeys(corpus_path(peek.root, f) for f in files))
-    with peek.db.read() as conn:
-        known = set(conn.scalars(select(File.path).where(
-            File.corpus_id == peek.corpus_id, File.path.in_(rel))))
+    if not rel:
+        return rel
+    with peek.db.query() as conn:
+        known = {r[0] for r in conn.execute(
+            f"SELECT path FROM files WHERE corpus_id = ? AND path IN ({marks(rel)})",
+            (peek.corpus_id, *rel))}
     unknown = [p for p in rel if p not in known and not _on_disk(peek.root, p)]
     if unknown:
         raise QueryError(f"edited files not in the corpus {peek.root}: {', '.join(unknown)}",
@@ -167,7 +167,7 @@ def _on_disk(root: Path, rel: str) -> bool:
 def _previous(peek: Workspace, session: str) -> Any:
     from peek.memory.outcomes import stored_outcome
 
-    with peek.db.read() as conn:
+    with peek.db.query() as conn:
         return stored_outcome(conn, peek.corpus_id, session)
 
 
@@ -189,7 +189,7 @@ def _policy(peek: Workspace, budget: int | None, model: Model | None,
 def _persist(peek: Workspace, traj: Trajectory, session: str, source: str) -> Any:
     """The outcome row and the session's memory, written in the policy's transaction."""
 
-    def write(conn: Connection) -> None:
+    def write(conn: AnyConnection) -> None:
         from peek.agent.localize import index_outcome
         from peek.contextmap.policy import confirmed
         from peek.memory.outcomes import PastOutcome, save_outcome, stored_outcome
@@ -213,7 +213,7 @@ def _persist(peek: Workspace, traj: Trajectory, session: str, source: str) -> An
     return write
 
 
-def teach_ranker(peek: Workspace, conn: Connection, traj: Trajectory,
+def teach_ranker(peek: Workspace, conn: AnyConnection, traj: Trajectory,
                  session: str) -> dict[str, float] | None:
     """Move the ranker's weights toward what was edited, from the candidates the ask scored
     (scored again now if the session came from elsewhere); returns the step taken, so a
@@ -229,15 +229,13 @@ def teach_ranker(peek: Workspace, conn: Connection, traj: Trajectory,
     return learn(conn, peek.corpus_id, cands, traj.outcome.edited_files)
 
 
-def _policy_saw(conn: Connection, corpus_id: int, session: str) -> bool:
+def _policy_saw(conn: AnyConnection, corpus_id: int, session: str) -> bool:
     """Whether the cache policy already learned from this session (a repeated trajectory)."""
-    from sqlalchemy import select
+    from peek.db import driver
 
-    from peek.contextmap.tables import MapSessionRow
-
-    return conn.scalar(select(MapSessionRow.id).where(
-        MapSessionRow.corpus_id == corpus_id, MapSessionRow.session == session,
-        MapSessionRow.status == "applied").limit(1)) is not None
+    return driver(conn).execute(
+        "SELECT id FROM map_sessions WHERE corpus_id = ? AND session = ? AND status = ? LIMIT 1",
+        (corpus_id, session, "applied")).fetchone() is not None
 
 
 def _repeated(peek: Workspace, traj: Trajectory, session: str, previous: Any) -> UpdateResult:
@@ -263,7 +261,7 @@ def _amend(peek: Workspace, session: str, summary: str) -> UpdateResult:
     from peek.memory.outcomes import amend_summary, stored_outcome
     from peek.memory.sessions import remember_summary
 
-    with peek.db.write() as conn:
+    with peek.db.raw_write() as conn:
         stored = stored_outcome(conn, peek.corpus_id, session)
         fresh = stored is not None and stored.summary != summary  # else a concurrent report won
         if stored is not None and fresh:

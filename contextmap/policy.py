@@ -15,9 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, cast
-
-from sqlalchemy import Connection, Table, insert, select
+from typing import TYPE_CHECKING, Any, Literal
 
 from peek.contextmap.cartographer import (
     Cartographer,
@@ -40,16 +38,20 @@ from peek.contextmap.store import (
     load_state,
     load_view,
 )
-from peek.contextmap.tables import MapSessionRow
 from peek.contextmap.tokens import exact_tokens
 from peek.contextmap.trajectory import Trajectory, parse_trajectory
-from peek.db import Database
-from peek.schema import Corpus
+from peek.db import Database, driver
+
+if TYPE_CHECKING:
+    from peek.db import AnyConnection
 
 log = logging.getLogger("peek.contextmap.policy")
 STORED: Literal["stored"] = "stored"
 EVOLVE_STEPS_MAX = 1_000_000  # PEEK's m: any larger is "never freeze" (omit it)
-_INSERT_SESSION = insert(cast(Table, MapSessionRow.__table__))
+_SESSION_COLUMNS = ("corpus_id", "session", "version", "status", "question", "trajectory",
+                    "diagnosis", "error", "created_at")
+_INSERT_SESSION = (f"INSERT INTO map_sessions ({', '.join(_SESSION_COLUMNS)}) "
+                   f"VALUES ({', '.join(':' + c for c in _SESSION_COLUMNS)})")
 _SHOWN_OPS = ("ADD", "REPLACE", "DELETE", "EVICT", "STALE", "FRESH")
 
 
@@ -131,8 +133,10 @@ class _Plan:
 
 def corpus_root(db: Database, corpus_id: int) -> str:
     """The corpus's root as stored, for reports."""
-    with db.read() as conn:
-        root = conn.scalar(select(Corpus.root).where(Corpus.id == corpus_id))
+    with db.query() as conn:
+        row = conn.execute("SELECT root FROM corpora WHERE id = :cid", {"cid": corpus_id}
+                           ).fetchone()
+    root = None if row is None else row[0]
     if root is None:
         raise MapError(f"no corpus with id {corpus_id}", "index the corpus first")
     return str(root)
@@ -171,7 +175,7 @@ class CachePolicy:
 
     def update(self, trajectory: Trajectory | dict[str, Any] | str,
                session: str | None = None,
-               also: Callable[[Connection], None] | None = None) -> UpdateResult:
+               also: Callable[[AnyConnection], None] | None = None) -> UpdateResult:
         """Learn from one finished session; frozen maps and failed plans leave the map as is.
 
         `also` runs inside the same write transaction (an outcome, memory), so a session's
@@ -207,7 +211,7 @@ class CachePolicy:
     def configure(self) -> MapView:
         """Persist this policy's budget and evolve steps (and the marks and evictions they
         imply) when they differ from the stored ones; then the view."""
-        with self.db.read() as conn:
+        with self.db.query() as conn:
             state, _ = load_state(conn, self.corpus_id)
         if self._unsettled(state):
             with self.store.change("configure") as cs:
@@ -247,7 +251,7 @@ class CachePolicy:
 
     def _plan(self, traj: Trajectory) -> _Plan | None:
         """Distill and plan on a snapshot; None when the map is frozen (nothing to learn)."""
-        with self.db.read() as conn:
+        with self.db.query() as conn:
             snap = load_map(conn, self.corpus_id)
             if self._frozen(snap.state):
                 return None
@@ -291,7 +295,7 @@ class CachePolicy:
         version = cs.finish()
         text = render_entries(cs.map.entries.values())
         error = plan.error if plan is not None else None
-        cs.conn.execute(_INSERT_SESSION, {
+        driver(cs.conn).execute(_INSERT_SESSION, {
             "corpus_id": self.corpus_id, "session": cs.session or "", "version": version,
             "status": status, "question": traj.question,
             "trajectory": log_record(cs.conn, self.corpus_id, cs.session or "", traj),

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import cache
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any
 
 from peek.contextmap.errors import MapError, VersionError
 from peek.contextmap.model import (
@@ -31,8 +30,6 @@ from peek.db import Database, driver
 from peek.packed import pack_text, unpack_json
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from peek.db import AnyConnection
 
 _STATE_FIELDS = ("budget_tokens", "evolve_steps", "updates", "frozen", "seeded")
@@ -40,7 +37,7 @@ _ENTRY_COLUMNS = ("id", "section", "text", "helpful", "harmful", "stale", "uses"
                   "created_step", "updated_step", "pinned", "outdated", "anchors")
 _EDIT_COLUMNS = ("version", "op", "entry_id", "before", "after", "session", "reason",
                  "created_at")
-# Reads are plain SQL (an offline `ask` reads the map without loading SQLAlchemy).
+# Plain named-parameter SQL: `ask` reads the map and `record` changes it without SQLAlchemy.
 _STATE_COLUMNS = ("version", "budget_tokens", "evolve_steps", "updates", "frozen", "seeded",
                   "next_ids")
 _SELECT_STATE = f"SELECT {', '.join(_STATE_COLUMNS)} FROM map_state WHERE corpus_id = :cid"
@@ -54,31 +51,23 @@ _SELECT_VIEW = (
 _SELECT_EDITS = (f"SELECT {', '.join(_EDIT_COLUMNS)} FROM map_edits WHERE corpus_id = :cid "
                  "AND version > :low AND version <= :high ORDER BY id")
 
+_ENTRY_KEY = "corpus_id = :cid AND id = :eid"
+_INSERT_ENTRY = (f"INSERT INTO map_entries (corpus_id, {', '.join(_ENTRY_COLUMNS)}) "
+                 f"VALUES (:corpus_id, {', '.join(':' + c for c in _ENTRY_COLUMNS)})")
+_DELETE_ENTRY = f"DELETE FROM map_entries WHERE {_ENTRY_KEY}"
+_INSERT_EDIT = (f"INSERT INTO map_edits (corpus_id, {', '.join(_EDIT_COLUMNS)}) "
+                f"VALUES (:corpus_id, {', '.join(':' + c for c in _EDIT_COLUMNS)})")
+_STATE_VALUES = ("version", *_STATE_FIELDS, "next_ids", "updated_at")
+_INSERT_STATE = (f"INSERT INTO map_state (corpus_id, {', '.join(_STATE_VALUES)}) "
+                 f"VALUES (:corpus_id, {', '.join(':' + c for c in _STATE_VALUES)})")
+_UPDATE_STATE = (f"UPDATE map_state SET {', '.join(f'{c} = :{c}' for c in _STATE_VALUES)} "
+                 "WHERE corpus_id = :cid")
 
-class _Writes(NamedTuple):
-    """SQLAlchemy statements of the change set, built once: building them per call costs more
-    than running them on SQLite."""
 
-    insert_entry: Any
-    update_entry: Any
-    delete_entry: Any
-    insert_edits: Any
-    insert_state: Any
-    update_state: Any
-
-
-@cache
-def _writes() -> _Writes:
-    """The write statements, made (and SQLAlchemy imported) by the first writer."""
-    from sqlalchemy import Table, bindparam, delete, insert, update
-
-    from peek.contextmap.tables import MapEditRow, MapEntryRow, MapStateRow
-
-    state, entries = cast(Table, MapStateRow.__table__), cast(Table, MapEntryRow.__table__)
-    key = (entries.c.corpus_id == bindparam("cid")) & (entries.c.id == bindparam("eid"))
-    return _Writes(insert(entries), update(entries).where(key), delete(entries).where(key),
-                   insert(cast(Table, MapEditRow.__table__)), insert(state),
-                   update(state).where(state.c.corpus_id == bindparam("cid")))
+def _update_entry(columns: Iterable[str]) -> str:
+    """The UPDATE of some columns of one entry (named parameters, the key as cid and eid)."""
+    return (f"UPDATE map_entries SET {', '.join(f'{c} = :{c}' for c in columns)} "
+            f"WHERE {_ENTRY_KEY}")
 
 
 def _dumps(value: Any) -> str:
@@ -228,9 +217,10 @@ def diff_entries(old: dict[str, Entry], new: dict[str, Entry]) -> list[EntryChan
 class ChangeSet:
     """The edits of one write transaction; `finish` bumps the version once if anything changed."""
 
-    def __init__(self, conn: Connection, corpus_id: int, cmap: ContextMap, stored: bool,
+    def __init__(self, conn: AnyConnection, corpus_id: int, cmap: ContextMap, stored: bool,
                  session: str | None) -> None:
         self.conn = conn
+        self._raw = driver(conn)
         self.corpus_id = corpus_id
         self.map = ContextMap(cmap.state, dict(cmap.entries))
         self.session = session
@@ -266,7 +256,7 @@ class ChangeSet:
         next_ids = dict(self.map.state.next_ids)
         next_ids[slug] = max(next_ids.get(slug, 1), number + 1)
         self.map.state = replace(self.map.state, next_ids=next_ids)
-        self.conn.execute(_writes().insert_entry, _entry_row(self.corpus_id, entry))
+        self._raw.execute(_INSERT_ENTRY, _entry_row(self.corpus_id, entry))
         self.map.entries[entry.id] = entry
         self._log(op, entry.id, None, entry.to_dict(), reason)
         return entry
@@ -282,7 +272,7 @@ class ChangeSet:
             return old
         row = _entry_row(self.corpus_id, new)
         values = {k: row[k] for k in before}
-        self.conn.execute(_writes().update_entry,
+        self._raw.execute(_update_entry(values),
                           {**values, "cid": self.corpus_id, "eid": entry_id})
         self.map.entries[entry_id] = new
         self._log(op, entry_id, before, after, reason)
@@ -291,7 +281,7 @@ class ChangeSet:
     def remove(self, entry_id: str, *, op: str, reason: str = "") -> Entry:
         """Remove an entry; the log keeps all of it, so diff and rollback can bring it back."""
         old = self.map.get(entry_id)
-        self.conn.execute(_writes().delete_entry, {"cid": self.corpus_id, "eid": entry_id})
+        self._raw.execute(_DELETE_ENTRY, {"cid": self.corpus_id, "eid": entry_id})
         del self.map.entries[entry_id]
         self._log(op, entry_id, old.to_dict(), None, reason)
         return old
@@ -311,7 +301,7 @@ class ChangeSet:
             return self.map.state.version
         self.map.state = replace(self.map.state, version=self.version)
         self._write_state()
-        self.conn.execute(_writes().insert_edits, self._edits)
+        self._raw.executemany(_INSERT_EDIT, self._edits)
         self._edits = []
         return self.map.state.version
 
@@ -331,9 +321,9 @@ class ChangeSet:
         values = {"version": s.version, "next_ids": _dumps(s.next_ids), "updated_at": self.now,
                   **{k: getattr(s, k) for k in _STATE_FIELDS}}
         if self._stored:
-            self.conn.execute(_writes().update_state, {**values, "cid": self.corpus_id})
+            self._raw.execute(_UPDATE_STATE, {**values, "cid": self.corpus_id})
         else:
-            self.conn.execute(_writes().insert_state, {**values, "corpus_id": self.corpus_id})
+            self._raw.execute(_INSERT_STATE, {**values, "corpus_id": self.corpus_id})
             self._stored = True
 
 
@@ -368,13 +358,13 @@ class MapStore:
 
     def load(self) -> ContextMap:
         """The current map (defaults if the corpus has none yet)."""
-        with self.db.read() as conn:
+        with self.db.query() as conn:
             return load_map(conn, self.corpus_id)
 
     @contextmanager
     def change(self, session: str | None = None) -> Iterator[ChangeSet]:
         """A change set in one write transaction, committed (with a version bump) on exit."""
-        with self.db.write() as conn:
+        with self.db.raw_write() as conn:
             state, stored = load_state(conn, self.corpus_id)
             cmap = ContextMap(state, load_entries(conn, self.corpus_id))
             cs = ChangeSet(conn, self.corpus_id, cmap, stored, session)
@@ -383,7 +373,7 @@ class MapStore:
 
     def history(self, limit: int | None = 20) -> list[VersionRecord]:
         """The most recent versions first, each with its edits in the order they were made."""
-        with self.db.read() as conn:
+        with self.db.query() as conn:
             top, _ = load_state(conn, self.corpus_id)
             low = 0 if limit is None else max(0, top.version - limit)
             edits = edits_between(conn, self.corpus_id, low, top.version)
@@ -391,12 +381,12 @@ class MapStore:
 
     def entries_at(self, version: int) -> dict[str, Entry]:
         """The entries right after `version` (0 is the empty map)."""
-        with self.db.read() as conn:
+        with self.db.query() as conn:
             return entries_at(conn, self.corpus_id, version)
 
     def diff(self, v1: int, v2: int) -> list[EntryChange]:
         """What changed in the entries from version v1 to version v2."""
-        with self.db.read() as conn:
+        with self.db.query() as conn:
             return diff_entries(entries_at(conn, self.corpus_id, v1),
                                 entries_at(conn, self.corpus_id, v2))
 

@@ -17,8 +17,6 @@ import math
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection
-
 from peek.db import driver
 from peek.memory.store import (
     EpisodeRecord,
@@ -39,6 +37,8 @@ from peek.tokens import count_tokens
 if TYPE_CHECKING:
     import numpy as np
 
+    from peek.db import AnyConnection
+
 WINDOW_TURNS = 4
 WINDOWS_PER_EPISODE = 40
 MAX_EPISODES = 8
@@ -57,12 +57,13 @@ def target_episodes(n_windows: int) -> int:
 
 def kmeans(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(centroids, labels) from faiss k-means with a fixed seed and one thread (deterministic)."""
-    import faiss
     import numpy as np
 
     data = np.ascontiguousarray(vectors, dtype=np.float32)
     if k <= 1 or len(data) <= 1:
         return data.mean(axis=0, keepdims=True), np.zeros(len(data), dtype=np.int64)
+    import faiss  # only a real clustering needs it (~40 ms to import)
+
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
@@ -91,7 +92,7 @@ def needs_rebuild(n_windows: int, state: State, n_episodes: int) -> bool:
     return n_windows >= REGROW * max(1, state.clustered_windows)
 
 
-def rebuild(conn: Connection, state: State, windows: list[WindowRecord] | None = None,
+def rebuild(conn: AnyConnection, state: State, windows: list[WindowRecord] | None = None,
             ) -> list[EpisodeRecord]:
     """Cluster every window into episodes and rebuild every block."""
     import numpy as np
@@ -117,7 +118,7 @@ def rebuild(conn: Connection, state: State, windows: list[WindowRecord] | None =
     return episodes
 
 
-def assign(conn: Connection, state: State, changed: list[int],
+def assign(conn: AnyConnection, state: State, changed: list[int],
            windows: list[WindowRecord], lost: set[int] | None = None) -> list[EpisodeRecord]:
     """Put new or grown windows in their nearest episode and rebuild only the touched blocks
     (and those of the episodes in `lost`, which lost windows)."""
@@ -146,7 +147,7 @@ def assign(conn: Connection, state: State, changed: list[int],
     return rebuilt
 
 
-def drop(conn: Connection, corpus_id: int, windows: list[WindowRecord]) -> set[int]:
+def drop(conn: AnyConnection, corpus_id: int, windows: list[WindowRecord]) -> set[int]:
     """Delete windows left without turns and the episodes left without windows; the episodes
     that lost a window and still have others."""
     if not windows:
@@ -164,7 +165,7 @@ def drop(conn: Connection, corpus_id: int, windows: list[WindowRecord]) -> set[i
     return lost & left
 
 
-def refresh(conn: Connection, state: State, episode_ids: set[int]) -> None:
+def refresh(conn: AnyConnection, state: State, episode_ids: set[int]) -> None:
     """Re-render the blocks of some episodes in place (their turns changed, e.g. went stale)."""
     episodes = {e.id: e for e in load_episodes(conn, state.corpus_id)}
     members = _members(load_windows(conn, state.corpus_id))
@@ -173,7 +174,7 @@ def refresh(conn: Connection, state: State, episode_ids: set[int]) -> None:
     replace_episodes(conn, state.corpus_id, rebuilt, everything=False)
 
 
-def set_episodes(conn: Connection, corpus_id: int, windows: list[WindowRecord]) -> None:
+def set_episodes(conn: AnyConnection, corpus_id: int, windows: list[WindowRecord]) -> None:
     """Store the episode of stored windows: only the label changes, so their vectors are not
     deflated and written again."""
     if windows:
@@ -182,7 +183,7 @@ def set_episodes(conn: Connection, corpus_id: int, windows: list[WindowRecord]) 
             [(w.episode, corpus_id, w.idx) for w in windows])
 
 
-def _load_vectors(conn: Connection, corpus_id: int, windows: list[WindowRecord]) -> None:
+def _load_vectors(conn: AnyConnection, corpus_id: int, windows: list[WindowRecord]) -> None:
     """Read the stored vectors of windows loaded without them (by key: only the episodes a
     batch touches are inflated, not every window of memory)."""
     if not windows:
@@ -195,7 +196,7 @@ def _load_vectors(conn: Connection, corpus_id: int, windows: list[WindowRecord])
         by_idx[idx].vector = window_vector(blob)
 
 
-def window_turns(conn: Connection, corpus_id: int, windows: list[WindowRecord],
+def window_turns(conn: AnyConnection, corpus_id: int, windows: list[WindowRecord],
                  ) -> list[TurnRecord]:
     """The turns of some stored windows in seq order, each read by its seq range (an indexed
     look-up, where asking by window number scans every turn of the corpus)."""
@@ -239,7 +240,7 @@ def _contenders(scores: np.ndarray) -> list[int]:
     return np.flatnonzero(scores.astype(np.float64) >= nth - 2e-6).tolist()
 
 
-def _episode(conn: Connection, state: State, eid: int, centroid: np.ndarray,
+def _episode(conn: AnyConnection, state: State, eid: int, centroid: np.ndarray,
              members: list[WindowRecord], matrix: np.ndarray | None = None) -> EpisodeRecord:
     chosen = medoids(members, centroid, state.dim, matrix)
     by_idx = {w.idx: w for w in members}

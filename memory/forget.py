@@ -24,9 +24,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
-from sqlalchemy import Connection, insert, select
+from typing import TYPE_CHECKING, Any
 
 from peek.db import driver, is_postgres
 from peek.errors import QueryError, StoreError
@@ -34,9 +32,11 @@ from peek.memory import episodes as ep
 from peek.memory import fts
 from peek.memory.embed import Embedder, Fittable, TermEmbedder
 from peek.memory.store import State, load_state, save_state, window_spans
-from peek.memory.tables import MemoryForgottenRow
 from peek.memory.turnbody import unpack_turn
 from peek.memory.unlearn import Sources, forget_sources
+
+if TYPE_CHECKING:
+    from peek.db import AnyConnection
 
 REASON_CHARS = 500
 
@@ -74,7 +74,7 @@ class _Gone:
     terms: str | None
 
 
-def forget_turns(conn: Connection, corpus_id: int, turn_ids: list[str],
+def forget_turns(conn: AnyConnection, corpus_id: int, turn_ids: list[str],
                  reason: str | None = None, *, missing_ok: bool = False) -> Forgotten:
     """Forget stored turns and everything derived from them, inside the caller's write
     transaction; an id not stored is a QueryError (nothing changed) unless `missing_ok`."""
@@ -97,14 +97,14 @@ def forget_turns(conn: Connection, corpus_id: int, turn_ids: list[str],
     return done
 
 
-def stored_turn_ids(conn: Connection, corpus_id: int, session: str) -> list[str]:
+def stored_turn_ids(conn: AnyConnection, corpus_id: int, session: str) -> list[str]:
     """The ids of every stored turn of a session, in order (none when it has none)."""
     return [str(r[0]) for r in driver(conn).execute(
         "SELECT turn_id FROM memory_turns WHERE corpus_id = ? AND session = ? ORDER BY seq",
         (corpus_id, session))]
 
 
-def session_turn_ids(conn: Connection, corpus_id: int, session: str) -> list[str]:
+def session_turn_ids(conn: AnyConnection, corpus_id: int, session: str) -> list[str]:
     """The ids of every stored turn of a session, in order (a QueryError when it has none)."""
     ids = stored_turn_ids(conn, corpus_id, session)
     if not ids:
@@ -114,7 +114,7 @@ def session_turn_ids(conn: Connection, corpus_id: int, session: str) -> list[str
     return ids
 
 
-def _forget(conn: Connection, state: State, gone: list[_Gone], done: Forgotten) -> None:
+def _forget(conn: AnyConnection, state: State, gone: list[_Gone], done: Forgotten) -> None:
     """Remove the turns and rebuild what they fed; on SQLite freed pages are zeroed and the
     full-text segments merged, so the file keeps no copy of the words."""
     raw = driver(conn)
@@ -130,7 +130,7 @@ def _forget(conn: Connection, state: State, gone: list[_Gone], done: Forgotten) 
         raw.execute(f"PRAGMA secure_delete = {int(before)}")
 
 
-def _remove(conn: Connection, state: State, gone: list[_Gone], done: Forgotten) -> None:
+def _remove(conn: AnyConnection, state: State, gone: list[_Gone], done: Forgotten) -> None:
     """Remove the turns and rebuild what they fed, in dependency order."""
     cid = state.corpus_id
     raw = driver(conn)
@@ -148,7 +148,7 @@ def _remove(conn: Connection, state: State, gone: list[_Gone], done: Forgotten) 
     done.nodes_removed, done.nodes_changed = len(unlearned.removed), len(unlearned.changed)
 
 
-def _stored(conn: Connection, corpus_id: int, ids: list[str]) -> list[_Gone]:
+def _stored(conn: AnyConnection, corpus_id: int, ids: list[str]) -> list[_Gone]:
     """The stored turns among `ids`, in seq order (a damaged body is read as no text)."""
     rows = driver(conn).execute(
         "SELECT id, turn_id, seq, session, source, window, body FROM memory_turns "
@@ -167,20 +167,21 @@ def _words(body: Any, turn_id: str) -> tuple[str | None, str | None]:
     return text, terms
 
 
-def _missing_message(conn: Connection, corpus_id: int, missing: list[str]) -> str:
+def _missing_message(conn: AnyConnection, corpus_id: int, missing: list[str]) -> str:
     """Name the first unknown id, and say so when it was forgotten before."""
     first = missing[0]
     more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-    t = MemoryForgottenRow
-    when = conn.scalar(select(t.forgotten_at).where(t.corpus_id == corpus_id, t.turn_id == first)
-                       .order_by(t.forgotten_at.desc()).limit(1))
+    row = driver(conn).execute(
+        "SELECT forgotten_at FROM memory_forgotten WHERE corpus_id = ? AND turn_id = ? "
+        "ORDER BY forgotten_at DESC LIMIT 1", (corpus_id, first)).fetchone()
+    when = None if row is None else row[0]
     if when is not None:
         stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
         return f"memory turn {first!r} was already forgotten ({stamp}){more}; nothing changed"
     return f"memory has no turn {first!r}{more}; nothing changed"
 
 
-def _sources(conn: Connection, corpus_id: int, gone: list[_Gone]) -> Sources:
+def _sources(conn: AnyConnection, corpus_id: int, gone: list[_Gone]) -> Sources:
     """The stamps of the forgotten turns; stored turns that stay are never taken for chunks."""
     names = {g.session or g.turn_id for g in gone}
     kept = {r[0] for r in driver(conn).execute(
@@ -189,7 +190,7 @@ def _sources(conn: Connection, corpus_id: int, gone: list[_Gone]) -> Sources:
     return Sources([g.turn_id for g in gone], names, kept)
 
 
-def _counted(conn: Connection, state: State, gone: list[_Gone]) -> list[_Gone]:
+def _counted(conn: AnyConnection, state: State, gone: list[_Gone]) -> list[_Gone]:
     """The forgotten turns the embedder's last fit counted (the first `fitted_n` by seq)."""
     if not state.fitted_n:
         return []
@@ -199,7 +200,7 @@ def _counted(conn: Connection, state: State, gone: list[_Gone]) -> list[_Gone]:
     return [g for g in gone if g.seq in fitted]
 
 
-def _refit(conn: Connection, state: State, counted: list[_Gone]) -> Embedder:
+def _refit(conn: AnyConnection, state: State, counted: list[_Gone]) -> Embedder:
     """The embedder to re-embed with: a fitted one without the forgotten turns its last fit
     counted (their terms taken out, or, when one cannot be read, a refit on the others)."""
     embedder = state.embedder()
@@ -224,7 +225,7 @@ def _refit(conn: Connection, state: State, counted: list[_Gone]) -> Embedder:
     return embedder
 
 
-def _rewindow(conn: Connection, state: State, embedder: Embedder, windows: set[int],
+def _rewindow(conn: AnyConnection, state: State, embedder: Embedder, windows: set[int],
               done: Forgotten) -> None:
     """Re-embed the windows the turns were in (or delete the emptied ones) and rebuild the
     blocks of the episodes that held them."""
@@ -249,27 +250,27 @@ def _rewindow(conn: Connection, state: State, embedder: Embedder, windows: set[i
     done.episodes_rebuilt = sorted(e.id for e in rebuilt)
 
 
-def episode_ids(conn: Connection, corpus_id: int) -> set[int]:
+def episode_ids(conn: AnyConnection, corpus_id: int) -> set[int]:
     """The ids of a corpus's episodes."""
     return {int(r[0]) for r in driver(conn).execute(
         "SELECT id FROM memory_episodes WHERE corpus_id = ?", (corpus_id,))}
 
 
-def _log(conn: Connection, corpus_id: int, gone: list[_Gone], reason: str | None) -> None:
+def _log(conn: AnyConnection, corpus_id: int, gone: list[_Gone], reason: str | None) -> None:
     """The audit rows: which turn, when, why, and a digest of its text (never the text)."""
     now = time.time()
-    conn.execute(insert(MemoryForgottenRow), [
-        {"corpus_id": corpus_id, "turn_id": g.turn_id, "session": g.session,
-         "source": g.source, "reason": reason, "forgotten_at": now,
-         "text_sha256": None if g.text is None else hashlib.sha256(
-             g.text.encode("utf-8")).hexdigest()} for g in gone])
+    driver(conn).executemany(
+        "INSERT INTO memory_forgotten (corpus_id, turn_id, session, source, reason, "
+        "forgotten_at, text_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(corpus_id, g.turn_id, g.session, g.source, reason, now,
+          None if g.text is None else hashlib.sha256(g.text.encode("utf-8")).hexdigest())
+         for g in gone])
 
 
-def forgotten_log(conn: Connection, corpus_id: int) -> list[dict[str, Any]]:
+def forgotten_log(conn: AnyConnection, corpus_id: int) -> list[dict[str, Any]]:
     """Every forgotten turn of a corpus, oldest first (the audit log)."""
-    t = MemoryForgottenRow
-    rows = conn.execute(select(t.turn_id, t.session, t.source, t.text_sha256, t.reason,
-                               t.forgotten_at).where(t.corpus_id == corpus_id)
-                        .order_by(t.forgotten_at, t.id))
+    rows = driver(conn).execute(
+        "SELECT turn_id, session, source, text_sha256, reason, forgotten_at FROM "
+        "memory_forgotten WHERE corpus_id = ? ORDER BY forgotten_at, id", (corpus_id,))
     return [{"turn_id": r[0], "session": r[1], "source": r[2], "text_sha256": r[3],
              "reason": r[4], "forgotten_at": r[5]} for r in rows]

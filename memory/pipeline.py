@@ -18,8 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import Connection, func, select
-
 from peek import gcpause
 from peek.db import driver
 from peek.memory import episodes as ep
@@ -54,13 +52,13 @@ from peek.memory.store import (
     window_size,
     window_spans,
 )
-from peek.memory.tables import MemoryTurnRow
 from peek.memory.turnbody import pack_turn, turn_terms, unpack_turn
 from peek.text import ANALYSIS, terms
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from peek.db import AnyConnection
     from peek.llmjson import JSONModel
 
 REFIT_GROWTH = 1.25
@@ -108,7 +106,7 @@ def default_chunks(turns: list[TurnRecord]) -> list[Chunk]:
     return [turn_chunk(t) for t in turns]
 
 
-def remember(conn: Connection, corpus_id: int, turns: list[NewTurn], *,
+def remember(conn: AnyConnection, corpus_id: int, turns: list[NewTurn], *,
              embedder: Embedder | None = None, chunks: ChunkMaker = default_chunks,
              model: JSONModel | None = None) -> Remembered:
     """Store new turns (ids already stored are skipped) and update episodes and the workspace."""
@@ -116,7 +114,7 @@ def remember(conn: Connection, corpus_id: int, turns: list[NewTurn], *,
         return _remember(conn, corpus_id, turns, embedder, chunks, model)
 
 
-def _remember(conn: Connection, corpus_id: int, turns: list[NewTurn], embedder: Embedder | None,
+def _remember(conn: AnyConnection, corpus_id: int, turns: list[NewTurn], embedder: Embedder | None,
               chunks: ChunkMaker, model: JSONModel | None) -> Remembered:
     state, embedder, switched = _state_and_embedder(conn, corpus_id, embedder)
     done = Remembered()
@@ -152,7 +150,7 @@ def _unique(turns: list[NewTurn]) -> list[NewTurn]:
     return list(seen.values())
 
 
-def _state_and_embedder(conn: Connection, corpus_id: int, embedder: Embedder | None,
+def _state_and_embedder(conn: AnyConnection, corpus_id: int, embedder: Embedder | None,
                         ) -> tuple[State, Embedder, bool]:
     """The state to update and the embedder to write with; a changed embedder re-embeds all."""
     state = load_state(conn, corpus_id)
@@ -171,7 +169,7 @@ def _state_and_embedder(conn: Connection, corpus_id: int, embedder: Embedder | N
     return state, chosen, True
 
 
-def _place(conn: Connection, corpus_id: int, fresh: list[NewTurn],
+def _place(conn: AnyConnection, corpus_id: int, fresh: list[NewTurn],
            ) -> tuple[list[TurnRecord], set[int]]:
     """Seq numbers and windows for new turns: a window holds WINDOW_TURNS turns of one session."""
     last = last_turn(conn, corpus_id)
@@ -206,12 +204,13 @@ def _row(record: TurnRecord, turn: NewTurn, vector: bytes | None) -> dict[str, o
             "body": pack_turn(record.text, " ".join(record.terms), turn.blobs)}
 
 
-def _maybe_refit(conn: Connection, state: State, embedder: Embedder, fresh: list[NewTurn],
+def _maybe_refit(conn: AnyConnection, state: State, embedder: Embedder, fresh: list[NewTurn],
                  switched: bool) -> tuple[Embedder, bool]:
     """Refit a corpus-fitted embedder (a copy: the stored one is shared) when memory grew
     enough or the embedder changed; the embedder to write with, and whether it was refitted."""
-    stored = int(conn.scalar(select(func.count()).where(
-        MemoryTurnRow.corpus_id == state.corpus_id)) or 0)
+    row = driver(conn).execute("SELECT count(*) FROM memory_turns WHERE corpus_id = ?",
+                               (state.corpus_id,)).fetchone()
+    stored = int(row[0] or 0)
     total = stored + len(fresh)
     if not isinstance(embedder, Fittable):
         return embedder, switched
@@ -233,7 +232,7 @@ def _maybe_refit(conn: Connection, state: State, embedder: Embedder, fresh: list
     return embedder, True
 
 
-def _terms_after(conn: Connection, corpus_id: int, skip: int) -> list[list[str]]:
+def _terms_after(conn: AnyConnection, corpus_id: int, skip: int) -> list[list[str]]:
     """The stored terms of every turn but the first `skip` (those the last fit counted)."""
     rows = driver(conn).execute("SELECT body, turn_id FROM memory_turns WHERE corpus_id = ? "
                                 "ORDER BY seq LIMIT -1 OFFSET ?", (corpus_id, skip))
@@ -277,14 +276,14 @@ def _embed_turns(embedder: Embedder, groups: Sequence[Sequence[_Said]]) -> np.nd
     return embedder.embed(["\n".join(_embed_texts(group)) for group in groups])
 
 
-def _reembed_turns(conn: Connection, state: State, embedder: Embedder) -> None:
+def _reembed_turns(conn: AnyConnection, state: State, embedder: Embedder) -> None:
     stored = load_turns(conn, state.corpus_id)
     vectors = _embed_turns(embedder, [[t] for t in stored])
     set_turn_vectors(conn, state.corpus_id, {t.row_id: pack(v)
                                              for t, v in zip(stored, vectors, strict=True)})
 
 
-def _update_windows(conn: Connection, state: State, embedder: Embedder, changed: list[int],
+def _update_windows(conn: AnyConnection, state: State, embedder: Embedder, changed: list[int],
                     every: bool = False) -> list[WindowRecord]:
     """(Re)embed the windows that got turns (their turns' text, one per line), or `every`
     window (after a refit); all windows, the others without their vectors (read when needed)."""
@@ -301,13 +300,13 @@ def _update_windows(conn: Connection, state: State, embedder: Embedder, changed:
     return [windows[i] for i in sorted(windows)]
 
 
-def reembed_windows(conn: Connection, state: State, embedder: Embedder, changed: list[int],
+def reembed_windows(conn: AnyConnection, state: State, embedder: Embedder, changed: list[int],
                     ) -> list[WindowRecord]:
     """Re-embed windows whose turns changed (as `remember` does); every window, in order."""
     return _update_windows(conn, state, embedder, changed)
 
 
-def _window_lines(conn: Connection, corpus_id: int, windows: list[int] | None, first_seq: int,
+def _window_lines(conn: AnyConnection, corpus_id: int, windows: list[int] | None, first_seq: int,
                   texts: bool = True) -> dict[int, list[_Line]]:
     """The turns of some windows (None: every window) from `first_seq` on, grouped by window
     in seq order (without speaker and text when the embedder reads only terms)."""
@@ -335,7 +334,7 @@ def _first_seq(windows: dict[int, WindowRecord], changed: list[int]) -> int:
     return windows[max(windows)].last_seq + 1 if windows else 0
 
 
-def _update_episodes(conn: Connection, state: State, windows: list[WindowRecord],
+def _update_episodes(conn: AnyConnection, state: State, windows: list[WindowRecord],
                      changed: list[int], refitted: bool) -> bool:
     """Re-cluster when needed, else assign the changed windows; True when re-clustered."""
     n_episodes = episode_count(conn, state.corpus_id)
@@ -347,7 +346,7 @@ def _update_episodes(conn: Connection, state: State, windows: list[WindowRecord]
     return False
 
 
-def reanalyze(conn: Connection, corpus_id: int) -> None:
+def reanalyze(conn: AnyConnection, corpus_id: int) -> None:
     """Re-derive what memory computes from words (turn terms, its full-text indexes, a fitted
     term embedder, window vectors, episodes) after peek's text analysis changed; facts stay."""
     state = load_state(conn, corpus_id)
@@ -364,7 +363,7 @@ def reanalyze(conn: Connection, corpus_id: int) -> None:
     save_state(conn, state)
 
 
-def _refit_from_terms(conn: Connection, state: State) -> None:
+def _refit_from_terms(conn: AnyConnection, state: State) -> None:
     """Refit the term embedder on every stored turn, then re-embed and re-cluster from it."""
     embedder, _ = _maybe_refit(conn, state, state.embedder(), [], switched=True)
     if EMBED_WEIGHT.get(embedder.name, 0.5) > 0:
@@ -374,7 +373,7 @@ def _refit_from_terms(conn: Connection, state: State) -> None:
     _update_episodes(conn, state, windows, [], refitted=True)
 
 
-def _reconcile(conn: Connection, state: State, embedder: Embedder, chunks: list[Chunk],
+def _reconcile(conn: AnyConnection, state: State, embedder: Embedder, chunks: list[Chunk],
                model: JSONModel | None, done: Remembered) -> None:
     reconciler = Reconciler(conn, state, embedder, model)
     for chunk in chunks:
@@ -383,7 +382,7 @@ def _reconcile(conn: Connection, state: State, embedder: Embedder, chunks: list[
     done.merged_entities = reconciler.merged
 
 
-def _counts(conn: Connection, corpus_id: int, fresh: list[NewTurn], done: Remembered,
+def _counts(conn: AnyConnection, corpus_id: int, fresh: list[NewTurn], done: Remembered,
             n_windows: int) -> None:
     done.added = len(fresh)
     done.sessions = len({t.session for t in fresh})

@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
-
+from peek.db import driver
 from peek.memory.models import (
     NONE_ANSWER,
     TEXT_PREFIX,
@@ -45,13 +44,13 @@ from peek.memory.store import (
     verb_key,
     verbs_by_key,
 )
-from peek.memory.tables import MemoryNodeRow
 from peek.memory.text import norm_name
 from peek.packed import unpack_json
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from peek.db import AnyConnection
     from peek.llmjson import JSONModel
     from peek.memory.embed import Embedder
 
@@ -77,7 +76,7 @@ RESOLVER_SYSTEM = (
 class Reconciler:
     """Merges chunks into the stored workspace; call `flush()` to write the changed nodes."""
 
-    def __init__(self, conn: Connection, state: State, embedder: Embedder,
+    def __init__(self, conn: AnyConnection, state: State, embedder: Embedder,
                  model: JSONModel | None = None) -> None:
         self.conn, self.state, self.embedder, self.model = conn, state, embedder, model
         self.nodes: dict[str, Node] = {}
@@ -454,17 +453,17 @@ def _all_ids(verb: VerbPhrase) -> set[str]:
     return {a for q in verb.questions for a in q.answers}
 
 
-def _load_by_ids(conn: Connection, state: State, ids: list[str]) -> list[Node]:
+def _load_by_ids(conn: AnyConnection, state: State, ids: list[str]) -> list[Node]:
     from peek.memory.store import nodes_by_id
 
     return nodes_by_id(conn, state.corpus_id, ids)
 
 
-def _sources(conn: Connection, state: State, ids: list[str]) -> list[str]:
+def _sources(conn: AnyConnection, state: State, ids: list[str]) -> list[str]:
     """The source of each stored entity, in the order of `ids`."""
     if not ids:
         return []
-    rows = conn.execute(select(MemoryNodeRow.id, MemoryNodeRow.data).where(
-        MemoryNodeRow.corpus_id == state.corpus_id, MemoryNodeRow.kind == "entity"))
+    rows = driver(conn).execute("SELECT id, data FROM memory_nodes WHERE corpus_id = ? AND "
+                                "kind = ?", (state.corpus_id, "entity"))
     by_id = {r[0]: unpack_json(r[1]).get("source", "") for r in rows}
     return [by_id.get(i, "") for i in ids]

@@ -12,16 +12,14 @@ import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, or_, select
-
+from peek.db import driver, marks
 from peek.memory.operator import CodeFacts, code_session_chunk
 from peek.memory.pipeline import NewTurn, remember
 from peek.memory.store import existing_turn_ids
-from peek.schema import Corpus, File, Symbol
 
 if TYPE_CHECKING:
     from peek.contextmap.trajectory import Trajectory
-    from peek.db import Database
+    from peek.db import AnyConnection, Database
 
 ANSWER_CHARS = 600
 SYMBOLS_PER_CITATION = 2
@@ -34,7 +32,7 @@ def record_code_session(db: Database, corpus_id: int, root: Path | str,
         remember_code_session(conn, corpus_id, Path(root), trajectory, session)
 
 
-def remember_code_session(conn: Connection, corpus_id: int, root: Path,
+def remember_code_session(conn: AnyConnection, corpus_id: int, root: Path,
                           trajectory: dict[str, Any] | Trajectory, session: str,
                           outcome: bool = False) -> None:
     """Remember a session inside the caller's write transaction, in one memory update: its
@@ -58,7 +56,7 @@ def remember_code_session(conn: Connection, corpus_id: int, root: Path,
             if r.turn_id == turn_id and facts is not None])
 
 
-def _outcome_turn(conn: Connection, corpus_id: int, traj: Trajectory, session: str,
+def _outcome_turn(conn: AnyConnection, corpus_id: int, traj: Trajectory, session: str,
                   when: str) -> NewTurn:
     """What a session led to (edited files, success): one more turn of that session, since
     the session turn itself is immutable; its id makes a repeated report a no-op."""
@@ -73,7 +71,7 @@ def _outcome_turn(conn: Connection, corpus_id: int, traj: Trajectory, session: s
                    "code", blobs)
 
 
-def remember_summary(conn: Connection, corpus_id: int, question: str, session: str,
+def remember_summary(conn: AnyConnection, corpus_id: int, question: str, session: str,
                      summary: str) -> None:
     """A recorded outcome's new summary as one more turn of its session (turns are never
     rewritten); its id holds the summary's digest, so the same amendment is remembered once."""
@@ -109,7 +107,7 @@ def touched_paths(traj: Trajectory) -> set[str]:
     return paths | set(traj.outcome.edited_files)
 
 
-def code_facts(conn: Connection, corpus_id: int, root: Path, traj: Trajectory,
+def code_facts(conn: AnyConnection, corpus_id: int, root: Path, traj: Trajectory,
                when: str) -> CodeFacts:
     """Blob shas (index first, else the working tree), cited symbols and the commit."""
     paths = sorted(touched_paths(traj))
@@ -119,16 +117,19 @@ def code_facts(conn: Connection, corpus_id: int, root: Path, traj: Trajectory,
             sha = _disk_blob(root, path)
             if sha is not None:
                 blobs[path] = sha
-    commit = conn.scalar(select(Corpus.git_head).where(Corpus.id == corpus_id))
+    row = driver(conn).execute("SELECT git_head FROM corpora WHERE id = ?", (corpus_id,)).fetchone()
+    commit = None if row is None else row[0]
     return CodeFacts(blobs, _cited_symbols(conn, corpus_id, traj), commit, when)
 
 
-def _indexed_blobs(conn: Connection, corpus_id: int, paths: list[str]) -> dict[str, str]:
+def _indexed_blobs(conn: AnyConnection, corpus_id: int, paths: list[str]) -> dict[str, str]:
     if not paths:
         return {}
-    rows = conn.execute(select(File.path, File.blob_sha).where(
-        File.corpus_id == corpus_id, File.path.in_(paths)))
+    rows = driver(conn).execute(
+        f"SELECT path, blob_sha FROM files WHERE corpus_id = ? AND path IN ({marks(paths)})",
+        (corpus_id, *paths))
     return {r[0]: r[1] for r in rows}
+
 
 
 def _disk_blob(root: Path, path: str) -> str | None:
@@ -139,16 +140,19 @@ def _disk_blob(root: Path, path: str) -> str | None:
     return working_tree_sha(path, root)
 
 
-def _cited_symbols(conn: Connection, corpus_id: int, traj: Trajectory) -> dict[str, list[str]]:
+def _cited_symbols(conn: AnyConnection, corpus_id: int, traj: Trajectory) -> dict[str, list[str]]:
     """The innermost definitions overlapping each citation (one query for all cited files)."""
     paths = sorted({c.path for c in traj.citations})
     if not paths:
         return {}
-    spans = or_(*(and_(File.path == c.path, Symbol.start_line <= c.end_line,
-                       Symbol.end_line >= c.start_line) for c in traj.citations))
-    rows = conn.execute(select(File.path, Symbol.qualname, Symbol.start_line, Symbol.end_line)
-                        .join(File, File.id == Symbol.file_id)
-                        .where(File.corpus_id == corpus_id, File.path.in_(paths), spans))
+    spans = " OR ".join(["files.path = ? AND symbols.start_line <= ? AND symbols.end_line >= ?"]
+                        * len(traj.citations))
+    rows = driver(conn).execute(
+        "SELECT files.path, symbols.qualname, symbols.start_line, symbols.end_line FROM symbols "
+        "JOIN files ON files.id = symbols.file_id WHERE files.corpus_id = ? AND files.path IN "
+        f"({marks(paths)}) AND ({spans})",
+        (corpus_id, *paths, *(v for c in traj.citations for v in (c.path, c.end_line,
+                                                                  c.start_line))))
     by_path: dict[str, list[tuple[int, int, str]]] = {}
     for path, name, start, end in rows:
         by_path.setdefault(path, []).append((end - start, start, name))

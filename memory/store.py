@@ -12,18 +12,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, insert, select, update
-
-from peek.db import driver
+from peek.db import driver, marks
 from peek.memory import fts
 from peek.memory.embed import Embedder, restored_embedder
 from peek.memory.models import NONE_ANSWER, TEXT_PREFIX, Entity, SpaceTimeNode, VerbPhrase
-from peek.memory.tables import (
-    MemoryEpisodeRow,
-    MemoryNodeRow,
-    MemoryStateRow,
-    MemoryTurnRow,
-)
 from peek.memory.text import norm_name
 from peek.memory.turnbody import pack_turn, unpack_turn
 from peek.packed import pack_text, unpack_text
@@ -89,12 +81,18 @@ class State:
         return restored_embedder(self.embedder_name, self.embedder_state)
 
 
-def load_state(conn: Connection, corpus_id: int) -> State | None:
+_STATE_COLUMNS = ("embedder", "dim", "version", "fitted_n", "embedder_state",
+                  "clustered_windows", "next_node", "analysis")
+_INSERT_STATE = (f"INSERT INTO memory_state (corpus_id, {', '.join(_STATE_COLUMNS)}, updated_at) "
+                 f"VALUES (:corpus_id, {', '.join(':' + c for c in _STATE_COLUMNS)}, :updated_at)")
+_UPDATE_STATE = (f"UPDATE memory_state SET {', '.join(f'{c} = :{c}' for c in _STATE_COLUMNS)}, "
+                 "updated_at = :updated_at WHERE corpus_id = :corpus_id")
+
+
+def load_state(conn: AnyConnection, corpus_id: int) -> State | None:
     """The corpus's memory state, or None before anything was remembered."""
-    t = MemoryStateRow
-    row = conn.execute(select(t.embedder, t.dim, t.version, t.fitted_n, t.embedder_state,
-                              t.clustered_windows, t.next_node, t.analysis)
-                       .where(t.corpus_id == corpus_id)).first()
+    row = driver(conn).execute(f"SELECT {', '.join(_STATE_COLUMNS)} FROM memory_state "
+                               "WHERE corpus_id = ?", (corpus_id,)).fetchone()
     return None if row is None else State(corpus_id, *row)
 
 
@@ -103,25 +101,23 @@ def new_state(corpus_id: int, embedder: Embedder) -> State:
     return State(corpus_id, embedder.name, embedder.dim, 0, 0, None, 0, 1, fresh=True)
 
 
-def save_state(conn: Connection, state: State) -> None:
+def save_state(conn: AnyConnection, state: State) -> None:
     """Write the state back with a new version, so every cache of the old one is dropped."""
     state.version += 1
     values = {"embedder": state.embedder_name, "dim": state.dim, "version": state.version,
               "fitted_n": state.fitted_n, "embedder_state": state.embedder_state,
               "clustered_windows": state.clustered_windows, "next_node": state.next_node,
               "analysis": state.analysis, "updated_at": time.time()}
-    if state.fresh:
-        conn.execute(insert(MemoryStateRow).values(corpus_id=state.corpus_id, **values))
-        state.fresh = False
-    else:
-        conn.execute(update(MemoryStateRow)
-                     .where(MemoryStateRow.corpus_id == state.corpus_id).values(**values))
+    driver(conn).execute(_INSERT_STATE if state.fresh else _UPDATE_STATE,
+                         {"corpus_id": state.corpus_id, **values})
+    state.fresh = False
 
 
-def current_version(conn: Connection, corpus_id: int) -> int | None:
+def current_version(conn: AnyConnection, corpus_id: int) -> int | None:
     """The memory version alone (cheap), for cache checks."""
-    return conn.scalar(select(MemoryStateRow.version)
-                       .where(MemoryStateRow.corpus_id == corpus_id))
+    row = driver(conn).execute("SELECT version FROM memory_state WHERE corpus_id = ?",
+                               (corpus_id,)).fetchone()
+    return None if row is None else int(row[0])
 
 
 # --- turns ----------------------------------------------------------------------------------
@@ -155,11 +151,6 @@ class TurnRecord:
         return f"[{self.turn_id}]{when}{who} {body}{mark}".replace("\n", " ")
 
 
-_TURN_COLUMNS = (MemoryTurnRow.id, MemoryTurnRow.turn_id, MemoryTurnRow.seq, MemoryTurnRow.speaker,
-                 MemoryTurnRow.body, MemoryTurnRow.time, MemoryTurnRow.session,
-                 MemoryTurnRow.source, MemoryTurnRow.stale, MemoryTurnRow.window)
-
-
 def turn_record(row: Any, vector: bytes | None = None) -> TurnRecord:
     """A TurnRecord from a row of `TURN_FIELDS` (the body unpacked)."""
     text, terms, blobs = unpack_turn(row[4], row[1])
@@ -180,7 +171,7 @@ def load_turns(conn: AnyConnection, corpus_id: int, with_vectors: bool = False,
     return [turn_record(r, r[10] if with_vectors else None) for r in rows]
 
 
-def turns_in_windows(conn: Connection, corpus_id: int, windows: list[int], first_seq: int = 0,
+def turns_in_windows(conn: AnyConnection, corpus_id: int, windows: list[int], first_seq: int = 0,
                      last_seq: int | None = None) -> list[TurnRecord]:
     """The turns of some windows, in seq order; seq bounds known to hold them all make it an
     indexed range read instead of a scan of every turn."""
@@ -194,24 +185,25 @@ def turns_in_windows(conn: Connection, corpus_id: int, windows: list[int], first
     return [turn_record(r) for r in rows]
 
 
-def existing_turn_ids(conn: Connection, corpus_id: int, ids: list[str]) -> set[str]:
+def existing_turn_ids(conn: AnyConnection, corpus_id: int, ids: list[str]) -> set[str]:
     """Which of these turn ids are already stored (ingest is idempotent)."""
     found: set[str] = set()
     for start in range(0, len(ids), 500):
         batch = ids[start:start + 500]
-        found.update(conn.scalars(select(MemoryTurnRow.turn_id).where(
-            MemoryTurnRow.corpus_id == corpus_id, MemoryTurnRow.turn_id.in_(batch))))
+        found.update(r[0] for r in driver(conn).execute(
+            f"SELECT turn_id FROM memory_turns WHERE corpus_id = ? AND turn_id IN ({marks(batch)})",
+            (corpus_id, *batch)))
     return found
 
 
-def last_turn(conn: Connection, corpus_id: int) -> TurnRecord | None:
+def last_turn(conn: AnyConnection, corpus_id: int) -> TurnRecord | None:
     """The newest turn, to continue its window and its seq."""
-    row = conn.execute(select(*_TURN_COLUMNS).where(MemoryTurnRow.corpus_id == corpus_id)
-                       .order_by(MemoryTurnRow.seq.desc()).limit(1)).first()
+    row = driver(conn).execute(_TURN_SQL.format("") + " ORDER BY seq DESC LIMIT 1",
+                               (corpus_id,)).fetchone()
     return turn_record(row) if row else None
 
 
-def window_size(conn: Connection, corpus_id: int, window: int) -> int:
+def window_size(conn: AnyConnection, corpus_id: int, window: int) -> int:
     """How many turns a window holds (counted from its stored first seq: an indexed range)."""
     row = driver(conn).execute(
         "SELECT COUNT(*) FROM memory_turns WHERE corpus_id = ? AND window = ? AND seq >= "
@@ -220,13 +212,19 @@ def window_size(conn: Connection, corpus_id: int, window: int) -> int:
     return int(row[0])
 
 
-def insert_turns(conn: Connection, corpus_id: int, rows: list[dict[str, Any]]) -> None:
+def insert_turns(conn: AnyConnection, corpus_id: int, rows: list[dict[str, Any]]) -> None:
     """Add new turns (dicts with the MemoryTurnRow columns but id and corpus_id)."""
     if rows:
-        conn.execute(insert(MemoryTurnRow), [{"corpus_id": corpus_id, **r} for r in rows])
+        driver(conn).executemany(_INSERT_TURN, [{"corpus_id": corpus_id, **r} for r in rows])
 
 
-def set_turn_vectors(conn: Connection, corpus_id: int, vectors: dict[int, bytes]) -> None:
+_TURN_VALUES = ("turn_id", "seq", "speaker", "time", "session", "source", "vector", "stale",
+                "window", "body")
+_INSERT_TURN = (f"INSERT INTO memory_turns (corpus_id, {', '.join(_TURN_VALUES)}) "
+                f"VALUES (:corpus_id, {', '.join(':' + c for c in _TURN_VALUES)})")
+
+
+def set_turn_vectors(conn: AnyConnection, corpus_id: int, vectors: dict[int, bytes]) -> None:
     """Store re-embedded turn vectors by row id (one prepared statement for all rows)."""
     driver(conn).executemany("UPDATE memory_turns SET vector = ? WHERE id = ? AND corpus_id = ?",
                              [(blob, row_id, corpus_id) for row_id, blob in vectors.items()])
@@ -255,7 +253,7 @@ def set_turn_terms(conn: AnyConnection, corpus_id: int,
                               for t, new in changed])
 
 
-def load_windows(conn: Connection, corpus_id: int) -> list[WindowRecord]:
+def load_windows(conn: AnyConnection, corpus_id: int) -> list[WindowRecord]:
     """Every window in order."""
     rows = driver(conn).execute(
         "SELECT idx, first_seq, last_seq, session, vector, episode FROM memory_windows "
@@ -263,7 +261,7 @@ def load_windows(conn: Connection, corpus_id: int) -> list[WindowRecord]:
     return [WindowRecord(r[0], r[1], r[2], r[3], window_vector(r[4]), r[5]) for r in rows]
 
 
-def window_spans(conn: Connection, corpus_id: int) -> list[WindowRecord]:
+def window_spans(conn: AnyConnection, corpus_id: int) -> list[WindowRecord]:
     """Every stored window without its vector (inflating thousands of vectors per batch to
     read a few is what grew with memory)."""
     rows = driver(conn).execute("SELECT idx, first_seq, last_seq, session, episode FROM "
@@ -286,7 +284,7 @@ def window_vector(blob: bytes | None) -> bytes | None:
     return None if blob is None else zlib.decompress(blob)
 
 
-def save_windows(conn: Connection, corpus_id: int, windows: list[WindowRecord]) -> None:
+def save_windows(conn: AnyConnection, corpus_id: int, windows: list[WindowRecord]) -> None:
     """Insert or replace windows."""
     if windows:
         driver(conn).executemany(
@@ -311,40 +309,45 @@ class EpisodeRecord:
     tokens: int
 
 
-def load_episodes(conn: Connection, corpus_id: int) -> list[EpisodeRecord]:
+def load_episodes(conn: AnyConnection, corpus_id: int) -> list[EpisodeRecord]:
     """Every episode by id."""
-    rows = conn.execute(select(MemoryEpisodeRow.id, MemoryEpisodeRow.centroid,
-                               MemoryEpisodeRow.size, MemoryEpisodeRow.medoids,
-                               MemoryEpisodeRow.prefix, MemoryEpisodeRow.prefix_sha256,
-                               MemoryEpisodeRow.tokens)
-                        .where(MemoryEpisodeRow.corpus_id == corpus_id)
-                        .order_by(MemoryEpisodeRow.id))
+    rows = driver(conn).execute(
+        "SELECT id, centroid, size, medoids, prefix, prefix_sha256, tokens FROM memory_episodes "
+        "WHERE corpus_id = ? ORDER BY id", (corpus_id,))
     return [EpisodeRecord(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in rows]
 
 
-def episode_count(conn: Connection, corpus_id: int) -> int:
+def episode_count(conn: AnyConnection, corpus_id: int) -> int:
     """How many episodes a corpus has."""
-    from sqlalchemy import func
+    row = driver(conn).execute("SELECT count(*) FROM memory_episodes WHERE corpus_id = ?",
+                               (corpus_id,)).fetchone()
+    return int(row[0] or 0)
 
-    return int(conn.scalar(select(func.count()).where(
-        MemoryEpisodeRow.corpus_id == corpus_id)) or 0)
 
-
-def replace_episodes(conn: Connection, corpus_id: int, episodes: list[EpisodeRecord],
+def replace_episodes(conn: AnyConnection, corpus_id: int, episodes: list[EpisodeRecord],
                      everything: bool) -> None:
     """Write episodes; `everything` drops the old set first (after a full re-clustering)."""
-    where = [MemoryEpisodeRow.corpus_id == corpus_id]
-    if not everything:
-        where.append(MemoryEpisodeRow.id.in_([e.id for e in episodes]))
-    conn.execute(delete(MemoryEpisodeRow).where(*where))
+    raw = driver(conn)
+    ids = [e.id for e in episodes]
+    if everything:
+        raw.execute("DELETE FROM memory_episodes WHERE corpus_id = ?", (corpus_id,))
+    elif ids:
+        raw.execute(f"DELETE FROM memory_episodes WHERE corpus_id = ? AND id IN ({marks(ids)})",
+                    (corpus_id, *ids))
     if episodes:
-        conn.execute(insert(MemoryEpisodeRow), [
+        raw.executemany(_INSERT_EPISODE, [
             {"corpus_id": corpus_id, "id": e.id, "centroid": e.centroid, "size": e.size,
              "medoids": json.dumps(e.medoids), "prefix": e.prefix,
              "prefix_sha256": e.prefix_sha256, "tokens": e.tokens} for e in episodes])
 
 
 # --- GSW nodes ------------------------------------------------------------------------------
+
+
+_EPISODE_COLUMNS = ("corpus_id", "id", "centroid", "size", "medoids", "prefix", "prefix_sha256",
+                    "tokens")
+_INSERT_EPISODE = (f"INSERT INTO memory_episodes ({', '.join(_EPISODE_COLUMNS)}) "
+                   f"VALUES ({', '.join(':' + c for c in _EPISODE_COLUMNS)})")
 
 
 def node_kind(node: Node) -> str:
@@ -404,47 +407,50 @@ def _verb(data: bytes) -> VerbPhrase:
     return VerbPhrase.model_validate_json(unpack_text(data))
 
 
-def load_nodes(conn: Connection, corpus_id: int, kind: str | None = None) -> list[Node]:
+def load_nodes(conn: AnyConnection, corpus_id: int, kind: str | None = None) -> list[Node]:
     """Stored GSW nodes (optionally of one kind), oldest first."""
-    where = [MemoryNodeRow.corpus_id == corpus_id]
+    sql = "SELECT kind, data FROM memory_nodes WHERE corpus_id = ?"
+    params: tuple[Any, ...] = (corpus_id,)
     if kind is not None:
-        where.append(MemoryNodeRow.kind == kind)
-    rows = conn.execute(select(MemoryNodeRow.kind, MemoryNodeRow.data).where(*where)
-                        .order_by(MemoryNodeRow.seq, MemoryNodeRow.id))
+        sql, params = sql + " AND kind = ?", (corpus_id, kind)
+    rows = driver(conn).execute(sql + " ORDER BY seq, id", params)
     return [node_from_json(k, data) for k, data in rows]
 
 
-def entity_vectors(conn: Connection, corpus_id: int, dim: int) -> tuple[list[str], np.ndarray]:
+def entity_vectors(conn: AnyConnection, corpus_id: int, dim: int) -> tuple[list[str], np.ndarray]:
     """Entity ids and their stored vectors, for the embedding resolver's faiss index."""
-    rows = list(conn.execute(select(MemoryNodeRow.id, MemoryNodeRow.vector).where(
-        MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "entity",
-        MemoryNodeRow.vector.is_not(None)).order_by(MemoryNodeRow.id)))
+    rows = driver(conn).execute(
+        "SELECT id, vector FROM memory_nodes WHERE corpus_id = ? AND kind = ? AND vector IS NOT "
+        "NULL ORDER BY id", (corpus_id, "entity")).fetchall()
     return [r[0] for r in rows], unpack_rows([r[1] for r in rows], dim)
 
 
-def entities_by_key(conn: Connection, corpus_id: int, keys: list[str]) -> list[Entity]:
+def entities_by_key(conn: AnyConnection, corpus_id: int, keys: list[str]) -> list[Entity]:
     """Stored entities whose exact-match key is one of `keys`."""
     found: list[Entity] = []
     wanted = set(keys)
     for start in range(0, len(keys), 500):
-        rows = conn.scalars(select(MemoryNodeRow.data).where(
-            MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == "entity",
-            MemoryNodeRow.norm.in_([key_digest(k) for k in keys[start:start + 500]])))
-        found.extend(e for e in map(_entity, rows) if node_key(e) in wanted)
+        digests = [key_digest(k) for k in keys[start:start + 500]]
+        rows = driver(conn).execute(
+            "SELECT data FROM memory_nodes WHERE corpus_id = ? AND kind = ? AND norm IN "
+            f"({marks(digests)})", (corpus_id, "entity", *digests))
+        found.extend(e for e in (_entity(r[0]) for r in rows) if node_key(e) in wanted)
     return found
 
 
-def nodes_by_id(conn: Connection, corpus_id: int, ids: list[str]) -> list[Node]:
+def nodes_by_id(conn: AnyConnection, corpus_id: int, ids: list[str]) -> list[Node]:
     """Stored nodes by id."""
     found: list[Node] = []
     for start in range(0, len(ids), 500):
-        rows = conn.execute(select(MemoryNodeRow.kind, MemoryNodeRow.data).where(
-            MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.id.in_(ids[start:start + 500])))
+        batch = ids[start:start + 500]
+        rows = driver(conn).execute(
+            f"SELECT kind, data FROM memory_nodes WHERE corpus_id = ? AND id IN ({marks(batch)})",
+            (corpus_id, *batch))
         found.extend(node_from_json(k, d) for k, d in rows)
     return found
 
 
-def save_nodes(conn: Connection, corpus_id: int, nodes: list[Node],
+def save_nodes(conn: AnyConnection, corpus_id: int, nodes: list[Node],
                vectors: dict[str, bytes] | None = None) -> None:
     """Insert or replace nodes (vectors by node id, kept when not given)."""
     if not nodes:
@@ -466,7 +472,7 @@ def verb_edges(verb: VerbPhrase) -> list[str]:
                    if a != NONE_ANSWER and not a.startswith(TEXT_PREFIX)})
 
 
-def save_edges(conn: Connection, corpus_id: int, verbs: list[VerbPhrase]) -> None:
+def save_edges(conn: AnyConnection, corpus_id: int, verbs: list[VerbPhrase]) -> None:
     """Replace the edge rows of these verbs (plain prepared statements: this runs per record)."""
     if not verbs:
         return
@@ -507,7 +513,7 @@ def cites_code(node: Node) -> bool:
     return isinstance(node, VerbPhrase) and bool(node.blobs)
 
 
-def verbs_by_key(conn: Connection, corpus_id: int, key: str, entity_ids: list[str],
+def verbs_by_key(conn: AnyConnection, corpus_id: int, key: str, entity_ids: list[str],
                  ) -> list[VerbPhrase]:
     """Stored verbs with this key whose answers name every one of `entity_ids` (candidates)."""
     if not entity_ids:
@@ -549,7 +555,8 @@ def _edge_count(raw: Any, corpus_id: int, node_id: str) -> int:
                            (corpus_id, node_id)).fetchone()[0])
 
 
-def open_verbs_about(conn: Connection, corpus_id: int, entity_ids: list[str]) -> list[VerbPhrase]:
+def open_verbs_about(conn: AnyConnection, corpus_id: int, entity_ids: list[str],
+                     ) -> list[VerbPhrase]:
     """Stored verbs that mention these entities and still have an open question (edge look-up)."""
     if not entity_ids:
         return []
@@ -562,11 +569,11 @@ def open_verbs_about(conn: Connection, corpus_id: int, entity_ids: list[str]) ->
     return [_verb(r[0]) for r in rows]
 
 
-def spacetime_by_key(conn: Connection, corpus_id: int, kind: str, key: str,
+def spacetime_by_key(conn: AnyConnection, corpus_id: int, kind: str, key: str,
                      ) -> SpaceTimeNode | None:
     """The stored space or time node with this name key."""
-    rows = conn.scalars(select(MemoryNodeRow.data).where(
-        MemoryNodeRow.corpus_id == corpus_id, MemoryNodeRow.kind == kind,
-        MemoryNodeRow.norm == key_digest(key)).order_by(MemoryNodeRow.seq))
-    nodes = (SpaceTimeNode.model_validate_json(unpack_text(d)) for d in rows)
+    rows = driver(conn).execute(
+        "SELECT data FROM memory_nodes WHERE corpus_id = ? AND kind = ? AND norm = ? ORDER BY seq",
+        (corpus_id, kind, key_digest(key)))
+    nodes = (SpaceTimeNode.model_validate_json(unpack_text(r[0])) for r in rows)
     return next((n for n in nodes if node_key(n) == key), None)

@@ -22,14 +22,16 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING
 
 from peek.db import driver
 from peek.memory import fts
 from peek.memory.models import NONE_ANSWER, TEXT_PREFIX, Entity, SpaceTimeNode, VerbPhrase
 from peek.memory.store import Node, node_from_json, save_nodes
 from peek.packed import unpack_text
+
+if TYPE_CHECKING:
+    from peek.db import AnyConnection
 
 _CHUNK = re.compile(r"(.*)#\d+")
 
@@ -67,7 +69,7 @@ class Sources:
         return re.compile("|".join(parts))
 
 
-def forget_sources(conn: Connection, corpus_id: int, sources: Sources) -> Unlearned:
+def forget_sources(conn: AnyConnection, corpus_id: int, sources: Sources) -> Unlearned:
     """Remove the forgotten sources' evidence from the workspace (inside the caller's write
     transaction); returns what was removed and rewritten."""
     touched = _touched_nodes(conn, corpus_id, sources)
@@ -88,7 +90,7 @@ def forget_sources(conn: Connection, corpus_id: int, sources: Sources) -> Unlear
     return Unlearned(sorted(removed), sorted(n.id for n in kept))
 
 
-def _touched_nodes(conn: Connection, corpus_id: int, sources: Sources) -> list[Node]:
+def _touched_nodes(conn: AnyConnection, corpus_id: int, sources: Sources) -> list[Node]:
     """The stored nodes that hold any stamp of the forgotten sources."""
     pattern = sources.needles()
     rows = driver(conn).execute("SELECT kind, data FROM memory_nodes WHERE corpus_id = ?",
@@ -140,7 +142,7 @@ def _strip_node(node: Node, gone: Callable[[str], bool]) -> bool:
     return bool(node.name_history) or not gone(node.source)
 
 
-def _support(conn: Connection, corpus_id: int, ids: list[str], touched_verbs: set[str],
+def _support(conn: AnyConnection, corpus_id: int, ids: list[str], touched_verbs: set[str],
              kept_verbs: Iterable[VerbPhrase], gone: Callable[[str], bool],
              ) -> dict[str, list[str]]:
     """For nodes left without evidence of their own: the remaining verbs that name them in
@@ -180,7 +182,7 @@ def _drop_links(node: Node, removed: set[str], gone: Callable[[str], bool]) -> N
         node.entity_ids = [e for e in node.entity_ids if e not in removed]
 
 
-def _restamp(conn: Connection, corpus_id: int, nodes: list[Node], gone: Callable[[str], bool],
+def _restamp(conn: AnyConnection, corpus_id: int, nodes: list[Node], gone: Callable[[str], bool],
              support: dict[str, list[str]]) -> None:
     """A kept node whose first source was forgotten takes its earliest remaining one, and so
     do a kept verb's questions stamped with a forgotten source."""
@@ -203,7 +205,7 @@ def _restamp(conn: Connection, corpus_id: int, nodes: list[Node], gone: Callable
                 q.source = verb.source
 
 
-def _verb_source(conn: Connection, corpus_id: int, verb_ids: list[str],
+def _verb_source(conn: AnyConnection, corpus_id: int, verb_ids: list[str],
                  gone: Callable[[str], bool]) -> str:
     """The source of the earliest verb naming a node (what supports it now)."""
     from peek.memory.store import nodes_by_id
@@ -214,7 +216,7 @@ def _verb_source(conn: Connection, corpus_id: int, verb_ids: list[str],
     return verbs[0].source if verbs else ""
 
 
-def _reseq(conn: Connection, corpus_id: int, nodes: list[VerbPhrase | SpaceTimeNode]) -> None:
+def _reseq(conn: AnyConnection, corpus_id: int, nodes: list[VerbPhrase | SpaceTimeNode]) -> None:
     """Move restamped nodes to their new source's position when that source is a turn."""
     by_source = {n.source for n in nodes}
     if not by_source:
@@ -227,7 +229,7 @@ def _reseq(conn: Connection, corpus_id: int, nodes: list[VerbPhrase | SpaceTimeN
         node.seq = seqs.get(node.source, node.seq)
 
 
-def _delete(conn: Connection, corpus_id: int, ids: list[str], verb_ids: list[str]) -> None:
+def _delete(conn: AnyConnection, corpus_id: int, ids: list[str], verb_ids: list[str]) -> None:
     """Delete nodes, their edges and their verb documents."""
     if not ids:
         return
