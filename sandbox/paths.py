@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from peek.errors import QueryError
-from peek.retrieval.walk import IgnoreRules
 from peek.safefs import Opened, SandboxError, open_beneath, special_kind
+
+if TYPE_CHECKING:
+    from peek.retrieval.walk import IgnoreRules
 
 __all__ = ["corpus_path", "excluded_error", "real_root", "relative_posix", "resolve_in_root",
            "special_kind"]
@@ -30,6 +33,8 @@ def resolve_in_root(root: Path, path: str, rules: IgnoreRules | None = None) -> 
 
 def check_served(root: Path, opened: Opened, path: str, rules: IgnoreRules | None) -> None:
     """Refuse what the index would not index: .git, ignored files and secrets."""
+    from peek.retrieval.walk import IgnoreRules  # the rules compile only for a check
+
     rules = IgnoreRules(root) if rules is None else rules
     if rules.excluded(opened.rel, opened.is_dir):
         raise excluded_error(path)
