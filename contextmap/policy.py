@@ -17,13 +17,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from peek.contextmap.cartographer import (
-    Cartographer,
-    Cartography,
-    DeterministicCartographer,
-    PlannedEdit,
-)
-from peek.contextmap.distiller import DeterministicDistiller, Distillation, Distiller
 from peek.contextmap.errors import MapError
 from peek.contextmap.evictor import Evictor
 from peek.contextmap.freshness import CorpusView, apply_outdated, outdated_changes
@@ -39,10 +32,13 @@ from peek.contextmap.store import (
     load_view,
 )
 from peek.contextmap.tokens import exact_tokens
-from peek.contextmap.trajectory import Trajectory, parse_trajectory
 from peek.db import Database, driver
 
 if TYPE_CHECKING:
+    # the planning half (pydantic models) loads on first use: a retraction or a view needs none
+    from peek.contextmap.cartographer import Cartographer, Cartography, PlannedEdit
+    from peek.contextmap.distiller import Distillation, Distiller
+    from peek.contextmap.trajectory import Trajectory
     from peek.db import AnyConnection
 
 log = logging.getLogger("peek.contextmap.policy")
@@ -160,11 +156,29 @@ class CachePolicy:
         self.root = root
         self.budget = budget
         self.evolve_steps = evolve_steps
-        self.distiller: Distiller = distiller or DeterministicDistiller()
-        self.cartographer: Cartographer = cartographer or DeterministicCartographer()
+        self._distiller = distiller
+        self._cartographer = cartographer
         self.evictor = evictor or Evictor()
         self.store = MapStore(db, corpus_id)
         self._corpus: str | None = None
+
+    @property
+    def distiller(self) -> Distiller:
+        """The Distiller given, else the deterministic one (made on first use)."""
+        if self._distiller is None:
+            from peek.contextmap.distiller import DeterministicDistiller
+
+            self._distiller = DeterministicDistiller()
+        return self._distiller
+
+    @property
+    def cartographer(self) -> Cartographer:
+        """The Cartographer given, else the deterministic one (made on first use)."""
+        if self._cartographer is None:
+            from peek.contextmap.cartographer import DeterministicCartographer
+
+            self._cartographer = DeterministicCartographer()
+        return self._cartographer
 
     @property
     def corpus(self) -> str:
@@ -181,6 +195,8 @@ class CachePolicy:
         `also` runs inside the same write transaction (an outcome, memory), so a session's
         whole update commits or rolls back as one; it may raise to abort everything.
         """
+        from peek.contextmap.trajectory import Trajectory, parse_trajectory
+
         traj = trajectory if isinstance(trajectory, Trajectory) else parse_trajectory(trajectory)
         session = session or uuid.uuid4().hex[:12]
         plan = self._plan(traj)
@@ -251,6 +267,8 @@ class CachePolicy:
 
     def _plan(self, traj: Trajectory) -> _Plan | None:
         """Distill and plan on a snapshot; None when the map is frozen (nothing to learn)."""
+        from peek.contextmap.cartographer import Cartography
+
         with self.db.query() as conn:
             snap = load_map(conn, self.corpus_id)
             if self._frozen(snap.state):

@@ -305,8 +305,8 @@ class HashEmbedder:
         found = known[ids]
         missing = np.isnan(found)
         if missing.any():
-            todo = np.unique(ids[missing])
-            known[todo] = self._idf_many([table.names[i] for i in todo.tolist()])
+            todo = sorted(set(ids[missing].tolist()))  # np.unique would import numpy.ma
+            known[todo] = self._idf_many([table.names[i] for i in todo])
             found = known[ids]
         return found
 
