@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,42 @@ def test_corpora_lists_what_a_store_holds(make_corpus, home: Path) -> None:
     assert all(c["map_version"] >= 1 and c["indexed_at"] for c in listed)
     text = run_peek("corpora").stdout
     assert str(first.resolve()) in text and "files, indexed" in text
+
+
+#: what `peek record` used to load and no longer needs (SQLAlchemy and the ORM tables, faiss for
+#: a one-episode memory, numpy.ma through np.unique, the sandbox tools and pathspec)
+RECORD_UNUSED = ("sqlalchemy", "peek.schema", "peek.memory.tables", "peek.contextmap.tables",
+                 "peek.agent.tables", "faiss", "numpy.ma", "peek.sandbox.tools", "pathspec")
+#: a retraction plans nothing: no Distiller, Cartographer or trajectory model either
+RETRACT_UNUSED = (*RECORD_UNUSED, "peek.contextmap.distiller", "peek.contextmap.cartographer",
+                  "peek.contextmap.trajectory")
+
+
+def _modules_after(argv: list[str], names: tuple[str, ...]) -> tuple[str, list[str]]:
+    """Run `peek ARGV` as its own process (python -m peek.cli) and report its stdout and which
+    of `names` it had imported by the end."""
+    code = ("import json, runpy, sys\n"
+            f"sys.argv = {['peek', *argv]!r}\n"
+            "try:\n    runpy.run_module('peek.cli', run_name='__main__')\n"
+            "except SystemExit as done:\n    assert not done.code, done.code\n"
+            f"print(json.dumps(sorted(m for m in {names!r} if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    *said, loaded = out.stdout.splitlines()
+    return "\n".join(said), json.loads(loaded)
+
+
+def test_record_and_retract_stay_lean(make_corpus, home: Path) -> None:
+    root = make_corpus(SAMPLE)
+    assert run_peek("index", str(root)).returncode == 0
+    asked = run_peek("ask", str(root), "where are redirects followed", "--json")
+    session = json.loads(asked.stdout)["session"]
+    said, loaded = _modules_after(["record", str(root), "--session", session, "--edited",
+                                   "src/http/session.py", "--success"], RECORD_UNUSED)
+    assert f"session {session}: applied" in said
+    assert loaded == []
+    said, loaded = _modules_after(["record", str(root), "--session", session, "--retract"],
+                                  RETRACT_UNUSED)
+    assert f"session {session}: retracted" in said
+    assert loaded == []
