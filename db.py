@@ -1,8 +1,9 @@
 """The store: SQLite by default (WAL, busy timeout, safe open), PostgreSQL when a URL says so.
 
-SQLAlchemy (~0.2 s to import) loads only when a caller asks for `read()`/`write()`; the hot read
-paths of short-lived processes (`peek search`, `peek status`, `peek index` with nothing to do)
-use `query()`/`raw_write()`, plain driver connections with the same transaction rules. On
+SQLAlchemy (~0.2 s to import) loads only when a caller asks for `read()`/`write()`; the paths of
+short-lived processes (`peek search`, `peek status`, `peek index` with nothing to do, `peek ask`,
+`peek record` and its `--retract`/`--correct`, the map's change sets) use `query()`/`raw_write()`,
+plain driver connections with the same transaction rules. On
 PostgreSQL those are psycopg connections that take sqlite3's SQL dialect (see `peek.postgres`),
 so one SQL text serves both backends; migrations run on both.
 """

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 
 from peek.db import driver
 from peek.memory.outcomes import PastOutcome, outcome_document, similar_outcomes
-from peek.retrieval.graph import FileGraph
 from peek.retrieval.lexical import (
     create_fts,
     fts_add,
@@ -41,6 +40,7 @@ from peek.text import query_terms
 
 if TYPE_CHECKING:
     from peek.db import AnyConnection
+    from peek.retrieval.graph import FileGraph
 
 FEATURES = ("base", "lexical", "path", "symbol", "map", "test", "non_code", "similar",
             "profile", "kind_share", "area_share", "edits", "coedit")

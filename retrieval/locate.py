@@ -11,13 +11,13 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from peek.db import driver
-from peek.retrieval.graph import FileGraph
 from peek.retrieval.hybrid import search
 from peek.retrieval.lexical import Hit, path_prior
 from peek.text import query_terms
 
 if TYPE_CHECKING:
     from peek.db import AnyConnection
+    from peek.retrieval.graph import FileGraph
 
 # Weights of the three kinds of evidence, tuned on shared/eval/swebench-dev.jsonl.
 W_LEXICAL = 1.0
