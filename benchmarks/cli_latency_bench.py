@@ -66,9 +66,9 @@ def cases(root: Path, session: str) -> list[tuple[str, list[str], float | None]]
         ("peek index (no change)", [*peek, "index", r], 0.4),
         ("peek ask (offline)", [*peek, "ask", r, QUESTION], 0.6),
         ("peek record", [*peek, "record", r, "--session", session, "--edited", EDITED,
-                         "--success"], None),
+                         "--success"], 0.8),
         ("peek record --retract", [*peek, "record", r, "--session", session, "--retract"],
-         None),
+         0.7),
     ]
 
 

@@ -19,6 +19,7 @@ from peek.cli.common import CorpusArg, HomeOpt, JsonOpt, command_group, emit, op
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from peek.agent.models import Model
     from peek.contextmap.policy import MapView, UpdateResult
     from peek.contextmap.store import EntryChange, VersionRecord
     from peek.service import Peek
@@ -265,6 +266,16 @@ def _outcome(success: bool, failure: bool) -> bool | None:
     return True if success else (False if failure else None)
 
 
+def _distill_model(spec: str | None, api_base: str | None, home: Path | None) -> Model | None:
+    """The --model to distill with (its registry loads only then), or None: the deterministic
+    pair."""
+    if not spec:
+        return None
+    from peek.agent.registry import resolve_model
+
+    return resolve_model(spec, api_base, home=home)
+
+
 def _retract(path: Path, session: str | None, home: Path | None, as_json: bool,
              more: bool) -> None:
     """`record --retract`: one session's outcome withdrawn, nothing else said with it."""
@@ -319,8 +330,6 @@ def record(
     Applied once per session: recording the same outcome again changes nothing; --correct
     replaces a recorded outcome, --retract withdraws it.
     """
-    from peek.agent.registry import resolve_model
-
     outcome = _outcome(success, failure)
     if retract:
         _retract(path, session, home, as_json, bool(edited or files or trajectory or summary)
@@ -332,7 +341,7 @@ def record(
         result = peek.record(raw, session=session, edited=[*(edited or []), *(files or [])],
                              success=outcome, budget=budget,
                              evolve_steps="stored" if evolve_steps is None else evolve_steps,
-                             model=resolve_model(model, api_base, home=home) if model else None,
+                             model=_distill_model(model, api_base, home),
                              summary=said, correct=correct)
     if as_json:
         emit(result.to_dict())
