@@ -1,5 +1,5 @@
 """`python -m peek.cli`: the same entry point as the `peek` script."""
 
-from peek.cli.app import main
+from peek.cli.app import run
 
-main()
+run()

@@ -156,11 +156,12 @@ RETRACT_UNUSED = (*RECORD_UNUSED, "peek.contextmap.distiller", "peek.contextmap.
 
 
 def _modules_after(argv: list[str], names: tuple[str, ...]) -> tuple[str, list[str]]:
-    """Run `peek ARGV` as its own process (python -m peek.cli) and report its stdout and which
-    of `names` it had imported by the end."""
-    code = ("import json, runpy, sys\n"
+    """Run `peek ARGV` as its own process (the CLI's `main`) and report its stdout and which of
+    `names` it had imported by the end."""
+    code = ("import json, sys\n"
+            "from peek.cli.app import main\n"
             f"sys.argv = {['peek', *argv]!r}\n"
-            "try:\n    runpy.run_module('peek.cli', run_name='__main__')\n"
+            "try:\n    main()\n"
             "except SystemExit as done:\n    assert not done.code, done.code\n"
             f"print(json.dumps(sorted(m for m in {names!r} if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
