@@ -284,25 +284,35 @@ def run() -> None:
     """The `peek` script and `python -m peek.cli`: `main`, then the process ends without the
     interpreter's teardown (freeing the tokenizer's tables, numpy and pydantic costs ~0.15 s, as
     much as a whole `peek search`) once nothing is left to finish: output flushed, exit handlers
-    run, no other thread alive; else it exits as `main` does. In-process callers use `main`."""
-    code: object = 0
+    run, no other thread alive, no connection pool loaded; else it exits as `main` does.
+    In-process callers use `main`."""
+    code: str | int | None = 0
     try:
         main()
     except SystemExit as done:
         code = done.code
-    if not isinstance(code, int) or not _flushed():
+    if not isinstance(code, int) or not _may_end_now():
         sys.exit(code)
     import atexit
 
     atexit._run_exitfuncs()  # logging's flush, multiprocessing's children, temp folders
-    _flushed()
+    _may_end_now()
     os._exit(code)
 
 
-def _flushed() -> bool:
-    """Whether the process may end at once: no other thread alive, the output flushed."""
+#: libraries whose connections may close only when the interpreter tears down (SQLAlchemy's
+#: pool, psycopg's idle connections): a process that loaded one exits the usual way. peek's
+#: plain sqlite3 connections are always closed by the `with` that opened them.
+_POOLS = ("sqlalchemy", "psycopg")
+
+
+def _may_end_now() -> bool:
+    """Whether the process may end at once: no pool loaded, no other thread alive, the output
+    flushed."""
     import threading
 
+    if any(name in sys.modules for name in _POOLS):
+        return False
     if any(t.is_alive() and not t.daemon and t is not threading.main_thread()
            for t in threading.enumerate()):
         return False
