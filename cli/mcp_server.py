@@ -61,8 +61,9 @@ DESCRIPTIONS = {
         "sessions learned about where things are (entry points, key files, conventions, "
         "pitfalls), rendered within a token budget, plus the same entries as data. Go straight "
         "to the files it names instead of listing and grepping; entries marked (stale) point at "
-        "code that changed since, so re-check them. `budget` sets the map's token budget (kept "
-        "for later calls). If the corpus is not indexed yet, call peek_index once, then retry."
+        "code that changed since, so re-check them. `budget` renders this view within that many "
+        "tokens (the stored budget stays). If the corpus is not indexed yet, call peek_index "
+        "once, then retry."
     ),
     "peek_search": (
         "Call peek_search when the map does not point at what you need: it ranks code and "
