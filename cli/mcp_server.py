@@ -81,8 +81,9 @@ DESCRIPTIONS = {
     "peek_ask": (
         "Call peek_ask to hand a whole where-is or how-does question to peek's own agent (the "
         "model given to `peek mcp --model`): it searches and reads the corpus itself and answers "
-        "with cited path:start-end locations, within `max_steps` tool steps. The session also "
-        "teaches the map, so there is no need to peek_record it."
+        "with cited path:start-end locations, within `max_steps` tool steps. Its answer is a "
+        "hypothesis until confirmed: when you finish the task, call peek_record with the "
+        "`session` it returned and the files you edited, so the right files are learned."
     ),
     "peek_record": (
         "Call peek_record last, after you finish a task in a corpus: give the task or question, "
