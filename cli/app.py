@@ -104,7 +104,7 @@ def ask(
         "--draft", help="With --model local: off, llma (copy from what was read) or rapid.")
     ] = "off",
 ) -> None:
-    """Answer a question with cited path:start-end locations; the session teaches the map."""
+    """Answer a question with cited path:start-end locations; `peek record` what it led to."""
     from peek.agent.registry import resolve_model
     from peek.agent.session import Budgets
     from peek.cli.render import print_answer, step_printer
