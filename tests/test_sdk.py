@@ -14,8 +14,8 @@ PUBLIC = [
     "CorpusStatus", "EditRecord", "EntitySummary", "Entry", "EntryChange", "EntryNotFoundError",
     "EpisodeSummary", "FileGraph", "Forgotten", "ForgottenTurn", "Hit", "IndexStats",
     "MapError", "MapImportError", "MapView", "MemoryHit", "MemorySearch", "Model",
-    "NotIndexedError", "OutcomeCorrection", "Peek", "PeekError", "QueryError", "Remembered",
-    "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
+    "NotIndexedError", "OutcomeCorrection", "PastOutcome", "Peek", "PeekError", "QueryError",
+    "Remembered", "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
     "UpdateResult", "VersionError", "VersionRecord", "__version__",
 ]
 
