@@ -7,7 +7,7 @@ are how a person finds that id weeks later, e.g. every outcome that taught a giv
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,6 +30,17 @@ def _verdict(success: bool | None) -> str:
     return {True: "success", False: "failure", None: "no verdict"}[success]
 
 
+def show(key: str, items: list[tuple[dict[str, Any], str]], empty: str, as_json: bool) -> None:
+    """A listing as `{key: [...]}` JSON, or a line each (`empty` when there is none)."""
+    if as_json:
+        emit({key: [data for data, _ in items]})
+        return
+    for _, line in items:
+        print(line)
+    if not items:
+        print(empty)
+
+
 def outcome_line(o: PastOutcome) -> str:
     """One outcome: session, when, verdict, edited files, the question."""
     files = ", ".join(o.edited) or "(no files)"
@@ -41,13 +52,8 @@ def outcomes(corpus: CorpusArg, edited: EditedOpt = None, limit: LimitOpt = 20,
     """Recorded outcomes, newest first: find the session to --correct or --retract."""
     with opened(corpus, home) as (peek, _cid):
         listed = peek.outcomes(limit, edited)
-    if as_json:
-        emit({"outcomes": [o.to_dict() for o in listed]})
-        return
-    for o in listed:
-        print(outcome_line(o))
-    if not listed:
-        print("(no recorded outcome" + (f" edited {edited})" if edited else ")"))
+    empty = "(no recorded outcome" + (f" edited {edited})" if edited else ")")
+    show("outcomes", [(o.to_dict(), outcome_line(o)) for o in listed], empty, as_json)
 
 
 def correction_line(c: OutcomeCorrection) -> str:
@@ -63,10 +69,5 @@ def corrections(corpus: CorpusArg, session: SessionOpt = None, home: HomeOpt = N
     """The audit trail of retracted and corrected outcomes, oldest first."""
     with opened(corpus, home) as (peek, _cid):
         listed = peek.corrections(session)
-    if as_json:
-        emit({"corrections": [c.to_dict() for c in listed]})
-        return
-    for c in listed:
-        print(correction_line(c))
-    if not listed:
-        print("(no outcome corrected or retracted)")
+    show("corrections", [(c.to_dict(), correction_line(c)) for c in listed],
+         "(no outcome corrected or retracted)", as_json)
