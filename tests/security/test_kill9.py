@@ -1,4 +1,5 @@
-"""kill -9 trials: index, record and memory ingest killed at random moments leave a working store.
+"""kill -9 trials: index, record, memory ingest and record --correct killed at random moments leave
+a working store.
 
 Each trial starts the real `peek` script, kills it with SIGKILL after a random delay, then
 checks the store: SQLite's integrity check passes, `peek status` works, and running the same
