@@ -376,11 +376,13 @@ class Peek:
         """Recorded outcomes, newest first (only those that edited `edited`, if given): where
         to find the session to correct or retract."""
         from peek.memory.outcomes import recorded_outcomes
+        from peek.sandbox.paths import corpus_path
 
         if limit is not None and limit < 1:
             raise QueryError(f"--limit must be at least 1, got {limit}", "give a positive number")
+        path = None if edited is None else corpus_path(self.root, edited)
         with self.db.read() as conn:
-            return recorded_outcomes(conn, self.corpus_id, limit, edited)
+            return recorded_outcomes(conn, self.corpus_id, limit, path)
 
     def corrections(self, session: str | None = None) -> list[OutcomeCorrection]:
         """The audit trail of retracted and corrected outcomes, oldest first."""

@@ -92,6 +92,8 @@ def test_the_sdk_lists_outcomes_and_refuses_a_limit_below_one(shop: Path, home: 
         (only,) = peek.outcomes(limit=1, edited=RIGHT)
         assert (only.session, only.edited, only.success) == (session, (RIGHT,), True)
         assert peek.outcomes(edited=WRONG) == []
+        assert peek.outcomes(edited=f"./{RIGHT}") == peek.outcomes(edited=str(shop / RIGHT)) == [
+            only]
         with pytest.raises(QueryError, match="--limit must be at least 1"):
             peek.outcomes(limit=0)
 
