@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from peek.contextmap.trajectory import Trajectory
     from peek.errors import CorpusError, NotIndexedError, PeekError, QueryError, StoreError
     from peek.memory.forget import Forgotten
-    from peek.memory.outcomes import OutcomeCorrection
+    from peek.memory.outcomes import OutcomeCorrection, PastOutcome
     from peek.memory.pipeline import Remembered
     from peek.memory.query import MemoryHit, MemorySearch
     from peek.memory.summaries import EntitySummary, EpisodeSummary, ForgottenTurn
@@ -71,6 +71,7 @@ _EXPORTS = {
     "MemorySearch": "peek.memory.query",
     "Remembered": "peek.memory.pipeline",
     "OutcomeCorrection": "peek.memory.outcomes",
+    "PastOutcome": "peek.memory.outcomes",
     "EpisodeSummary": "peek.memory.summaries",
     "EntitySummary": "peek.memory.summaries",
     "ForgottenTurn": "peek.memory.summaries",
@@ -93,8 +94,8 @@ __all__ = [
     "CorpusStatus", "EditRecord", "EntitySummary", "Entry", "EntryChange", "EntryNotFoundError",
     "EpisodeSummary", "FileGraph", "Forgotten", "ForgottenTurn", "Hit", "IndexStats",
     "MapError", "MapImportError", "MapView", "MemoryHit", "MemorySearch", "Model",
-    "NotIndexedError", "OutcomeCorrection", "Peek", "PeekError", "QueryError", "Remembered",
-    "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
+    "NotIndexedError", "OutcomeCorrection", "PastOutcome", "Peek", "PeekError", "QueryError",
+    "Remembered", "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
     "UpdateResult", "VersionError", "VersionRecord", "__version__",
 ]
 

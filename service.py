@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from peek.contextmap.policy import MapView, UpdateResult
     from peek.contextmap.store import EntryChange, VersionRecord
     from peek.memory.forget import Forgotten
-    from peek.memory.outcomes import OutcomeCorrection
+    from peek.memory.outcomes import OutcomeCorrection, PastOutcome
     from peek.memory.pipeline import Remembered
     from peek.memory.query import MemorySearch
     from peek.memory.summaries import EntitySummary, EpisodeSummary, ForgottenTurn
@@ -371,6 +371,18 @@ class Peek:
         from peek.agent.workspace import Workspace
 
         return retract_session(Workspace.of(self), session)
+
+    def outcomes(self, limit: int | None = 20, edited: str | None = None) -> list[PastOutcome]:
+        """Recorded outcomes, newest first (only those that edited `edited`, if given): where
+        to find the session to correct or retract."""
+        from peek.memory.outcomes import recorded_outcomes
+        from peek.sandbox.paths import corpus_path
+
+        if limit is not None and limit < 1:
+            raise QueryError(f"--limit must be at least 1, got {limit}", "give a positive number")
+        path = None if edited is None else corpus_path(self.root, edited)
+        with self.db.read() as conn:
+            return recorded_outcomes(conn, self.corpus_id, limit, path)
 
     def corrections(self, session: str | None = None) -> list[OutcomeCorrection]:
         """The audit trail of retracted and corrected outcomes, oldest first."""

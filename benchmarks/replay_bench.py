@@ -1,15 +1,16 @@
 """History replay: does the next session get better? Recall with learning on and off, and its cost.
 
     python benchmarks/replay_bench.py ../shared/eval/replay-dev.jsonl CORPORA_DIR [--cost-only]
+        [--quality-only] [--cost-corpus NAME]
 
 Part 1 (quality) replays every row exactly as `peek eval --replay` does (ask, score, record the
 edited files; the off arm asks on a fresh store with learning off) and prints recall@1/5/10 and
 MRR on the later half of each corpus, the gain, and recall@5 per block of 50 rows.
-Part 2 (cost) learns sympy's rows on a scratch store, oldest first, and reports the p50 of a
-warm `ask` and `record` once 300 sessions are learned, and the store's growth per session
-(after a WAL checkpoint, so the file holds everything), in total and per table or index
-(SQLite's dbstat), with the part of each that is free space inside its pages (rows rewritten
-in place, or too large for two to share a page).
+Part 2 (cost) learns sympy's rows (or `--cost-corpus`'s) on a scratch store, oldest first, and
+reports the p50 of a warm `ask` and `record` once 300 sessions are learned, and the store's
+growth per session (after a WAL checkpoint, so the file holds everything), in total and per
+table or index (SQLite's dbstat), with the part of each that is free space inside its pages
+(rows rewritten in place, or too large for two to share a page).
 """
 
 from __future__ import annotations
@@ -88,10 +89,12 @@ def growth_table(before: dict[str, tuple[int, int]], after: dict[str, tuple[int,
     print(f"| all | {total / sessions / 1024:.2f} | {free / sessions / 1024:.2f} |")
 
 
-def cost(rows_file: Path, corpora: Path) -> None:
+def cost(rows_file: Path, corpora: Path, corpus: str = COST_CORPUS) -> None:
     """Warm ask/record p50 with LEARNED sessions learned, and bytes per recorded session."""
-    rows = [r for r in load_replay(rows_file) if r.corpus == COST_CORPUS]
-    root = resolve_corpora(rows, [corpora])[COST_CORPUS]
+    rows = [r for r in load_replay(rows_file) if r.corpus == corpus]
+    if len(rows) < LEARNED:
+        raise SystemExit(f"{corpus} has {len(rows)} rows; the cost part needs {LEARNED}")
+    root = resolve_corpora(rows, [corpora])[corpus]
     with tempfile.TemporaryDirectory(prefix="peek-replay-cost-") as home:
         peek = Peek(root, home)
         peek.index()
@@ -112,7 +115,7 @@ def cost(rows_file: Path, corpora: Path) -> None:
             records.append(time.perf_counter() - start)
             sessions.append(session)
         corrects, retracts = take_back(peek, sessions, rows[1:MEASURED + 1])
-    print(f"\n## Replay cost on {COST_CORPUS} with {LEARNED} sessions learned\n")
+    print(f"\n## Replay cost on {corpus} with {LEARNED} sessions learned\n")
     print("| what | measured | target |\n| --- | --- | --- |")
     print(f"| warm ask p50 | {statistics.median(asks) * 1000:.0f} ms | <= 150 ms |")
     print(f"| record p50 | {statistics.median(records) * 1000:.0f} ms | <= 50 ms |")
@@ -147,11 +150,13 @@ def main() -> None:
     parser.add_argument("corpora", type=Path)
     parser.add_argument("--cost-only", action="store_true")
     parser.add_argument("--quality-only", action="store_true")
+    parser.add_argument("--cost-corpus", default=COST_CORPUS,
+                        help="the corpus (sdist folder name) of the cost part; it needs 300 rows")
     args = parser.parse_args()
     if not args.cost_only:
         quality(args.rows, args.corpora)
     if not args.quality_only:
-        cost(args.rows, args.corpora)
+        cost(args.rows, args.corpora, args.cost_corpus)
 
 
 if __name__ == "__main__":

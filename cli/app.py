@@ -12,6 +12,7 @@ import typer
 from peek.cli.common import CorpusArg, HomeOpt, JsonOpt, emit, open_peek
 from peek.cli.map_commands import EvolveOpt, map_app, record
 from peek.cli.memory_commands import memory_app
+from peek.cli.outcome_commands import corrections, outcomes
 from peek.cli.serve_commands import serve_model
 from peek.cli.store_commands import migrate_store
 
@@ -31,6 +32,8 @@ app = typer.Typer(
 
 app.add_typer(map_app, name="map", help="Show and correct a corpus's context map.")
 app.command("record")(record)
+app.command("outcomes")(outcomes)
+app.command("corrections")(corrections)
 app.add_typer(memory_app, name="memory", help="Episodic memory: ingest, search, episodes.")
 app.command("serve-model")(serve_model)
 app.command("migrate-store")(migrate_store)
@@ -104,7 +107,7 @@ def ask(
         "--draft", help="With --model local: off, llma (copy from what was read) or rapid.")
     ] = "off",
 ) -> None:
-    """Answer a question with cited path:start-end locations; the session teaches the map."""
+    """Answer a question with cited path:start-end locations; `peek record` what it led to."""
     from peek.agent.registry import resolve_model
     from peek.agent.session import Budgets
     from peek.cli.render import print_answer, step_printer

@@ -61,8 +61,9 @@ DESCRIPTIONS = {
         "sessions learned about where things are (entry points, key files, conventions, "
         "pitfalls), rendered within a token budget, plus the same entries as data. Go straight "
         "to the files it names instead of listing and grepping; entries marked (stale) point at "
-        "code that changed since, so re-check them. `budget` sets the map's token budget (kept "
-        "for later calls). If the corpus is not indexed yet, call peek_index once, then retry."
+        "code that changed since, so re-check them. `budget` renders this view within that many "
+        "tokens (the stored budget stays). If the corpus is not indexed yet, call peek_index "
+        "once, then retry."
     ),
     "peek_search": (
         "Call peek_search when the map does not point at what you need: it ranks code and "
@@ -80,8 +81,9 @@ DESCRIPTIONS = {
     "peek_ask": (
         "Call peek_ask to hand a whole where-is or how-does question to peek's own agent (the "
         "model given to `peek mcp --model`): it searches and reads the corpus itself and answers "
-        "with cited path:start-end locations, within `max_steps` tool steps. The session also "
-        "teaches the map, so there is no need to peek_record it."
+        "with cited path:start-end locations, within `max_steps` tool steps. Its answer is a "
+        "hypothesis until confirmed: when you finish the task, call peek_record with the "
+        "`session` it returned and the files you edited, so the right files are learned."
     ),
     "peek_record": (
         "Call peek_record last, after you finish a task in a corpus: give the task or question, "

@@ -40,6 +40,10 @@ class PastOutcome:
         """Whether recording this outcome again would change nothing."""
         return set(self.edited) == set(edited) and self.success == success
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (`peek outcomes --json`)."""
+        return {**asdict(self), "edited": list(self.edited)}
+
 
 def fts_name(corpus_id: int) -> str:
     """One FTS5 table of past questions per corpus, so BM25 statistics stay per corpus."""
@@ -70,6 +74,19 @@ def stored_outcome(conn: AnyConnection, corpus_id: int, session: str) -> PastOut
         f"SELECT {_COLUMNS} FROM session_outcomes WHERE corpus_id = :c AND session = :s",
         {"c": corpus_id, "s": session}).fetchone()
     return None if row is None else _past(row)
+
+
+def recorded_outcomes(conn: AnyConnection, corpus_id: int, limit: int | None = None,
+                      edited: str | None = None) -> list[PastOutcome]:
+    """Recorded outcomes, newest first, optionally only those that edited one file: how a
+    person finds the session whose outcome taught something wrong."""
+    where = ("" if edited is None else
+             " AND EXISTS (SELECT 1 FROM json_each(o.edited) j WHERE j.value = :p)")
+    cap = "" if limit is None else " LIMIT :n"
+    rows = driver(conn).execute(
+        f"SELECT {_COLUMNS} FROM session_outcomes o WHERE o.corpus_id = :c{where} "
+        f"ORDER BY o.id DESC{cap}", {"c": corpus_id, "p": edited, "n": limit})
+    return [_past(r) for r in rows]
 
 
 def _flag(value: Any) -> bool | None:

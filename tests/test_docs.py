@@ -71,3 +71,9 @@ def test_every_setting_is_in_the_readme() -> None:
     assert {"PEEK_HOME", "PEEK_MAX_FILE_BYTES", "PEEK_ROOTS"} <= found  # the scan works
     missing = sorted(v for v in found if v not in README)
     assert not missing, f"README never mentions {missing}"
+
+
+def test_every_benchmark_is_in_the_readme() -> None:
+    """Each script under benchmarks/ says in the README how to run it."""
+    scripts = sorted(p.name for p in (REPO / "benchmarks").glob("*_bench.py"))
+    assert scripts and not [s for s in scripts if s not in README]

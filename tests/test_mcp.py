@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -398,3 +399,22 @@ def test_start_imports_neither_litellm_nor_langgraph() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_every_tool_and_argument_is_in_the_readme(tmp_path: Path) -> None:
+    """Like the CLI's docs test: each tool a real client lists has a README row naming its
+    arguments, so a new tool or argument fails here until the tools table documents it."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `(peek_\w+)` \|.*$", readme, re.M)}
+
+    async def script() -> list[Tool]:
+        async with stdio_session(tmp_path / "home", "--model", "offline") as session:
+            return list((await session.list_tools()).tools)
+
+    missing = []
+    for tool in asyncio.run(script()):
+        row = rows.get(tool.name, "")
+        names = tool.input_schema.get("properties", {})
+        missing += [f"{tool.name}({a})" for a in names if not re.search(rf"`{a}\??`", row)]
+        missing += [] if row else [tool.name]
+    assert not missing, f"README tools table lacks: {missing}"

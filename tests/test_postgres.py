@@ -82,6 +82,9 @@ def test_record_and_memory_answer_as_on_sqlite(
     assert pg.map().text == lite.map().text
     learned = [(s.sessions, s.outcomes, s.ranker_updates) for s in (lite.status(), pg.status())]
     assert learned[0] == learned[1] and learned[0][1] == len(QUESTIONS)
+    listed = [[(o.question, o.edited, o.success) for o in p.outcomes(limit=3,
+               edited="src/http/session.py")] for p in (lite, pg)]
+    assert listed[0] == listed[1] and len(listed[0]) == min(3, len(QUESTIONS))
     lite.close()
     pg.close()
 

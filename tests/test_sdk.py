@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,8 @@ PUBLIC = [
     "CorpusStatus", "EditRecord", "EntitySummary", "Entry", "EntryChange", "EntryNotFoundError",
     "EpisodeSummary", "FileGraph", "Forgotten", "ForgottenTurn", "Hit", "IndexStats",
     "MapError", "MapImportError", "MapView", "MemoryHit", "MemorySearch", "Model",
-    "NotIndexedError", "OutcomeCorrection", "Peek", "PeekError", "QueryError", "Remembered",
-    "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
+    "NotIndexedError", "OutcomeCorrection", "PastOutcome", "Peek", "PeekError", "QueryError",
+    "Remembered", "ScriptedModel", "StoreError", "SymbolRow", "Trajectory", "TrajectoryError",
     "UpdateResult", "VersionError", "VersionRecord", "__version__",
 ]
 
@@ -25,6 +26,16 @@ def test_public_names_are_pinned() -> None:
     assert sorted(peek._EXPORTS) == [n for n in PUBLIC if n != "__version__"]
     for name in PUBLIC:
         assert getattr(peek, name) is not None
+
+
+def test_every_public_name_and_method_is_in_the_sdk_reference() -> None:
+    """Like the CLI's docs test: a new export or `Peek` method fails until the README's SDK
+    reference names it."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### SDK reference", 1)[1].split("\n## ", 1)[0]
+    methods = [n for n in dir(peek.Peek) if not n.startswith("_")]
+    missing = [n for n in [*PUBLIC, *methods] if not re.search(rf"`{n}[`(]", section)]
+    assert not missing, f"README's SDK reference lacks: {missing}"
 
 
 def test_import_peek_stays_light() -> None:

@@ -1,4 +1,5 @@
-"""kill -9 trials: index, record and memory ingest killed at random moments leave a working store.
+"""kill -9 trials: index, record, memory ingest and record --correct killed at random moments leave
+a working store.
 
 Each trial starts the real `peek` script, kills it with SIGKILL after a random delay, then
 checks the store: SQLite's integrity check passes, `peek status` works, and running the same
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -72,3 +74,56 @@ def test_kill9_leaves_a_working_store(tmp_path: Path, command: str) -> None:
     done = run_peek(*args, env=env)
     assert done.returncode == 0, done.stderr
     check_store(home, root)
+
+
+def learned_state(home: Path, root: Path) -> dict[str, object]:
+    """What a correction must leave behind, whatever moment an earlier try was killed at: the
+    outcome, the ranker, the map's entries and the audit log (ids and times aside)."""
+    env = {"PEEK_HOME": str(home)}
+    outcomes = json.loads(run_peek("outcomes", str(root), "--json", env=env).stdout)
+    log = json.loads(run_peek("corrections", str(root), "--json", env=env).stdout)
+    entries = json.loads(run_peek("map", str(root), "--json", env=env).stdout)["entries"]
+    with sqlite3.connect(home / "peek.db") as conn:
+        weights, updates = conn.execute("SELECT weights, updates FROM ranker_state").fetchone()
+    return {"outcomes": [(o["session"], o["edited"], o["success"]) for o in outcomes["outcomes"]],
+            "log": [(c["reason"], c["before"], c["after"]) for c in log["corrections"]],
+            "entries": sorted((e["section"], e["text"], e["score"]) for e in entries),
+            "ranker": ({k: round(v, 5) for k, v in json.loads(weights).items()}, updates)}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_correction_killed_at_any_moment_completes_when_run_again(tmp_path: Path) -> None:
+    """`record --correct` is a retraction then a record (two transactions): killed anywhere,
+    the store stays whole, and running it again ends exactly where an unkilled run does."""
+    root = corpus(tmp_path)
+    template = tmp_path / "template"
+    env = {"PEEK_HOME": str(template)}
+    assert run_peek("index", str(root), env=env).returncode == 0
+    asked = run_peek("ask", str(root), "where are redirects followed?", "--json", env=env)
+    session = json.loads(asked.stdout)["session"]
+    wrong = run_peek("record", str(root), "--session", session, "--edited", "docs/guide.md",
+                     "--success", env=env)
+    assert wrong.returncode == 0, wrong.stderr
+    args = ["record", str(root), "--session", session, "--correct", "--edited",
+            "src/http/session.py", "--success"]
+
+    def fresh(name: str) -> Path:
+        home = tmp_path / name
+        shutil.copytree(template, home)
+        return home
+
+    clean = fresh("clean")
+    start = time.perf_counter()
+    assert run_peek(*args, env={"PEEK_HOME": str(clean)}).returncode == 0
+    took = time.perf_counter() - start  # kills spread over the run, densest in its last 40%
+    expected = learned_state(clean, root)
+    assert expected["outcomes"] == [(session, ["src/http/session.py"], True)]
+    rng = random.Random("correct")
+    for trial in range(2 * TRIALS):
+        home = fresh(f"trial{trial}")
+        kill_after(args, home, took * rng.choice([rng.uniform(0.2, 1.0), rng.uniform(0.6, 1.0)]))
+        check_store(home, root)
+        again = run_peek(*args, env={"PEEK_HOME": str(home)})
+        assert again.returncode == 0, again.stderr
+        assert learned_state(home, root) == expected, f"trial {trial}"
