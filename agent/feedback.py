@@ -21,6 +21,7 @@ The signal each path gives (the README's "What teaches peek" table says the same
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -89,10 +90,30 @@ def _trajectory(peek: Workspace, raw: dict[str, Any] | str | None,
     if raw is None:
         if session is None:
             raise QueryError("nothing to record", "give --trajectory FILE or --session ID")
-        from peek.agent.session import SessionStore
-
-        raw = SessionStore(peek.db, peek.corpus_id).trajectory(session)
+        raw = _stored_trajectory(peek, session)
     return parse_trajectory(raw)
+
+
+def _stored_trajectory(peek: Workspace, session: str) -> dict[str, Any]:
+    """An asked session's stored trajectory, else the one the map learned from for a host's
+    session (less its outcome), so --correct or --summary by id needs no -t again."""
+    from peek.agent.session import SessionStore
+    from peek.contextmap.sessionlog import logged_trajectory
+    from peek.db import driver
+
+    store = SessionStore(peek.db, peek.corpus_id)
+    with peek.db.query() as conn:
+        asked = driver(conn).execute("SELECT 1 FROM agent_sessions WHERE id = ? AND "
+                                     "corpus_id = ?", (session, peek.corpus_id)).fetchone()
+        row = None if asked else driver(conn).execute(
+            "SELECT trajectory FROM map_sessions WHERE corpus_id = ? AND session = ? "
+            "ORDER BY id DESC LIMIT 1", (peek.corpus_id, session)).fetchone()
+        logged = None if row is None else logged_trajectory(conn, peek.corpus_id, row[0])
+    if logged is None:
+        return store.trajectory(session)  # an asked session, or the error naming how to find one
+    learned: dict[str, Any] = json.loads(logged)
+    learned.pop("outcome", None)
+    return learned
 
 
 def _with_outcome(peek: Workspace, traj: Trajectory, edited: Sequence[str],

@@ -14,14 +14,26 @@ def run_guarded(app: typer.Typer) -> int:
     from peek.errors import PeekError
 
     try:
-        app(standalone_mode=False)
+        returned = app(standalone_mode=False)
     except PeekError as exc:
         return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        return _fail("interrupted; nothing was lost (every write is one transaction)", 130)
+        return _interrupted()
     except Exception as exc:  # noqa: BLE001 - the known families below get one line too
         return _known(exc)
-    return 0
+    return _exit_code(returned)
+
+
+def _interrupted() -> int:
+    return _fail("interrupted; nothing was lost (every write is one transaction)", 130)
+
+
+def _exit_code(returned: object) -> int:
+    """The code typer hands back instead of raising, not success: a command's `typer.Exit`
+    (serve-model's failed server) or 130 for a Ctrl-C it caught (typer turns that into Exit)."""
+    if isinstance(returned, bool) or not isinstance(returned, int):
+        return 0  # a command's own return value (None)
+    return _interrupted() if returned == 130 else returned
 
 
 def click_kind(exc: BaseException) -> str | None:

@@ -7,6 +7,7 @@ Only a terminal gets this: a pipe or a file still receives the exact bytes. The 
 
 from __future__ import annotations
 
+import errno
 import re
 import sys
 from typing import Any, TextIO
@@ -39,7 +40,35 @@ class TerminalOut:
         return getattr(self._stream, name)  # flush, isatty, buffer (raw bytes: MCP), encoding
 
 
+class ClosedOut:
+    """Stands in for a stdout the caller closed (`peek ... >&-`), where Python has none: the
+    first print is a one-line error instead of vanishing (text) or an AttributeError (JSON)."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        """Refuse: there is nowhere to print."""
+        raise OSError(errno.EBADF, "cannot print the result: standard output is closed (run "
+                      "it with stdout open, e.g. > /dev/null)")
+
+    def flush(self) -> None:
+        """Nothing is ever buffered."""
+
+    def isatty(self) -> bool:
+        """Not a terminal."""
+        return False
+
+    @property
+    def buffer(self) -> Any:
+        """Raw bytes (MCP over stdio) have nowhere to go either."""
+        return self.write("")
+
+
 def guard_stdout() -> None:
-    """Escape control characters in everything printed to stdout, when stdout is a terminal."""
-    if sys.stdout is not None and sys.stdout.isatty() and not isinstance(sys.stdout, TerminalOut):
+    """Escape control characters in everything printed to stdout, when stdout is a terminal;
+    a closed stdout fails on the first print."""
+    if sys.stdout is None:
+        sys.stdout = ClosedOut()  # type: ignore[assignment]
+        return
+    if sys.stdout.isatty() and not isinstance(sys.stdout, TerminalOut):
         sys.stdout = TerminalOut(sys.stdout)  # type: ignore[assignment]
