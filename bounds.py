@@ -13,6 +13,7 @@ STEPS_MAX = 1000
 TOKENS_MAX = 1_000_000_000
 COST_MAX = 1_000_000.0
 SUMMARY_MAX = 4000  # characters: a commit message or a paragraph, not a diff
+SESSION_MAX = 256  # characters: a host's task id or a uuid, not a document
 
 
 def whole(name: str, value: object, low: int, high: int) -> int:
@@ -79,6 +80,19 @@ def check_summary(summary: object | None) -> str | None:
     if "\x00" in text:
         raise QueryError("summary must not contain NUL characters")
     return text or None
+
+
+def check_session(session: str | None) -> str | None:
+    """A session id as stored in every table that names it: at most SESSION_MAX characters
+    and no NUL (PostgreSQL text refuses it), so an id cannot be a megabyte copied N times."""
+    if session is None:
+        return None
+    if len(session) > SESSION_MAX:
+        raise QueryError(f"a session id must be at most {SESSION_MAX} characters, got "
+                         f"{len(session)}", "use the host's task id or a uuid")
+    if "\x00" in session:
+        raise QueryError("a session id must not contain NUL characters")
+    return session
 
 
 def _show(value: object) -> str:

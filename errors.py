@@ -35,3 +35,11 @@ class NotIndexedError(PeekError):
 
 class ConfigError(PeekError):
     """An environment variable, option value or home folder that peek cannot use."""
+
+
+def shown(name: str, limit: int = 60) -> str:
+    """A name the user gave, as an error line quotes it: visible when empty, cut when huge (a
+    100,000-character session id must not become a 100,000-character error)."""
+    if not name:
+        return "''"
+    return name if len(name) <= limit else f"{name[:limit]}... ({len(name)} characters)"

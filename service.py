@@ -10,7 +10,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from peek.bounds import check_k, check_map_budget, check_memory_budget, check_summary
+from peek.bounds import (
+    check_k,
+    check_map_budget,
+    check_memory_budget,
+    check_session,
+    check_summary,
+)
 from peek.config import Settings
 from peek.db import Database, open_database
 from peek.errors import CorpusError, NotIndexedError, QueryError
@@ -374,6 +380,7 @@ class Peek:
 
         budget = check_map_budget(budget)
         summary = check_summary(summary)
+        session = check_session(session)
         if isinstance(edited, str):  # one path, not its characters
             edited = [edited]
         return record_session(Workspace.of(self), trajectory, session=session, edited=edited,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from peek.errors import QueryError
+from peek.errors import QueryError, shown
 
 if TYPE_CHECKING:
     from peek.agent.workspace import Workspace
@@ -32,7 +32,7 @@ def retract_session(peek: Workspace, session: str) -> UpdateResult:
 
     done = take_back(peek, session, None, "retracted")
     if done is None:
-        raise QueryError(f"session {session} has no recorded outcome",
+        raise QueryError(f"session {shown(session)} has no recorded outcome",
                          "check the session id; only a recorded outcome can be withdrawn")
     version, edits = done
     said = (f"map version {version} reverses what it taught" if edits

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from peek.errors import QueryError
+from peek.errors import QueryError, shown
 
 if TYPE_CHECKING:
     from peek.agent.models import Model
@@ -265,7 +265,7 @@ def _repeated(peek: Workspace, traj: Trajectory, session: str, previous: Any) ->
     o = traj.outcome
     bare = not o.edited_files and o.success is None and o.summary is not None
     if previous is not None and not bare and not _same(previous, traj):
-        raise QueryError(f"session {session} already has a recorded outcome "
+        raise QueryError(f"session {shown(session)} already has a recorded outcome "
                          f"(edited {', '.join(previous.edited) or 'nothing'}, "
                          f"success {previous.success})",
                          "to replace it, record again with --correct (MCP and SDK: correct); "

@@ -10,7 +10,7 @@ from typing import Any
 
 from peek.contextmap.citation import Citation
 from peek.db import Database
-from peek.errors import PeekError
+from peek.errors import PeekError, shown
 from peek.packed import pack_text, unpack_text
 
 
@@ -170,7 +170,8 @@ class SessionStore:
         with self.db.query() as conn:
             row = conn.execute(_SELECT, {"id": session, "c": self.corpus_id}).fetchone()
         if row is None:
-            raise PeekError(f"no session {session!r} for this corpus",
+            named = repr(session) if len(session) <= 60 else shown(session)
+            raise PeekError(f"no session {named} for this corpus",
                             "see the `session` field of `peek ask --json`")
         values = list(row)
         at = _COLUMNS.index("trajectory")

@@ -157,3 +157,43 @@ def test_a_commands_typer_exit_code_is_the_exit_code() -> None:
                               text=True, timeout=60).returncode
 
     assert (guarded("fail", "4"), guarded("fine")) == (4, 0)
+
+
+async def _mcp_record(home: Path, calls: list[dict[str, Any]]) -> list[Any]:
+    """peek_record calls through a real stdio MCP client and server (this environment's)."""
+    import os
+    import sys
+
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+    from test_mcp import server_args
+
+    params = StdioServerParameters(command=sys.executable, args=server_args(home),
+                                   env=dict(os.environ))
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        return [await session.call_tool("peek_record", call) for call in calls]
+
+
+def test_huge_session_ids_are_refused_on_record_and_never_echoed_whole(
+        shop: Path, home: Path) -> None:
+    """A 100,000-character session id was stored (in every table naming the session) and
+    echoed whole in each error line."""
+    import asyncio
+
+    huge = "x" * 100_000
+    path = shop.parent / "t.json"
+    path.write_text(json.dumps(TRAJECTORY), encoding="utf-8")
+    _one_line_error(run_peek("record", str(shop), "-t", str(path), "--session", huge,
+                             "--edited", RIGHT, "--success"), 2, "at most 256 characters")
+    retract = run_peek("record", str(shop), "--session", huge, "--retract")
+    _one_line_error(retract, 2, "(100000 characters) has no recorded outcome")
+    assert len(retract.stderr) < 400
+    _one_line_error(run_peek("record", str(shop), "--session", huge, "--edited", RIGHT,
+                             "--success"), 2, "at most 256 characters")
+    report = {"corpus": str(shop.resolve()), "question": "where are totals rounded?",
+              "files_edited": [RIGHT], "success": True}
+    refused, nul = asyncio.run(_mcp_record(home, [{**report, "session": "y" * 300},
+                                                  {**report, "session": "a\x00b"}]))
+    assert refused.is_error and "at most 256 characters" in str(refused.content)
+    assert nul.is_error and "NUL" in str(nul.content)
+    assert Peek(shop).outcomes() == []
