@@ -91,7 +91,22 @@ def _trajectory(peek: Workspace, raw: dict[str, Any] | str | None,
         if session is None:
             raise QueryError("nothing to record", "give --trajectory FILE or --session ID")
         raw = _stored_trajectory(peek, session)
-    return parse_trajectory(raw)
+    return _storable(parse_trajectory(raw))
+
+
+def _storable(traj: Trajectory) -> Trajectory:
+    """A trajectory that can be stored: JSON nested deeper than pydantic serializes (a step's
+    `args` 900 lists deep) is refused here, not an unexpected error in the write."""
+    from pydantic_core import PydanticSerializationError
+
+    from peek.contextmap.errors import TrajectoryError
+
+    try:
+        traj.model_dump_json()
+    except PydanticSerializationError as exc:
+        raise TrajectoryError(f"the trajectory cannot be stored: {exc}",
+                              "keep step args and outputs to plain, shallow JSON") from exc
+    return traj
 
 
 def _stored_trajectory(peek: Workspace, session: str) -> dict[str, Any]:

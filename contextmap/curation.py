@@ -174,6 +174,9 @@ def parse_export(raw: str, source: str = "map file") -> list[Entry]:
     except json.JSONDecodeError as exc:
         raise MapImportError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}",
                              "give a file written by: peek map export") from exc
+    except RecursionError as exc:  # [[[[...]]]] deeper than the parser's stack
+        raise MapImportError(f"{source} is not valid JSON: nested too deeply",
+                             "give a file written by: peek map export") from exc
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "the file"

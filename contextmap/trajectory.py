@@ -89,6 +89,9 @@ def parse_trajectory(raw: str | bytes | dict[str, Any], source: str = "trajector
                 f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
                 f"expected {_CONTRACT}",
             ) from exc
+        except RecursionError as exc:  # [[[[...]]]] deeper than the parser's stack
+            raise TrajectoryError(f"{source} is not valid JSON: nested too deeply",
+                                  f"expected {_CONTRACT}") from exc
     try:
         return Trajectory.model_validate(data)
     except ValidationError as exc:

@@ -66,7 +66,7 @@ def load_questions(path: Path) -> list[GoldQuestion]:
 def _json_line(line: str, n: int, path: Path) -> Any:
     try:
         return json.loads(line)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         message = f"{path}:{n} is not valid JSON ({exc})"
         raise QueryError(message, "one JSON object per line") from exc
 

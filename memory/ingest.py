@@ -43,6 +43,9 @@ def parse_turns(lines: list[str], source: str = "input") -> list[dict[str, Any]]
         except json.JSONDecodeError as exc:
             raise QueryError(f"{source}:{number} is not valid JSON: {exc.msg}",
                              f"one turn per line: {TURN_CONTRACT}") from exc
+        except RecursionError as exc:  # [[[[...]]]] deeper than the parser's stack
+            raise QueryError(f"{source}:{number} is not valid JSON: nested too deeply",
+                             f"one turn per line: {TURN_CONTRACT}") from exc
         if not isinstance(data, dict):
             raise QueryError(f"{source}:{number} is not a JSON object", TURN_CONTRACT)
         turns.append(data)

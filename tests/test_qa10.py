@@ -197,3 +197,25 @@ def test_huge_session_ids_are_refused_on_record_and_never_echoed_whole(
     assert refused.is_error and "at most 256 characters" in str(refused.content)
     assert nul.is_error and "NUL" in str(nul.content)
     assert Peek(shop).outcomes() == []
+
+
+def test_json_nested_too_deeply_is_a_usage_error_that_writes_nothing(shop: Path) -> None:
+    """`[[[[...]]]]` 200,000 deep in `record -t`, `map import` or `memory ingest` was an
+    "unexpected error (RecursionError)", exit 1; args 900 lists deep passed parsing and failed
+    when stored ("unexpected error (PydanticSerializationError)")."""
+    deep = shop.parent / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000, encoding="utf-8")
+    lines = shop.parent / "deep.jsonl"  # a .json file is remembered as a document
+    lines.write_text(deep.read_text(encoding="utf-8"), encoding="utf-8")
+    nested = shop.parent / "nested.json"
+    args = {"a": json.loads("[" * 900 + "]" * 900)}
+    nested.write_text(json.dumps({**TRAJECTORY, "steps": [{**TRAJECTORY["steps"][0],
+                                                           "args": args}]}), encoding="utf-8")
+    for command, words in (
+            (("record", str(shop), "-t", str(deep), "--session", "d1"), "nested too deeply"),
+            (("record", str(shop), "-t", str(nested), "--session", "d2", "--edited", RIGHT,
+              "--success"), "cannot be stored"),
+            (("map", "import", str(shop), str(deep)), "nested too deeply"),
+            (("memory", "ingest", str(shop), str(lines)), "nested too deeply")):
+        _one_line_error(run_peek(*command), 2, words)
+    assert Peek(shop).outcomes() == []
