@@ -271,9 +271,10 @@ def doctor(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 def main() -> None:
     """Entry point: run the app, turning known errors into one line on stderr and exit code 2."""
     from peek.cli.errors import run_guarded
-    from peek.cli.terminal import guard_stdout
+    from peek.cli.terminal import guard_stdin, guard_stdout
 
     take_db_option(sys.argv)
+    guard_stdin()
     guard_stdout()
     # peek's numpy work is small arrays: OpenBLAS's thread pool only adds ~50 ms to each start
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

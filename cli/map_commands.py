@@ -253,10 +253,14 @@ def _summary(summary: str | None, trajectory: Path | None) -> str | None:
         raise typer.BadParameter("only one of --trajectory and --summary can read stdin",
                                  param_hint="--summary")
     try:
-        return sys.stdin.buffer.read().decode("utf-8")
+        text = sys.stdin.buffer.read().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise QueryError(f"summary from stdin is not UTF-8: byte {exc.start} ({exc.reason})",
                          "pipe UTF-8 text") from None
+    if not text.strip():  # else a recorded session's report reads as a different outcome
+        raise QueryError("the summary read from stdin is empty", "pipe the commit message "
+                         "or a one-paragraph summary")
+    return text
 
 
 def _outcome(success: bool, failure: bool) -> bool | None:

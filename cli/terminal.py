@@ -64,6 +64,31 @@ class ClosedOut:
         return self.write("")
 
 
+class ClosedIn:
+    """Stands in for a stdin the caller closed (`peek record -t - <&-`): reading it is a
+    one-line error instead of an AttributeError."""
+
+    def read(self, size: int = -1) -> str:
+        """Refuse: there is nothing to read."""
+        raise OSError(errno.EBADF, "cannot read standard input: it is closed (pipe the input "
+                      "in, or give a file instead of '-')")
+
+    def isatty(self) -> bool:
+        """Not a terminal."""
+        return False
+
+    @property
+    def buffer(self) -> Any:
+        """Raw bytes have no source either."""
+        return self.read()
+
+
+def guard_stdin() -> None:
+    """A closed stdin fails on the first read, with one line."""
+    if sys.stdin is None:
+        sys.stdin = ClosedIn()  # type: ignore[assignment]
+
+
 def guard_stdout() -> None:
     """Escape control characters in everything printed to stdout, when stdout is a terminal;
     a closed stdout fails on the first print."""

@@ -219,3 +219,18 @@ def test_json_nested_too_deeply_is_a_usage_error_that_writes_nothing(shop: Path)
             (("memory", "ingest", str(shop), str(lines)), "nested too deeply")):
         _one_line_error(run_peek(*command), 2, words)
     assert Peek(shop).outcomes() == []
+
+
+def test_a_closed_or_empty_stdin_is_a_one_line_error(shop: Path) -> None:
+    """`peek record -t - <&-` and `--summary - <&-` were "unexpected error (AttributeError)";
+    an empty `--summary -` (a `git log` that printed nothing) was reported as a different
+    outcome for the recorded session."""
+    _host_session(shop, "h4", RIGHT)
+    for args in (("-t", "-", "--session", "h5"), ("--session", "h4", "--summary", "-")):
+        done = subprocess.run(["bash", "-c", 'exec "$@" <&-', "_", str(PEEK_BIN), "record",
+                               str(shop), *args], capture_output=True, text=True, timeout=120)
+        _one_line_error(done, 2, "standard input", "closed")
+    empty = subprocess.run([str(PEEK_BIN), "record", str(shop), "--session", "h4", "--summary",
+                            "-"], input=" \n", capture_output=True, text=True, timeout=120)
+    _one_line_error(empty, 2, "summary read from stdin is empty")
+    assert [(o.session, o.summary) for o in Peek(shop).outcomes()] == [("h4", None)]
