@@ -97,13 +97,11 @@ def _trajectory(peek: Workspace, raw: dict[str, Any] | str | None,
 def _storable(traj: Trajectory) -> Trajectory:
     """A trajectory that can be stored: JSON nested deeper than pydantic serializes (a step's
     `args` 900 lists deep) is refused here, not an unexpected error in the write."""
-    from pydantic_core import PydanticSerializationError
-
     from peek.contextmap.errors import TrajectoryError
 
     try:
         traj.model_dump_json()
-    except PydanticSerializationError as exc:
+    except ValueError as exc:  # pydantic's PydanticSerializationError
         raise TrajectoryError(f"the trajectory cannot be stored: {exc}",
                               "keep step args and outputs to plain, shallow JSON") from exc
     return traj
