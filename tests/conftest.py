@@ -114,3 +114,14 @@ def pg_url(pg_server: str) -> Iterator[str]:
     yield f"{pg_server}{sep}options=-csearch_path%3D{schema}"
     with psycopg.connect(libpq_url(pg_server), autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def shop(make_corpus: Callable[[dict[str, str | bytes]], Path], home: Path) -> Path:
+    """The small shop corpus of the outcome tests (tests/test_outcome_summary.py), indexed."""
+    from helpers import run_peek
+    from test_outcome_summary import SHOP
+
+    root = make_corpus(SHOP)
+    assert run_peek("index", str(root)).returncode == 0
+    return root

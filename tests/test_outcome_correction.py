@@ -37,13 +37,6 @@ WRONG, RIGHT = "shop/cart.py", "shop/invoice.py"
 STEPPED = "money amounts of ledger entries and invoice lines"
 
 
-@pytest.fixture
-def shop(make_corpus: Any, home: Path) -> Path:
-    root = make_corpus(SHOP)
-    assert run_peek("index", str(root)).returncode == 0
-    return root
-
-
 def _ask(root: Path, question: str) -> dict[str, Any]:
     out = run_peek("ask", str(root), question, "--json")
     assert out.returncode == 0, out.stderr

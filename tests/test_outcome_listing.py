@@ -10,19 +10,11 @@ from typing import Any
 
 import pytest
 from helpers import run_peek
-from test_outcome_summary import SHOP
 
 from peek.errors import QueryError
 from peek.service import Peek
 
 WRONG, RIGHT = "shop/cart.py", "shop/invoice.py"
-
-
-@pytest.fixture
-def shop(make_corpus: Any, home: Path) -> Path:
-    root = make_corpus(SHOP)
-    assert run_peek("index", str(root)).returncode == 0
-    return root
 
 
 def _asked(root: Path, question: str, edited: str) -> str:

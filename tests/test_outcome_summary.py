@@ -66,13 +66,6 @@ OTHER = "Ledger entries carry a currency code for shops selling abroad"
 EDITED = "shop/ledger.py"
 
 
-@pytest.fixture
-def shop(make_corpus: Any, home: Path) -> Path:
-    root = make_corpus(SHOP)
-    assert run_peek("index", str(root)).returncode == 0
-    return root
-
-
 def _ask(root: Path, question: str = PAST) -> str:
     out = run_peek("ask", str(root), question, "--json")
     assert out.returncode == 0, out.stderr

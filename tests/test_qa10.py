@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from helpers import PEEK_BIN, run_peek
-from test_outcome_summary import SHOP
 
 from peek.errors import QueryError
 from peek.service import Peek
@@ -21,13 +20,6 @@ WRONG, RIGHT = "shop/cart.py", "shop/invoice.py"
 TRAJECTORY = {"question": "where are invoice totals rounded?",
               "steps": [{"tool": "read", "args": {}, "paths": ["shop/ledger.py"], "ok": True}],
               "answer": "shop/ledger.py", "citations": []}
-
-
-@pytest.fixture
-def shop(make_corpus: Any, home: Path) -> Path:
-    root = make_corpus(SHOP)
-    assert run_peek("index", str(root)).returncode == 0
-    return root
 
 
 def _host_session(shop: Path, session: str, edited: str) -> None:
