@@ -81,22 +81,6 @@ def utf8_text(text: str) -> str:
     return text if is_utf8(text) else re.sub("[\ud800-\udfff]", "\ufffd", text)
 
 
-def _inside(root: Path, path: str) -> str:
-    """A corpus path with `.` and `..` resolved, refused when it climbs out of the corpus (a
-    filter on `../../etc/passwd` is a mistake to name, not an empty list)."""
-    import posixpath
-
-    from peek.sandbox.paths import corpus_path
-
-    normal = posixpath.normpath(corpus_path(root, path)) if path.strip() else "."
-    if normal == ".":
-        raise QueryError(f"{path!r} names no file", "give a path relative to the corpus root")
-    if normal == ".." or normal.startswith("../"):
-        raise QueryError(f"{path} is outside the corpus {root}",
-                         "give a path relative to the corpus root")
-    return normal
-
-
 class Peek:
     """A corpus and the peek home that stores what peek knows about it."""
 
@@ -402,15 +386,17 @@ class Peek:
 
         if limit is not None and limit < 1:
             raise QueryError(f"--limit must be at least 1, got {limit}", "give a positive number")
-        path = None if edited is None else _inside(self.root, edited)
-        with self.db.read() as conn:
+        from peek.sandbox.paths import corpus_file
+
+        path = None if edited is None else corpus_file(self.root, edited)
+        with self.db.query() as conn:
             return recorded_outcomes(conn, self.corpus_id, limit, path)
 
     def corrections(self, session: str | None = None) -> list[OutcomeCorrection]:
         """The audit trail of retracted and corrected outcomes, oldest first."""
         from peek.memory.outcomes import corrections
 
-        with self.db.read() as conn:
+        with self.db.query() as conn:
             return corrections(conn, self.corpus_id, session)
 
     # --- the context map -------------------------------------------------------------------

@@ -63,3 +63,17 @@ def corpus_path(root: Path, path: str) -> str:
         except ValueError as exc:
             raise QueryError(f"{path} is outside the corpus {root}") from exc
     return candidate.as_posix().removeprefix("./")
+
+
+def corpus_file(root: Path, path: str) -> str:
+    """A corpus path with `.` and `..` resolved, refused when it names no file or climbs out of
+    the corpus: a filter on `../../etc/passwd` is a mistake to name, not an empty list."""
+    import posixpath
+
+    normal = posixpath.normpath(corpus_path(root, path)) if path.strip() else "."
+    if normal == ".":
+        raise QueryError(f"{path!r} names no file", "give a path relative to the corpus root")
+    if normal == ".." or normal.startswith("../"):
+        raise QueryError(f"{path} is outside the corpus {root}",
+                         "give a path relative to the corpus root")
+    return normal
